@@ -1,0 +1,11 @@
+"""finetune-bench: suites of pretrained checkpoints x fine-tuning strategies, one CSV row per run.
+
+The path through the code follows the file names:
+    suites/<name>.yaml -> bench/suite.py (cells) -> bench/data.py + bench/checkpoints.py
+    -> bench/strategies.py (model to train) -> bench/train.py (one run) -> bench/report.py (CSV row)
+`bench/run.py` is the command line that strings them together.
+"""
+
+
+class BenchError(Exception):
+    """A problem with the user's input (suite, data, checkpoint). Reported as one line, exit code 2."""

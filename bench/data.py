@@ -1,0 +1,123 @@
+"""Load a suite's dataset (hub or local files), take its fixed subsets, tokenize them.
+
+The subsets are drawn once with a fixed shuffle seed, so every cell of a suite trains and
+evaluates on the same examples. Each evaluation example keeps its position in the
+evaluation subset (`idx`), so per-example predictions can be paired across runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import datasets
+
+from bench import BenchError
+from bench.suite import DatasetSpec
+
+EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
+def load_splits(spec: DatasetSpec) -> tuple[datasets.DatasetDict, list]:
+    """The train and eval subsets as a DatasetDict with columns `text`, `labels`, `idx`,
+    and the sorted list of label values (label id i stands for labels[i])."""
+    raw = _load_raw(spec)
+    for split in ("train", "eval"):
+        missing = [c for c in (spec.text_column, spec.label_column) if c not in raw[split].column_names]
+        if missing:
+            raise BenchError(
+                f"dataset {split} split has no column '{missing[0]}'; its columns are "
+                f"{', '.join(raw[split].column_names)} (set text_column / label_column in the suite)"
+            )
+    sizes = {"train": spec.train_size, "eval": spec.eval_size}
+    splits = {}
+    for split, dataset in raw.items():
+        dataset = dataset.select_columns([spec.text_column, spec.label_column])
+        if sizes[split] is not None:
+            if sizes[split] > len(dataset):
+                raise BenchError(
+                    f"dataset {split} split has {len(dataset)} rows, fewer than the {sizes[split]} the suite asks for"
+                )
+            dataset = dataset.shuffle(seed=spec.shuffle_seed).select(range(sizes[split]))
+        splits[split] = dataset
+
+    values = sorted(set(splits["train"][spec.label_column]) | set(splits["eval"][spec.label_column]), key=str)
+    if len(values) < 2:
+        raise BenchError(f"dataset column '{spec.label_column}' holds a single label ({values[0]!r}); need at least 2 classes")
+    if any(v is None for v in values):
+        raise BenchError(f"dataset column '{spec.label_column}' has empty labels; fill or drop those rows")
+    if all(isinstance(v, int) for v in values):
+        values = sorted(values)
+    label_id = {value: i for i, value in enumerate(values)}
+
+    def standardize(batch, indices):
+        return {
+            "text": [str(t) for t in batch[spec.text_column]],
+            "labels": [label_id[v] for v in batch[spec.label_column]],
+            "idx": indices,
+        }
+
+    out = datasets.DatasetDict(
+        {
+            split: dataset.map(
+                standardize,
+                batched=True,
+                with_indices=True,
+                remove_columns=dataset.column_names,
+                desc=f"preparing {split}",
+            )
+            for split, dataset in splits.items()
+        }
+    )
+    return out, values
+
+
+def tokenize(splits: datasets.DatasetDict, tokenizer, max_length: int) -> datasets.DatasetDict:
+    """Truncate to max_length, no padding: batches are padded to their own longest example
+    by the collator. `datasets` caches the result on disk, keyed by the tokenizer."""
+    def encode(batch):
+        return tokenizer(batch["text"], truncation=True, max_length=max_length)
+
+    return splits.map(encode, batched=True, remove_columns=["text"], desc="tokenizing")
+
+
+def _load_raw(spec: DatasetSpec) -> dict:
+    if spec.data_dir:
+        folder = Path(spec.data_dir)
+        files = {}
+        for split, name in (("train", spec.train_split), ("eval", spec.eval_split)):
+            found = [folder / f"{name}{ext}" for ext in EXTENSIONS if (folder / f"{name}{ext}").is_file()]
+            if not found:
+                raise BenchError(
+                    f"data directory {folder} has no {name}.csv/.json/.jsonl/.parquet for the {split} split"
+                )
+            files[split] = str(found[0])
+        return _load_files(files)
+    if spec.files:
+        for split, path in spec.files.items():
+            if not Path(path).is_file():
+                raise BenchError(f"dataset file for the {split} split does not exist: {path}")
+        return _load_files(spec.files)
+    try:
+        hub = datasets.load_dataset(spec.name)
+    except Exception as err:  # the hub raises many types: ConnectionError, DatasetNotFoundError, ...
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise BenchError(
+            f"cannot load dataset '{spec.name}' from the hub ({first}); for local files pass "
+            f"--data-dir DIR or set BENCH_DATA_DIR to a folder holding {spec.train_split}.csv and {spec.eval_split}.csv"
+        ) from None
+    for split in (spec.train_split, spec.eval_split):
+        if split not in hub:
+            raise BenchError(f"dataset '{spec.name}' has no split '{split}'; it has {', '.join(hub)}")
+    return {"train": hub[spec.train_split], "eval": hub[spec.eval_split]}
+
+
+def _load_files(files: dict) -> dict:
+    kinds = {EXTENSIONS.get(Path(p).suffix) for p in files.values()}
+    if None in kinds or len(kinds) != 1:
+        raise BenchError(f"dataset files must all be .csv, .json/.jsonl or .parquet, got {', '.join(files.values())}")
+    try:
+        loaded = datasets.load_dataset(kinds.pop(), data_files=files)
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise BenchError(f"cannot read dataset files {', '.join(files.values())}: {first}") from None
+    return {"train": loaded["train"], "eval": loaded["eval"]}

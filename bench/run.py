@@ -1,0 +1,318 @@
+"""Run a suite: every checkpoint x strategy x seed, one CSV row per run.
+
+    accelerate launch bench/run.py --suite offline        # 1 GPU, N GPUs (--num_processes N) or CPU
+    python bench/run.py --suite offline                   # one process, no launcher
+    python bench/run.py --suite freezing --dry-run        # cells and trainable parameters, no training
+
+Before anything trains, every cell is checked: the suite, the data (columns, sizes), each
+checkpoint's config and tokenizer, and each strategy built on the meta device (a freeze
+pattern that matches nothing fails here). Bad input ends with one line and exit code 2;
+nothing is written. A run that then fails while training is recorded as a `failed` row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python bench/run.py`: make the package importable, not bench/'s files
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from bench import BenchError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORTS_DIR = ROOT / "reports"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", help="a suite name from suites/ or a path to a suite YAML")
+    parser.add_argument("--list", action="store_true", help="list the available suites and exit")
+    parser.add_argument("--dry-run", action="store_true", help="print the cells and their parameter counts, train nothing")
+    parser.add_argument("--output", help="CSV report to append to (default: reports/<suite>.csv)")
+    parser.add_argument("--data-dir", help="folder with <split>.csv files replacing the suite's dataset source "
+                        "(default: $BENCH_DATA_DIR if set)")
+    parser.add_argument("--train-size", type=int, help="override the suite's number of training examples")
+    parser.add_argument("--eval-size", type=int, help="override the suite's number of evaluation examples")
+    parser.add_argument("--epochs", type=int, help="override every strategy's epochs")
+    parser.add_argument("--seeds", type=int, nargs="+", help="override the suite's seeds")
+    parser.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], help="override the suite's mixed precision")
+    args = parser.parse_args(argv)
+    if not args.list and not args.suite:
+        parser.error("--suite is required (or --list)")
+    for name in ("train_size", "eval_size", "epochs"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except BenchError as err:
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rows already written are kept", file=sys.stderr)
+        return 130
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.suite import available_suites, load_suite
+
+    if args.list:
+        print("\n".join(available_suites()))
+        return 0
+    overrides = {
+        key: value
+        for key, value in {
+            "train_size": args.train_size,
+            "eval_size": args.eval_size,
+            "epochs": args.epochs,
+            "seeds": args.seeds,
+            "mixed_precision": args.mixed_precision,
+        }.items()
+        if value is not None
+    }
+    suite = load_suite(args.suite, data_dir=args.data_dir, overrides=overrides)
+    cells = suite.cells()
+    output = Path(args.output) if args.output else REPORTS_DIR / f"{suite.name}.csv"
+
+    # Heavy imports after the suite is known to be valid: a typo is reported in a second.
+    from accelerate import Accelerator
+
+    from bench.checkpoints import Checkpoint
+    from bench.data import load_splits
+    from bench.report import check_writable
+
+    if not args.dry_run:
+        check_writable(output)
+    accelerator = Accelerator(mixed_precision=suite.mixed_precision)
+    check_processes_connected(accelerator)
+    threads = set_cpu_threads(accelerator)
+    say = accelerator.print
+
+    with accelerator.main_process_first():  # the first process fills datasets' cache, the others read it
+        splits, labels = load_splits(suite.dataset)
+    say(f"suite {suite.name}: {len(cells)} runs; {len(splits['train'])} train / {len(splits['eval'])} eval "
+        f"examples, {len(labels)} labels; {accelerator.num_processes} process(es) on {accelerator.device}")
+
+    counts = preflight(suite, len(labels))
+    if args.dry_run:
+        print_cells(cells, counts, say)
+        return 0
+
+    context = {
+        "device": device_name(accelerator, threads),
+        "versions": library_versions(),
+        "git_commit": git_commit(),
+        "labels": labels,
+    }
+    tokenized_cache = {}
+    failures = 0
+    for number, cell in enumerate(cells, 1):
+        say(f"[{number}/{len(cells)}] {cell.checkpoint} | {cell.strategy.name} ({cell.strategy.kind}) | seed {cell.seed}")
+        row = run_cell(cell, accelerator, Checkpoint(cell.checkpoint, len(labels)), splits, tokenized_cache, output, context)
+        failures += row["status"] != "ok"
+        if accelerator.is_main_process:
+            from bench.report import append_row
+
+            append_row(output, row)
+            summary = (
+                f"accuracy {row['eval_accuracy']:.4f}, loss ratio {row['loss_ratio']:.3f}, "
+                f"{row['train_samples_per_s']:.1f} train samples/s"
+                if row["status"] == "ok"
+                else f"FAILED: {row['error']}"
+            )
+            say(f"    -> {summary}; row {row['run_id']} appended to {output}")
+    accelerator.wait_for_everyone()  # a rank ending early can abort its peers (see NOTES)
+    accelerator.end_training()
+    if failures:
+        say(f"{failures} of {len(cells)} runs failed; see the status and error columns of {output}")
+    return 1 if failures else 0
+
+
+def preflight(suite, num_labels: int) -> dict:
+    """Build every checkpoint x strategy on the meta device: catches bad patterns, missing
+    checkpoints and wrong options before any training, and counts parameters exactly."""
+    from bench.checkpoints import Checkpoint
+    from bench.strategies import build_model
+
+    counts = {}
+    for spec in suite.checkpoints:
+        checkpoint = Checkpoint(spec, num_labels, meta=True)
+        checkpoint.tokenizer()
+        for strategy in suite.strategies:
+            model = build_model(strategy.kind, checkpoint, strategy.params)
+            counts[spec, strategy.name] = parameter_counts(model)
+    return counts
+
+
+def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Path, context: dict) -> dict:
+    """Train one cell; returns its CSV row. Errors in training become a `failed` row."""
+    from accelerate.utils import set_seed
+
+    from bench.data import tokenize
+    from bench.strategies import build_model
+    from bench.train import train_one
+
+    hp = cell.hparams
+    started = now()
+    row = {
+        "suite": cell.suite,
+        "run_id": cell.run_id,
+        "checkpoint": cell.checkpoint,
+        "strategy": cell.strategy.name,
+        "strategy_kind": cell.strategy.kind,
+        "strategy_params": json.dumps(cell.strategy.params, sort_keys=True),
+        "seed": cell.seed,
+        "epochs": hp.epochs,
+        "batch_size": hp.batch_size,
+        "global_batch_size": hp.batch_size * accelerator.num_processes,
+        "learning_rate": hp.learning_rate,
+        "max_length": hp.max_length,
+        "train_examples": len(splits["train"]),
+        "eval_examples": len(splits["eval"]),
+        "num_processes": accelerator.num_processes,
+        "mixed_precision": accelerator.mixed_precision,
+        "device": context["device"],
+        "started_at": started,
+        "versions": context["versions"],
+        "git_commit": context["git_commit"],
+    }
+    try:
+        key = (cell.checkpoint, hp.max_length)
+        if key not in tokenized_cache:  # once per tokenizer and length, reused by every strategy and seed
+            tokenizer = checkpoint.tokenizer()
+            with accelerator.main_process_first():
+                tokenized_cache[key] = (tokenize(splits, tokenizer, hp.max_length), tokenizer)
+        tokenized, tokenizer = tokenized_cache[key]
+        set_seed(cell.seed)  # before the model: new heads and adapters are initialised from it
+        model = build_model(cell.strategy.kind, checkpoint, cell.strategy.params)
+        row.update(parameter_counts(model))
+        result = train_one(cell, accelerator, model, tokenized, tokenizer)
+        predictions = result.pop("predictions")
+        history = result.pop("history")
+        row.update({k: round(v, 6) if isinstance(v, float) else v for k, v in result.items()})
+        row["history"] = json.dumps(history)
+        row["status"] = "ok"
+        if accelerator.is_main_process:
+            row["predictions_file"] = write_predictions(output, cell.run_id, started, predictions, context["labels"])
+    except BenchError:
+        raise
+    except Exception as err:  # a run that fails is recorded as failed, never given numbers
+        traceback.print_exc()
+        row["status"] = "failed"
+        row["error"] = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+    row["ended_at"] = now()
+    return row
+
+
+def parameter_counts(model) -> dict:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total_params": total, "trainable_params": trainable, "trainable_pct": round(100 * trainable / total, 4)}
+
+
+def write_predictions(output: Path, run_id: str, started: str, predictions: list, labels: list) -> str:
+    """Per-example predictions beside the CSV (for paired comparisons between runs).
+    The start time is in the name, so a repeated run never overwrites an earlier one."""
+    folder = output.parent / f"{output.stem}.predictions"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.fromisoformat(started).strftime("%Y%m%dT%H%M%SZ")
+    path = folder / f"{run_id}-{stamp}.csv"
+    lines = ["idx,label,prediction,loss"]
+    lines += [f"{i},{labels[y]},{labels[p]},{loss:.6f}" for i, y, p, loss in predictions]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path.relative_to(output.parent))
+
+
+def print_cells(cells, counts: dict, say) -> None:
+    header = f"{'run_id':12}  {'checkpoint':40}  {'strategy':22}  {'kind':6}  {'seed':>4}  {'ep':>2}  {'lr':>8}  {'trainable':>12}  {'total':>12}  {'%':>7}"
+    say(header)
+    say("-" * len(header))
+    for cell in cells:
+        c = counts[cell.checkpoint, cell.strategy.name]
+        say(
+            f"{cell.run_id:12}  {_short(cell.checkpoint, 40):40}  {_short(cell.strategy.name, 22):22}  {cell.strategy.kind:6}  "
+            f"{cell.seed:>4}  {cell.hparams.epochs:>2}  {cell.hparams.learning_rate:>8.1e}  {c['trainable_params']:>12,}  "
+            f"{c['total_params']:>12,}  {c['trainable_pct']:>7.3f}"
+        )
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else "..." + text[-(width - 3):]
+
+
+def check_processes_connected(accelerator) -> None:
+    """On a machine with no GPU, `accelerate launch --multi_gpu --num_processes 2` starts
+    processes that each think they are alone and each train on all the data."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and accelerator.num_processes == 1:
+        raise BenchError(
+            f"{launched} processes were launched but they are not connected (no GPU found); on CPU run "
+            "ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N ..."
+        )
+
+
+def set_cpu_threads(accelerator) -> int:
+    """On CPU share the cores among this machine's processes. accelerate's launcher sets
+    OMP_NUM_THREADS=1, and oversubscription (2 processes x 2 threads on 2 cores) made a
+    step 100x slower here."""
+    import torch
+
+    if accelerator.device.type != "cpu":
+        return torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
+    torch.set_num_threads(max(1, cores // local))
+    return torch.get_num_threads()
+
+
+def device_name(accelerator, threads: int) -> str:
+    import torch
+
+    if accelerator.device.type == "cuda":
+        return torch.cuda.get_device_name(accelerator.device)
+    return f"cpu {platform.machine()} x{threads} threads"
+
+
+def library_versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts = []
+    for name in ("torch", "transformers", "accelerate", "peft", "datasets", "evaluate"):
+        try:
+            parts.append(f"{name}={version(name)}")
+        except PackageNotFoundError:
+            parts.append(f"{name}=missing")
+    return " ".join(parts)
+
+
+def git_commit() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "bench", "suites"],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        return commit[:12] + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

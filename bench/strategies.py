@@ -1,0 +1,236 @@
+"""Fine-tuning strategies: each turns a checkpoint into the model to train.
+
+One registry, keyed by the suite's `kind`. A strategy is a function
+`(checkpoint, **options) -> torch.nn.Module` whose keyword arguments are exactly the
+options a suite may give it (checked before anything runs). The returned model takes
+`input_ids, attention_mask, [token_type_ids], labels` and returns `.loss` and `.logits`;
+its parameters with `requires_grad=True` are the ones that train.
+
+Add a strategy by writing one function here with `@strategy("kind")`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+import torch
+from torch import nn
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from bench import BenchError
+
+STRATEGIES = {}
+
+
+def strategy(kind: str):
+    def register(fn):
+        STRATEGIES[kind] = fn
+        return fn
+
+    return register
+
+
+def validate_strategy_params(kind: str, params: dict, where: str) -> None:
+    """Unknown kinds and unknown or mistyped options fail here, before any model is loaded."""
+    if kind not in STRATEGIES:
+        raise BenchError(f"{where}: unknown strategy kind '{kind}'; known kinds: {', '.join(sorted(STRATEGIES))}")
+    signature = inspect.signature(STRATEGIES[kind])
+    known = [name for name in signature.parameters if name != "checkpoint"]
+    for name, value in params.items():
+        if name not in known:
+            raise BenchError(f"{where}: kind '{kind}' has no option '{name}'; its options: {', '.join(known) or 'none'}")
+        default = signature.parameters[name].default
+        expected = type(default) if default is not None else None
+        if expected is tuple:
+            ok = isinstance(value, list)
+        elif expected is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif expected is not None:
+            ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        else:  # options that default to None accept a list of strings
+            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        if not ok:
+            want = {tuple: "list", float: "number", int: "integer", str: "string", None: "list of strings"}
+            raise BenchError(
+                f"{where}: option '{name}' must be a {want.get(expected, expected.__name__)}, got {value!r}"
+            )
+
+
+def build_model(kind: str, checkpoint, params: dict) -> nn.Module:
+    return STRATEGIES[kind](checkpoint, **params)
+
+
+# ----------------------------------------------------------------------------- strategies
+
+
+@strategy("full")
+def full(checkpoint) -> nn.Module:
+    """Every parameter trains (the seed notebook's default)."""
+    return checkpoint.classifier()
+
+
+@strategy("freeze")
+def freeze(checkpoint, patterns: tuple = (), top: int = 0, bottom: int = 0, layers: tuple = ()) -> nn.Module:
+    """Only the selected parameters train; everything else is frozen.
+
+    `patterns`: a parameter trains if its name contains one of these substrings (the seed
+    notebook's rule, kept exactly: "layer.1" also matches "layer.10").
+    `top` / `bottom` / `layers`: encoder layers by position, resolved against this model's
+    own layer list, so one suite fits a 6-layer and a 12-layer model.
+    The classification head always trains.
+    """
+    model = checkpoint.classifier()
+    names = [name for name, _ in model.named_parameters()]
+    selected = set(head_parameter_names(model))
+    for pattern in patterns:
+        hits = [n for n in names if str(pattern) in n]
+        if not hits:
+            raise BenchError(
+                f"freeze pattern '{pattern}' matches no parameter of {checkpoint.spec}; "
+                f"its parameter names look like: {summarize_names(names)}"
+            )
+        selected.update(hits)
+    if top or bottom or layers:
+        prefix, count = encoder_layers(model)
+        chosen = set(range(count - top, count)) | set(range(bottom))
+        for index in layers:
+            if not isinstance(index, int) or not -count <= index < count:
+                raise BenchError(f"freeze layer index {index!r} is out of range for {checkpoint.spec}, which has {count} layers")
+            chosen.add(index % count)
+        if top > count or bottom > count:
+            raise BenchError(f"freeze top/bottom ({top}/{bottom}) exceeds the {count} layers of {checkpoint.spec}")
+        selected.update(n for n in names for i in chosen if n.startswith(f"{prefix}.{i}."))
+    for name, param in model.named_parameters():
+        param.requires_grad = name in selected
+    return model
+
+
+@strategy("head")
+def head(checkpoint, hidden: tuple = (64,), pooling: str = "pooler", dropout: float = 0.0) -> nn.Module:
+    """Frozen backbone, a new MLP head on its pooled output (the second notebook:
+    pooler output -> Linear(H, 64) -> ReLU -> Linear(64, num_labels)).
+
+    `hidden`: sizes of the head's hidden layers ([] is a linear probe).
+    `pooling`: "pooler" (the backbone's own pooler), "cls" (first token) or "mean" (masked mean).
+    """
+    if pooling not in PooledHeadClassifier.POOLINGS:
+        raise BenchError(f"head pooling must be one of {', '.join(PooledHeadClassifier.POOLINGS)}, got '{pooling}'")
+    if not all(isinstance(h, int) and h > 0 for h in hidden):
+        raise BenchError(f"head hidden sizes must be positive integers, got {list(hidden)}")
+    backbone = checkpoint.backbone()
+    if pooling == "pooler" and getattr(backbone, "pooler", None) is None:
+        raise BenchError(f"{checkpoint.spec} has no pooler layer; use pooling: cls or pooling: mean")
+    return PooledHeadClassifier(backbone, checkpoint.num_labels, list(hidden), pooling, dropout)
+
+
+@strategy("lora")
+def lora(checkpoint, r: int = 8, alpha: int = 16, dropout: float = 0.1, target_modules: list | None = None) -> nn.Module:
+    """peft LoRA adapters on the attention projections; the classification head trains in full.
+
+    `target_modules` defaults to peft's own per-architecture choice (query/value for BERT
+    and RoBERTa families).
+    """
+    from peft import LoraConfig, get_peft_model
+
+    model = checkpoint.classifier()
+    config = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=target_modules,
+        task_type="SEQ_CLS",
+        # Whatever sits outside the backbone is the head; peft's default list ("classifier",
+        # "score") misses heads such as DistilBERT's pre_classifier.
+        modules_to_save=head_module_names(model),
+    )
+    try:
+        return get_peft_model(model, config)
+    except ValueError as err:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+        raise BenchError(
+            f"lora on {checkpoint.spec}: {str(err).splitlines()[0]} Give target_modules; "
+            f"its linear layers are named: {', '.join(linear)}"
+        ) from None
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+class PooledHeadClassifier(nn.Module):
+    """A frozen backbone and a trainable MLP on one pooled vector per example.
+
+    The backbone stays in eval mode even while the head trains: it is a fixed feature
+    extractor, and dropout inside it would only add noise to the features.
+    """
+
+    POOLINGS = ("pooler", "cls", "mean")
+
+    def __init__(self, backbone: nn.Module, num_labels: int, hidden: list[int], pooling: str, dropout: float):
+        super().__init__()
+        self.backbone = backbone
+        self.pooling = pooling
+        self.num_labels = num_labels
+        self.backbone.requires_grad_(False)
+        sizes = [backbone.config.hidden_size, *hidden]
+        layers = []
+        for size_in, size_out in zip(sizes, sizes[1:]):
+            layers += [nn.Linear(size_in, size_out), nn.ReLU()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(sizes[-1], num_labels))
+        self.head = nn.Sequential(*layers)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.backbone.eval()
+        return self
+
+    def pool(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
+        extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        with torch.no_grad():
+            out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra)
+        if self.pooling == "pooler":
+            return out.pooler_output
+        hidden = out.last_hidden_state
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None):
+        logits = self.head(self.pool(input_ids, attention_mask, token_type_ids))
+        loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def head_module_names(model: nn.Module) -> list[str]:
+    """Top-level modules outside the backbone that hold parameters: the classification head."""
+    prefix = model.base_model_prefix
+    return [name for name, child in model.named_children() if name != prefix and any(True for _ in child.parameters())]
+
+
+def head_parameter_names(model: nn.Module) -> list[str]:
+    heads = tuple(f"{name}." for name in head_module_names(model))
+    return [name for name, _ in model.named_parameters() if name.startswith(heads)]
+
+
+def encoder_layers(model: nn.Module) -> tuple[str, int]:
+    """The name and length of the model's list of transformer layers.
+
+    It is the ModuleList whose length is the config's layer count (bert.encoder.layer,
+    roberta.encoder.layer, distilbert.transformer.layer, ...).
+    """
+    config = model.config
+    count = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layers", None)
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) == count:
+            return name, count
+    raise BenchError(f"cannot find the encoder layers of {type(model).__name__}; select layers with 'patterns' instead")
+
+
+def summarize_names(names: list[str], limit: int = 10) -> str:
+    """Parameter names with layer numbers folded (layer.N), deduplicated, for error messages."""
+    folded = list(dict.fromkeys(re.sub(r"\.\d+\.", ".N.", n).rsplit(".", 1)[0] for n in names))
+    more = f", ... ({len(folded) - limit} more)" if len(folded) > limit else ""
+    return ", ".join(folded[:limit]) + more
