@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     }
     suite = load_suite(args.suite, data_dir=args.data_dir, overrides=overrides)
     cells = suite.cells()
+    go_offline_if_hub_unreachable(suite)
     output = Path(args.output) if args.output else REPORTS_DIR / f"{suite.name}.csv"
 
     # Heavy imports after the suite is known to be valid: a typo is reported in a second.
@@ -101,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     threads = set_cpu_threads(accelerator)
     say = accelerator.print
 
+    for spec in suite.checkpoints:  # config and tokenizer: seconds, before the dataset is read
+        Checkpoint(spec, num_labels=2, meta=True).tokenizer()
     with accelerator.main_process_first():  # the first process fills datasets' cache, the others read it
         splits, labels = load_splits(suite.dataset)
     say(f"suite {suite.name}: {len(cells)} runs; {len(splits['train'])} train / {len(splits['eval'])} eval "
@@ -108,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
     counts = preflight(suite, len(labels))
     if args.dry_run:
-        print_cells(cells, counts, say)
+        print_cells(cells, counts, accelerator, say)
         return 0
 
     context = {
@@ -150,9 +153,16 @@ def preflight(suite, num_labels: int) -> dict:
     counts = {}
     for spec in suite.checkpoints:
         checkpoint = Checkpoint(spec, num_labels, meta=True)
-        checkpoint.tokenizer()
         for strategy in suite.strategies:
-            model = build_model(strategy.kind, checkpoint, strategy.params)
+            try:
+                model = build_model(strategy.kind, checkpoint, strategy.params)
+            except BenchError:
+                raise
+            except Exception as err:  # e.g. peft rejecting an option value
+                raise BenchError(
+                    f"strategy '{strategy.name}' cannot be applied to {spec}: {type(err).__name__}: "
+                    f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+                ) from None
             counts[spec, strategy.name] = parameter_counts(model)
     return counts
 
@@ -169,7 +179,7 @@ def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Pat
     started = now()
     row = {
         "suite": cell.suite,
-        "run_id": cell.run_id,
+        "run_id": cell.run_id(accelerator.num_processes, accelerator.mixed_precision),
         "checkpoint": cell.checkpoint,
         "strategy": cell.strategy.name,
         "strategy_kind": cell.strategy.kind,
@@ -206,7 +216,7 @@ def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Pat
         row["history"] = json.dumps(history)
         row["status"] = "ok"
         if accelerator.is_main_process:
-            row["predictions_file"] = write_predictions(output, cell.run_id, started, predictions, context["labels"])
+            row["predictions_file"] = write_predictions(output, row["run_id"], started, predictions, context["labels"])
     except BenchError:
         raise
     except Exception as err:  # a run that fails is recorded as failed, never given numbers
@@ -236,14 +246,14 @@ def write_predictions(output: Path, run_id: str, started: str, predictions: list
     return str(path.relative_to(output.parent))
 
 
-def print_cells(cells, counts: dict, say) -> None:
+def print_cells(cells, counts: dict, accelerator, say) -> None:
     header = f"{'run_id':12}  {'checkpoint':40}  {'strategy':22}  {'kind':6}  {'seed':>4}  {'ep':>2}  {'lr':>8}  {'trainable':>12}  {'total':>12}  {'%':>7}"
     say(header)
     say("-" * len(header))
     for cell in cells:
         c = counts[cell.checkpoint, cell.strategy.name]
         say(
-            f"{cell.run_id:12}  {_short(cell.checkpoint, 40):40}  {_short(cell.strategy.name, 22):22}  {cell.strategy.kind:6}  "
+            f"{cell.run_id(accelerator.num_processes, accelerator.mixed_precision):12}  {_short(cell.checkpoint, 40):40}  {_short(cell.strategy.name, 22):22}  {cell.strategy.kind:6}  "
             f"{cell.seed:>4}  {cell.hparams.epochs:>2}  {cell.hparams.learning_rate:>8.1e}  {c['trainable_params']:>12,}  "
             f"{c['total_params']:>12,}  {c['trainable_pct']:>7.3f}"
         )
@@ -251,6 +261,27 @@ def print_cells(cells, counts: dict, say) -> None:
 
 def _short(text: str, width: int) -> str:
     return text if len(text) <= width else "..." + text[-(width - 3):]
+
+
+def go_offline_if_hub_unreachable(suite) -> None:
+    """If the suite needs the Hugging Face Hub and it cannot be reached, switch to offline
+    mode: cached files still load, and anything uncached fails at once with our one-line
+    error instead of minutes of retries. Must run before huggingface_hub is imported."""
+    import socket
+
+    uses_hub = not (suite.dataset.files or suite.dataset.data_dir) or any(
+        not (c.startswith("package:") or os.path.isdir(c)) for c in suite.checkpoints
+    )
+    if not uses_hub or os.environ.get("HF_HUB_OFFLINE", "0").upper() in ("1", "ON", "YES", "TRUE"):
+        return
+    assert "huggingface_hub" not in sys.modules, "offline mode is read when huggingface_hub is imported"
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
+    host, _, port = endpoint.partition(":")
+    try:
+        socket.create_connection((host, int(port or 443)), timeout=5).close()
+    except OSError:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        print(f"note: the Hugging Face Hub ({host}) is unreachable; using only locally cached files", file=sys.stderr)
 
 
 def check_processes_connected(accelerator) -> None:

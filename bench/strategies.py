@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import inspect
 import re
+import warnings
 
 import torch
 from torch import nn
-from transformers.modeling_outputs import SequenceClassifierOutput
 
 from bench import BenchError
 
 STRATEGIES = {}
+
+# peft calls a transformers method that transformers 5 deprecated; not ours to fix, and it
+# would repeat for every LoRA run.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 def strategy(kind: str):
@@ -51,10 +55,8 @@ def validate_strategy_params(kind: str, params: dict, where: str) -> None:
         else:  # options that default to None accept a list of strings
             ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         if not ok:
-            want = {tuple: "list", float: "number", int: "integer", str: "string", None: "list of strings"}
-            raise BenchError(
-                f"{where}: option '{name}' must be a {want.get(expected, expected.__name__)}, got {value!r}"
-            )
+            want = {tuple: "a list", float: "a number", int: "an integer", str: "a string", None: "a list of strings"}
+            raise BenchError(f"{where}: option '{name}' must be {want[expected]}, got {value!r}")
 
 
 def build_model(kind: str, checkpoint, params: dict) -> nn.Module:
@@ -199,6 +201,8 @@ class PooledHeadClassifier(nn.Module):
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None):
+        from transformers.modeling_outputs import SequenceClassifierOutput  # lazy: see bench/run.py
+
         logits = self.head(self.pool(input_ids, attention_mask, token_type_ids))
         loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)

@@ -81,9 +81,11 @@ class Cell:
             "dataset": dataclasses.asdict(self.dataset),
         }
 
-    @property
-    def run_id(self) -> str:
-        blob = json.dumps(self.config(), sort_keys=True, default=str)
+    def run_id(self, num_processes: int, mixed_precision: str) -> str:
+        """Hash of the configuration and the launch settings that change results (the
+        global batch grows with processes; precision changes the numbers)."""
+        config = {**self.config(), "num_processes": num_processes, "mixed_precision": mixed_precision}
+        blob = json.dumps(config, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

@@ -1,0 +1,156 @@
+"""Shared test fixtures: tiny real checkpoints and a small learnable dataset, built locally.
+
+Nothing here reaches the network: models are random tiny BERT / RoBERTa / DistilBERT
+built from their config classes and saved in Hugging Face layout, with real tokenizers
+(WordPiece from a vocabulary file, byte-level BPE trained on the test texts).
+"""
+
+import os
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+# Before any Hugging Face import: no hub, and caches inside a throwaway folder.
+_CACHE = tempfile.mkdtemp(prefix="bench-tests-hf-")
+os.environ.setdefault("HF_HOME", _CACHE)
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+POSITIVE = ["great", "wonderful", "superb", "brilliant"]
+NEGATIVE = ["awful", "boring", "terrible", "dreadful"]
+FILLER = "the movie plot actor scene film story was and it a very really this of with".split()
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+# Tiny BERT from the project's notes: 66,722 parameters as a 2-label classifier.
+TINY = dict(vocab_size=1000, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+
+
+def make_examples(count: int, seed: int) -> list[tuple[str, int]]:
+    """Reviews whose label is decided by one sentiment word among filler words."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(count):
+        label = i % 2
+        words = rng.choices(FILLER, k=rng.randint(6, 14))
+        words.insert(rng.randint(0, len(words)), rng.choice(POSITIVE if label else NEGATIVE))
+        rows.append((" ".join(words), label))
+    rng.shuffle(rows)
+    return rows
+
+
+def write_csv(path: Path, rows, header=("text", "label")) -> Path:
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """train.csv (96 rows) and test.csv (37 rows: odd, so 2 processes need padding)."""
+    folder = tmp_path_factory.mktemp("data")
+    write_csv(folder / "train.csv", make_examples(96, seed=1))
+    write_csv(folder / "test.csv", make_examples(37, seed=2))
+    return folder
+
+
+def _bert_tokenizer(folder: Path):
+    from transformers import BertTokenizerFast
+
+    vocab = folder / "vocab-source.txt"
+    vocab.write_text("\n".join(SPECIAL + sorted(set(POSITIVE + NEGATIVE + FILLER))) + "\n")
+    # `vocab=`, not `vocab_file=`: transformers 5 silently ignores vocab_file (see NOTES).
+    return BertTokenizerFast(vocab=str(vocab))
+
+
+def _bpe_tokenizer():
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    corpus = [text for text, _ in make_examples(200, seed=3)]
+    bpe.train_from_iterator(corpus, vocab_size=400, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    return RobertaTokenizerFast(tokenizer_object=bpe._tokenizer)
+
+
+def build_checkpoint(folder: Path, family: str, **config_overrides) -> Path:
+    import torch
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+        RobertaConfig,
+        RobertaForSequenceClassification,
+    )
+
+    torch.manual_seed(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    if family == "bert":
+        config = BertConfig(**{**TINY, **config_overrides})
+        model, tokenizer = BertForSequenceClassification(config), _bert_tokenizer(folder)
+    elif family == "roberta":
+        config = RobertaConfig(**{**TINY, "vocab_size": 400, "max_position_embeddings": 66, "pad_token_id": 1, **config_overrides})
+        model, tokenizer = RobertaForSequenceClassification(config), _bpe_tokenizer()
+    elif family == "distilbert":
+        config = DistilBertConfig(vocab_size=1000, dim=32, n_layers=2, n_heads=2, hidden_dim=64, **config_overrides)
+        model, tokenizer = DistilBertForSequenceClassification(config), _bert_tokenizer(folder)
+    else:
+        raise ValueError(family)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def bert_dir(tmp_path_factory) -> Path:
+    return build_checkpoint(tmp_path_factory.mktemp("tiny-bert"), "bert")
+
+
+@pytest.fixture(scope="session")
+def roberta_dir(tmp_path_factory) -> Path:
+    return build_checkpoint(tmp_path_factory.mktemp("tiny-roberta"), "roberta")
+
+
+@pytest.fixture(scope="session")
+def distilbert_dir(tmp_path_factory) -> Path:
+    return build_checkpoint(tmp_path_factory.mktemp("tiny-distilbert"), "distilbert")
+
+
+def write_suite(folder: Path, checkpoints, data_dir: Path, strategies=None, name="tiny", **defaults) -> Path:
+    """A suite YAML over the test data; the defaults keep a run to a second or two."""
+    suite = {
+        "name": name,
+        "dataset": {"data_dir": str(data_dir), "train_split": "train", "eval_split": "test"},
+        "checkpoints": [str(c) for c in checkpoints],
+        "defaults": {"epochs": 1, "batch_size": 8, "learning_rate": 1e-3, "max_length": 32, "seeds": [0], **defaults},
+        "strategies": strategies or [{"name": "full", "kind": "full"}],
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    return path
+
+
+def run_cli(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
+    """`python bench/run.py ARGS` as a user runs it."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
