@@ -239,7 +239,10 @@ def write_predictions(output: Path, run_id: str, started: str, predictions: list
     folder = output.parent / f"{output.stem}.predictions"
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.fromisoformat(started).strftime("%Y%m%dT%H%M%SZ")
-    path = folder / f"{run_id}-{stamp}.csv"
+    path, repeat = folder / f"{run_id}-{stamp}.csv", 1
+    while path.exists():  # the same run again within the same second
+        repeat += 1
+        path = folder / f"{run_id}-{stamp}-{repeat}.csv"
     lines = ["idx,label,prediction,loss"]
     lines += [f"{i},{labels[y]},{labels[p]},{loss:.6f}" for i, y, p, loss in predictions]
     path.write_text("\n".join(lines) + "\n")

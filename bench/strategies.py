@@ -149,11 +149,11 @@ def lora(checkpoint, r: int = 8, alpha: int = 16, dropout: float = 0.1, target_m
     try:
         return get_peft_model(model, config)
     except ValueError as err:
-        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
-        raise BenchError(
-            f"lora on {checkpoint.spec}: {str(err).splitlines()[0]} Give target_modules; "
-            f"its linear layers are named: {', '.join(linear)}"
-        ) from None
+        message, hint = str(err).strip().splitlines()[0], ""
+        if "target_modules" in message or "target modules" in message.lower():
+            linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+            hint = f" -- give target_modules; its linear layers are named: {', '.join(linear)}"
+        raise BenchError(f"lora on {checkpoint.spec}: {message}{hint}") from None
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -229,7 +229,7 @@ def _hparams(raw: dict, where: str) -> dict:
             if kind is int and number != float(value):
                 raise ValueError
         except (TypeError, ValueError):
-            raise BenchError(f"{where}: '{key}' must be a {kind.__name__}, got {value!r}") from None
+            raise BenchError(f"{where}: '{key}' must be {'an integer' if kind is int else 'a number'}, got {value!r}") from None
         if number < 0 or (number == 0 and key in ("epochs", "batch_size", "max_length", "learning_rate")):
             raise BenchError(f"{where}: '{key}' must be positive, got {value!r}")
         out[key] = number

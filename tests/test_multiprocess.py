@@ -1,0 +1,66 @@
+"""Two real CPU processes through `accelerate launch`: one row per run, the exact eval set,
+and the same evaluation a single process gives."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from bench.run import main
+from conftest import ROOT, write_suite
+
+STRATEGIES = [
+    {"name": "learn", "kind": "full", "epochs": 3},
+    # Only the new head, at a learning rate too small to change it: the evaluated model is
+    # the seed-initialised one, so 1 and 2 processes must score it identically.
+    {"name": "still", "kind": "freeze", "learning_rate": 1e-12},
+]
+
+
+def launch_two_cpu_processes(*args, timeout=600):
+    # The command ../shared/NOTES.md found to really start 2 connected CPU processes;
+    # `--cpu --num_processes 2` silently starts one.
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1"}
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(ROOT / "accelerate_config.yaml"),
+        "--num_processes", "2",
+        str(ROOT / "bench" / "run.py"), *map(str, args),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_two_processes_give_one_row_and_score_every_example_once(tmp_path, bert_dir, data_dir):
+    suite = write_suite(tmp_path, [bert_dir], data_dir, strategies=STRATEGIES)
+    two = tmp_path / "two" / "report.csv"
+    result = launch_two_cpu_processes("--suite", suite, "--output", two)
+    assert result.returncode == 0, result.stderr[-3000:]
+    one = tmp_path / "one" / "report.csv"
+    assert main(["--suite", str(suite), "--output", str(one)]) == 0
+
+    with open(two) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["strategy"] for r in rows] == ["learn", "still"]  # one row per run, not one per process
+    with open(one) as f:
+        single = {r["strategy"]: r for r in csv.DictReader(f)}
+    for row in rows:
+        assert row["status"] == "ok"
+        assert (row["num_processes"], row["global_batch_size"]) == ("2", "16")
+        assert (row["train_examples"], row["eval_examples"]) == ("96", "37")
+        predictions = pd.read_csv(two.parent / row["predictions_file"])
+        # 37 examples over 2 processes: the sampler pads to 38, gather_for_metrics drops the copy
+        assert sorted(predictions["idx"]) == list(range(37))
+        assert (predictions["label"] == predictions["prediction"]).mean() == pytest.approx(float(row["eval_accuracy"]), abs=1e-6)
+        # global throughput: all examples over the shared wall time
+        assert float(row["train_samples_per_s"]) == pytest.approx(96 * int(row["epochs"]) / float(row["train_seconds"]), rel=1e-3)
+        assert row["run_id"] != single[row["strategy"]]["run_id"]  # different global batch, different config
+
+    still_two = pd.read_csv(two.parent / rows[1]["predictions_file"])
+    still_one = pd.read_csv(one.parent / single["still"]["predictions_file"])
+    assert still_two["prediction"].tolist() == still_one["prediction"].tolist()
+    assert float(rows[1]["eval_accuracy"]) == float(single["still"]["eval_accuracy"])
+    assert float(rows[1]["eval_loss"]) == pytest.approx(float(single["still"]["eval_loss"]), rel=1e-5)

@@ -1,0 +1,136 @@
+"""Suite YAML -> cells: expansion, overrides, run ids and strict validation."""
+
+import pytest
+import yaml
+
+from bench import BenchError
+from bench.suite import available_suites, load_suite
+from conftest import write_suite
+
+
+def test_shipped_suites_load_and_express_the_seed_experiments():
+    assert {"freezing", "models", "strategies", "offline"} <= set(available_suites())
+    freezing = load_suite("freezing")
+    assert freezing.checkpoints == ["bert-base-cased"]
+    assert [s.params.get("patterns") for s in freezing.strategies] == [
+        ["embeddings", "layer.0.", "classifier"],
+        ["layer.10.", "layer.11.", "pooler", "classifier"],
+        None,
+    ]
+    assert (freezing.dataset.name, freezing.dataset.train_size, freezing.dataset.eval_size) == ("imdb", 25000, 5000)
+    assert freezing.defaults.epochs == 2 and freezing.defaults.batch_size == 16
+    assert freezing.defaults.learning_rate == 5e-5 and freezing.defaults.max_length == 100
+    models = load_suite("models")
+    assert models.checkpoints == ["bert-base-cased", "cardiffnlp/twitter-roberta-base-sentiment-latest"]
+    kinds = {s.kind for s in load_suite("strategies").strategies}
+    assert kinds == {"full", "freeze", "head", "lora"} == {s.kind for s in load_suite("offline").strategies}
+    head = next(s for s in load_suite("strategies").strategies if s.kind == "head")
+    assert head.params == {"hidden": [64], "pooling": "pooler"}
+
+
+def test_cells_are_checkpoints_x_strategies_x_seeds_with_overrides(tmp_path, data_dir):
+    path = write_suite(
+        tmp_path,
+        ["a-model", "b-model"],
+        data_dir,
+        strategies=[{"name": "full", "kind": "full"}, {"name": "lora", "kind": "lora", "learning_rate": "5e-4", "epochs": 3}],
+        seeds=[1, 2, 3],
+        learning_rate=2e-5,
+    )
+    cells = load_suite(str(path)).cells()
+    assert len(cells) == 2 * 2 * 3
+    lora = [c for c in cells if c.strategy.name == "lora"]
+    assert {c.hparams.learning_rate for c in lora} == {5e-4}  # YAML's "5e-4" string is read as a number
+    assert {c.hparams.epochs for c in lora} == {3}
+    assert {c.hparams.learning_rate for c in cells if c.strategy.name == "full"} == {2e-5}
+    assert [c.checkpoint for c in cells[:6]] == ["a-model"] * 6  # checkpoint outermost: tokenize once
+
+
+def test_run_id_is_a_stable_hash_of_the_configuration(tmp_path, data_dir):
+    path = write_suite(tmp_path, ["m"], data_dir, seeds=[1, 2])
+    first, second = load_suite(str(path)).cells()
+    again = load_suite(str(path)).cells()[0]
+    assert first.run_id(1, "no") == again.run_id(1, "no")
+    assert first.run_id(1, "no") != second.run_id(1, "no")  # seed
+    assert first.run_id(1, "no") != first.run_id(2, "no")  # processes change the global batch
+    assert first.run_id(1, "no") != first.run_id(1, "bf16")
+    other = load_suite(str(write_suite(tmp_path, ["m"], data_dir, seeds=[1, 2], learning_rate=1e-4))).cells()[0]
+    assert first.run_id(1, "no") != other.run_id(1, "no")
+
+
+def test_command_line_overrides_win(tmp_path, data_dir):
+    path = write_suite(tmp_path, ["m"], data_dir, strategies=[{"name": "f", "kind": "full", "epochs": 5}])
+    suite = load_suite(str(path), overrides={"train_size": 10, "eval_size": 5, "epochs": 1, "seeds": [7]})
+    (cell,) = suite.cells()
+    assert (cell.dataset.train_size, cell.dataset.eval_size, cell.hparams.epochs, cell.seed) == (10, 5, 1, 7)
+
+
+def test_data_dir_override_from_flag_and_environment(tmp_path, data_dir, monkeypatch):
+    path = write_suite(tmp_path, ["m"], tmp_path / "nowhere")
+    assert load_suite(str(path), data_dir=str(data_dir)).dataset.data_dir == str(data_dir)
+    monkeypatch.setenv("BENCH_DATA_DIR", str(data_dir))
+    assert load_suite(str(path)).dataset.data_dir == str(data_dir)
+    # the offline suite's own path is relative to the suite file, so it works from any cwd
+    monkeypatch.delenv("BENCH_DATA_DIR")
+    monkeypatch.chdir(tmp_path)
+    offline = load_suite("offline").dataset.data_dir
+    assert offline.endswith("shared/data/imdb") and offline.startswith("/")
+
+
+def _suite_with(tmp_path, data_dir, **changes):
+    path = write_suite(tmp_path, ["m"], data_dir)
+    raw = yaml.safe_load(path.read_text())
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            raw[section][field] = value
+        elif value is None:
+            raw.pop(section)
+        else:
+            raw[section] = value
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"checkpoint": ["m"]}, "unknown key 'checkpoint'"),
+        ({"checkpoints": None}, "missing 'checkpoints'"),
+        ({"checkpoints": []}, "non-empty list"),
+        ({"strategies": [{"name": "x"}]}, "has no 'kind'"),
+        ({"strategies": [{"kind": "full"}, {"kind": "full"}]}, "two strategies are named 'full'"),
+        ({"strategies": [{"kind": "freeze", "top": "two"}]}, "'top' must be an integer"),
+        ({"defaults__epochs": 0}, "'epochs' must be positive"),
+        ({"defaults__batch_size": 1.5}, "'batch_size' must be an integer"),
+        ({"defaults__learning_rate": "fast"}, "'learning_rate' must be a number"),
+        ({"defaults__seeds": []}, "'seeds' must be a non-empty list"),
+        ({"defaults__mixed_precision": "fp8"}, "mixed_precision must be one of no, fp16, bf16"),
+        ({"defaults__epoch": 2}, "unknown key 'epoch'"),
+        ({"dataset__text_col": "x"}, "unknown key 'text_col'"),
+        ({"dataset": {"train_split": "train"}}, "give a hub 'name', local 'files' or a 'data_dir'"),
+        ({"dataset__train_size": -5}, "'train_size' must be a positive integer"),
+        ({"dataset__files": {"train": "a.csv"}}, "files must name both 'train' and 'eval'"),
+        ({"strategies": "full"}, "'strategies' must be a non-empty list"),
+    ],
+)
+def test_malformed_suites_fail_with_one_clear_line(tmp_path, data_dir, changes, message):
+    with pytest.raises(BenchError) as err:
+        load_suite(_suite_with(tmp_path, data_dir, **changes))
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_suite_lists_the_available_ones():
+    with pytest.raises(BenchError, match="unknown suite 'nope'; available: .*freezing.*offline"):
+        load_suite("nope")
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\ndataset:\n  name: imdb\n strategies: [\n")
+    with pytest.raises(BenchError, match=r"bad.yaml line \d+: malformed YAML"):
+        load_suite(str(path))
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(BenchError, match="expected a mapping"):
+        load_suite(str(path))
