@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import datasets
+import torch
 
 from bench import BenchError
 from bench.suite import DatasetSpec
@@ -121,3 +122,37 @@ def _load_files(files: dict) -> dict:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise BenchError(f"cannot read dataset files {', '.join(files.values())}: {first}") from None
     return {"train": loaded["train"], "eval": loaded["eval"]}
+
+
+class LengthGroupedBatches(torch.utils.data.Sampler):
+    """Batches of similar length, so dynamic padding pads little (HF Trainer's group_by_length).
+
+    Training (`shuffle=True`): a fresh permutation every pass over the data, cut into
+    mega-batches of 50 batches, each sorted by length and cut into batches; the batch order is
+    shuffled again. Evaluation (`shuffle=False`): simply sorted by length. Orders come from
+    (seed, pass number), so every process of a multi-process run draws the same ones and
+    accelerate can hand each its share.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, shuffle: bool, seed: int = 0, megabatch: int = 50):
+        self.lengths, self.batch_size, self.shuffle, self.seed, self.megabatch = lengths, batch_size, shuffle, seed, megabatch
+        self.passes = 0
+
+    def __len__(self):
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self):
+        if not self.shuffle:
+            order = sorted(range(len(self.lengths)), key=lambda i: -self.lengths[i])
+            yield from (order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size))
+            return
+        generator = torch.Generator().manual_seed(self.seed * 1000 + self.passes)
+        self.passes += 1
+        order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        size = self.batch_size * self.megabatch
+        batches = []
+        for start in range(0, len(order), size):
+            group = sorted(order[start : start + size], key=lambda i: -self.lengths[i])
+            batches += [group[i : i + self.batch_size] for i in range(0, len(group), self.batch_size)]
+        for b in torch.randperm(len(batches), generator=generator).tolist():
+            yield batches[b]

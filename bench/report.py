@@ -1,8 +1,9 @@
 """The CSV report: its columns (documented here, quoted in the README) and safe appends.
 
 One row per run. Rows are only ever appended: the file is rewritten through a temporary
-file and an atomic rename, so an interrupted write never leaves a half row, and a file
-whose header differs from the current schema is refused rather than mixed.
+file and an atomic rename, so an interrupted write never leaves a half row. A report from an
+older version gains the new columns (empty in its old rows); one with columns this version
+does not know is refused rather than mixed.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ COLUMNS = {
     "train_examples": "training examples (a fixed-seed subset of the train split)",
     "eval_examples": "evaluation examples scored, exactly once each",
     "num_processes": "processes (GPUs or CPU workers) that trained together",
-    "mixed_precision": "no, fp16 or bf16",
+    "mixed_precision": "no, fp16 or bf16 (what the suite's `auto` resolved to on this machine)",
     "device": "device name (GPU model, or CPU with its thread count)",
     "total_params": "all parameters of the trained model (LoRA: base + adapters + head copy)",
     "trainable_params": "parameters with requires_grad",
@@ -41,9 +42,18 @@ COLUMNS = {
     "loss_ratio": "train_loss / eval_loss; well below 1 (the seed notebook used 0.5) signals overfitting",
     "eval_accuracy": "accuracy on the evaluation set after the last epoch",
     "train_samples_per_s": "global: train_examples x epochs / train_seconds",
+    "steady_train_samples_per_s": "global, steady state: training steps after the first min(10, steps/10), cache building excluded",
+    "train_tokens_per_s": "global: non-padding tokens of the training set x epochs / train_seconds",
     "eval_samples_per_s": "global: eval_examples x epochs / eval_seconds",
-    "train_seconds": "wall time of the training steps only (no eval, tokenization or loading); GPU synchronised",
-    "eval_seconds": "wall time of all evaluation passes",
+    "train_seconds": "wall time of the training steps (+ computing cached frozen outputs of the train set); no eval, tokenization or loading; GPU synchronised",
+    "eval_seconds": "wall time of all evaluation passes (+ computing cached frozen outputs of the eval set)",
+    "tokenize_seconds": "time spent tokenizing for this run; ~0 when an earlier run of the suite used the same tokenizer and length",
+    "cache_seconds": "time spent computing frozen outputs once (head runs; freeze runs with cache_frozen); empty otherwise",
+    "train_flops_per_step": "FLOPs of the first training step (forward + backward, one process's batch), counted by torch FlopCounterMode",
+    "achieved_tflops": "steady state: FLOPs per sample of that step x steady samples/s / 1e12",
+    "peak_tflops": "peak of the devices used (x processes): GPU table by dtype, or CPU matmul measured at start",
+    "peak_source": "where peak_tflops comes from",
+    "mfu": "model FLOPs utilisation: achieved_tflops / peak_tflops",
     "peak_memory_mb": "cuda: max allocated, max over processes; cpu: peak RSS during the run, max over processes",
     "memory_measure": "cuda_max_allocated or cpu_peak_rss",
     "history": "per-epoch JSON list: epoch, train_loss, eval_loss, eval_accuracy, train_seconds",
@@ -57,21 +67,24 @@ COLUMNS = {
 
 
 def append_row(path: Path, row: dict) -> None:
+    """Append one row. A report written by an older version (a subset of today's columns) is
+    rewritten with the new columns, empty for its old rows; none of its values change."""
     unknown = set(row) - set(COLUMNS)
     if unknown:
         raise ValueError(f"row has columns not in the schema: {sorted(unknown)}")
     check_writable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    existing = path.read_text() if path.exists() else ""
+    rows = []
+    if path.exists() and path.stat().st_size:
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS))
-    if not existing:
-        writer.writeheader()
+    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), restval="")
+    writer.writeheader()
+    writer.writerows(rows)
     writer.writerow({column: row.get(column, "") for column in COLUMNS})
-    if existing and not existing.endswith("\n"):
-        existing += "\n"
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(existing + buffer.getvalue())
+    tmp.write_text(buffer.getvalue())
     os.replace(tmp, path)
 
 
@@ -80,9 +93,10 @@ def check_writable(path: Path) -> None:
     if path.exists():
         with path.open() as f:
             header = next(csv.reader(f), None)
-        if header is not None and header != list(COLUMNS):
+        if header is not None and not set(header) <= set(COLUMNS):
+            extra = sorted(set(header) - set(COLUMNS))
             raise BenchError(
-                f"{path} was written with other columns than this version writes; "
+                f"{path} has columns this version does not write ({', '.join(extra[:3])}); "
                 "pass --output with a new file (the existing one is left untouched)"
             )
     elif path.parent.exists() and not os.access(path.parent, os.W_OK):

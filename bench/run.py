@@ -19,6 +19,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--eval-size", type=int, help="override the suite's number of evaluation examples")
     parser.add_argument("--epochs", type=int, help="override every strategy's epochs")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the suite's seeds")
-    parser.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], help="override the suite's mixed precision")
+    parser.add_argument("--mixed-precision", choices=["auto", "no", "fp16", "bf16"], help="override the suite's mixed precision")
     args = parser.parse_args(argv)
     if not args.list and not args.suite:
         parser.error("--suite is required (or --list)")
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else REPORTS_DIR / f"{suite.name}.csv"
 
     # Heavy imports after the suite is known to be valid: a typo is reported in a second.
+    import torch
     from accelerate import Accelerator
 
     from bench.checkpoints import Checkpoint
@@ -97,10 +99,13 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.dry_run:
         check_writable(output)
-    accelerator = Accelerator(mixed_precision=suite.mixed_precision)
+    accelerator = Accelerator(mixed_precision=resolve_mixed_precision(suite.mixed_precision))
     check_processes_connected(accelerator)
     threads = set_cpu_threads(accelerator)
     say = accelerator.print
+    if accelerator.device.type == "cuda":  # fp32 matmuls on tensor cores (TF32): same training, several times faster
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
 
     for spec in suite.checkpoints:  # config and tokenizer: seconds, before the dataset is read
         Checkpoint(spec, num_labels=2, meta=True).tokenizer()
@@ -114,7 +119,12 @@ def run(args: argparse.Namespace) -> int:
         print_cells(cells, counts, accelerator, say)
         return 0
 
+    from bench.hardware import matmul_dtype, peak_tflops
+
+    peak, peak_source = peak_tflops(accelerator.device, matmul_dtype(accelerator.mixed_precision, accelerator.device))
     context = {
+        "peak_tflops": peak,
+        "peak_source": peak_source,
         "device": device_name(accelerator, threads),
         "versions": library_versions(),
         "git_commit": git_commit(),
@@ -201,18 +211,21 @@ def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Pat
     }
     try:
         key = (cell.checkpoint, hp.max_length)
+        start = time.perf_counter()
         if key not in tokenized_cache:  # once per tokenizer and length, reused by every strategy and seed
             tokenizer = checkpoint.tokenizer()
             with accelerator.main_process_first():
                 tokenized_cache[key] = (tokenize(splits, tokenizer, hp.max_length), tokenizer)
         tokenized, tokenizer = tokenized_cache[key]
+        row["tokenize_seconds"] = round(time.perf_counter() - start, 3)
         set_seed(cell.seed)  # before the model: new heads and adapters are initialised from it
         model = build_model(cell.strategy.kind, checkpoint, cell.strategy.params)
         row.update(parameter_counts(model))
-        result = train_one(cell, accelerator, model, tokenized, tokenizer)
+        result = train_one(cell, accelerator, model, tokenized, tokenizer, context["peak_tflops"])
+        row["peak_source"] = context["peak_source"]
         predictions = result.pop("predictions")
         history = result.pop("history")
-        row.update({k: round(v, 6) if isinstance(v, float) else v for k, v in result.items()})
+        row.update({k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in result.items()})
         row["history"] = json.dumps(history)
         row["status"] = "ok"
         if accelerator.is_main_process:
@@ -285,6 +298,26 @@ def go_offline_if_hub_unreachable(suite) -> None:
     except OSError:
         os.environ["HF_HUB_OFFLINE"] = "1"
         print(f"note: the Hugging Face Hub ({host}) is unreachable; using only locally cached files", file=sys.stderr)
+
+
+def resolve_mixed_precision(setting: str) -> str:
+    """`auto`: bf16 where the device computes it natively (recent GPUs; CPUs with AVX512-BF16
+    or AMX), fp16 on older GPUs, otherwise fp32 ("no")."""
+    import torch
+
+    if setting != "auto":
+        return setting
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true", "yes") and torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_native_bf16() else "no"
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def check_processes_connected(accelerator) -> None:

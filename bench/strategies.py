@@ -73,7 +73,9 @@ def full(checkpoint) -> nn.Module:
 
 
 @strategy("freeze")
-def freeze(checkpoint, patterns: tuple = (), top: int = 0, bottom: int = 0, layers: tuple = ()) -> nn.Module:
+def freeze(
+    checkpoint, patterns: tuple = (), top: int = 0, bottom: int = 0, layers: tuple = (), cache_frozen: bool = False
+) -> nn.Module:
     """Only the selected parameters train; everything else is frozen.
 
     `patterns`: a parameter trains if its name contains one of these substrings (the seed
@@ -81,6 +83,8 @@ def freeze(checkpoint, patterns: tuple = (), top: int = 0, bottom: int = 0, laye
     `top` / `bottom` / `layers`: encoder layers by position, resolved against this model's
     own layer list, so one suite fits a 6-layer and a 12-layer model.
     The classification head always trains.
+    `cache_frozen`: compute the frozen bottom (embeddings + layers below the lowest trainable
+    one) once per example instead of every epoch (bench/caching.py); no dropout in that part.
     """
     model = checkpoint.classifier()
     names = [name for name, _ in model.named_parameters()]
@@ -105,7 +109,29 @@ def freeze(checkpoint, patterns: tuple = (), top: int = 0, bottom: int = 0, laye
         selected.update(n for n in names for i in chosen if n.startswith(f"{prefix}.{i}."))
     for name, param in model.named_parameters():
         param.requires_grad = name in selected
+    if cache_frozen:
+        model.bench_cache_frozen = frozen_bottom(model, checkpoint.spec)
     return model
+
+
+def frozen_bottom(model: nn.Module, spec: str) -> tuple[str, int]:
+    """(name of the layer list, index of the lowest trainable layer): everything below it,
+    embeddings included, must be frozen for its outputs to be cached."""
+    prefix, count = encoder_layers(model)
+    layer_of = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.")
+    base = f"{model.base_model_prefix}."
+    first = count
+    for name, param in model.named_parameters():
+        if not param.requires_grad or not name.startswith(base):
+            continue
+        match = layer_of.match(name)
+        if match:
+            first = min(first, int(match.group(1)))
+        elif ".embeddings." in name or name.startswith(f"{base}embeddings."):
+            raise BenchError(f"cache_frozen needs frozen embeddings, but {name} of {spec} trains")
+    if first == 0:
+        raise BenchError(f"cache_frozen: the lowest encoder layer of {spec} trains, so there is no frozen bottom to cache")
+    return prefix, first
 
 
 @strategy("head")
@@ -200,10 +226,13 @@ class PooledHeadClassifier(nn.Module):
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
-    def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None):
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, features=None):
+        """`features`: pooled vectors computed earlier (bench/caching.py) instead of the backbone."""
         from transformers.modeling_outputs import SequenceClassifierOutput  # lazy: see bench/run.py
 
-        logits = self.head(self.pool(input_ids, attention_mask, token_type_ids))
+        if features is None:
+            features = self.pool(input_ids, attention_mask, token_type_ids)
+        logits = self.head(features)
         loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
 

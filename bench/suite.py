@@ -20,7 +20,7 @@ from bench import BenchError
 from bench.strategies import validate_strategy_params
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
-MIXED_PRECISIONS = ("no", "fp16", "bf16")
+MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +49,7 @@ class Hyperparameters:
     max_length: int = 100
     weight_decay: float = 0.0  # HF Trainer's default, which the seed notebook used
     warmup_ratio: float = 0.0
+    compile: bool = False  # torch.compile the model (opt-in: compilation takes minutes on CPU)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +69,7 @@ class Cell:
     seed: int
     hparams: Hyperparameters
     dataset: DatasetSpec
-    mixed_precision: str | None  # None: whatever accelerate was launched with
+    mixed_precision: str  # auto, no, fp16, bf16 (auto is resolved per machine by bench/run.py)
 
     def config(self) -> dict:
         """Everything that defines the run, as plain data."""
@@ -99,7 +100,7 @@ class Suite:
     seeds: list[int]
     defaults: Hyperparameters
     overrides: dict  # strategy name -> {hyperparameter: value}
-    mixed_precision: str | None
+    mixed_precision: str
     path: Path
 
     def cells(self) -> list[Cell]:
@@ -172,8 +173,8 @@ def load_suite(name_or_path: str, data_dir: str | None = None, overrides: dict |
     seeds = overrides.get("seeds") or defaults_raw.get("seeds", [42])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise BenchError(f"{where}: defaults: 'seeds' must be a non-empty list of integers")
-    mixed_precision = overrides.get("mixed_precision") or defaults_raw.get("mixed_precision")
-    if mixed_precision is not None and mixed_precision not in MIXED_PRECISIONS:
+    mixed_precision = overrides.get("mixed_precision") or defaults_raw.get("mixed_precision", "auto")
+    if mixed_precision not in MIXED_PRECISIONS:
         raise BenchError(f"{where}: mixed_precision must be one of {', '.join(MIXED_PRECISIONS)}, got {mixed_precision!r}")
 
     strategies_raw = raw["strategies"]
@@ -220,6 +221,11 @@ def _hparams(raw: dict, where: str) -> dict:
     out = {}
     for key, value in raw.items():
         if key not in _HPARAM_KEYS:
+            continue
+        if key == "compile":
+            if not isinstance(value, bool):
+                raise BenchError(f"{where}: 'compile' must be true or false, got {value!r}")
+            out[key] = value
             continue
         kind = int if key in ("epochs", "batch_size", "max_length") else float
         try:

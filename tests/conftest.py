@@ -106,7 +106,7 @@ def build_checkpoint(folder: Path, family: str, **config_overrides) -> Path:
         config = RobertaConfig(**{**TINY, "vocab_size": 400, "max_position_embeddings": 66, "pad_token_id": 1, **config_overrides})
         model, tokenizer = RobertaForSequenceClassification(config), _bpe_tokenizer()
     elif family == "distilbert":
-        config = DistilBertConfig(vocab_size=1000, dim=32, n_layers=2, n_heads=2, hidden_dim=64, **config_overrides)
+        config = DistilBertConfig(**{"vocab_size": 1000, "dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64, **config_overrides})
         model, tokenizer = DistilBertForSequenceClassification(config), _bert_tokenizer(folder)
     else:
         raise ValueError(family)
@@ -136,7 +136,9 @@ def write_suite(folder: Path, checkpoints, data_dir: Path, strategies=None, name
         "name": name,
         "dataset": {"data_dir": str(data_dir), "train_split": "train", "eval_split": "test"},
         "checkpoints": [str(c) for c in checkpoints],
-        "defaults": {"epochs": 1, "batch_size": 8, "learning_rate": 1e-3, "max_length": 32, "seeds": [0], **defaults},
+        # fp32 unless a test asks otherwise: `auto` would pick bf16 on CPUs that have it
+        "defaults": {"epochs": 1, "batch_size": 8, "learning_rate": 1e-3, "max_length": 32, "seeds": [0],
+                     "mixed_precision": "no", **defaults},
         "strategies": strategies or [{"name": "full", "kind": "full"}],
     }
     path = folder / f"{name}.yaml"

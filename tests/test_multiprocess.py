@@ -17,6 +17,9 @@ STRATEGIES = [
     # Only the new head, at a learning rate too small to change it: the evaluated model is
     # the seed-initialised one, so 1 and 2 processes must score it identically.
     {"name": "still", "kind": "freeze", "learning_rate": 1e-12},
+    # cached frozen outputs: each process computes its share, all get the whole cache
+    {"name": "cached", "kind": "freeze", "top": 1, "cache_frozen": True},
+    {"name": "head", "kind": "head", "hidden": [8]},
 ]
 
 
@@ -44,7 +47,7 @@ def test_two_processes_give_one_row_and_score_every_example_once(tmp_path, bert_
 
     with open(two) as f:
         rows = list(csv.DictReader(f))
-    assert [r["strategy"] for r in rows] == ["learn", "still"]  # one row per run, not one per process
+    assert [r["strategy"] for r in rows] == [s["name"] for s in STRATEGIES]  # one row per run, not one per process
     with open(one) as f:
         single = {r["strategy"]: r for r in csv.DictReader(f)}
     for row in rows:
@@ -59,8 +62,9 @@ def test_two_processes_give_one_row_and_score_every_example_once(tmp_path, bert_
         assert float(row["train_samples_per_s"]) == pytest.approx(96 * int(row["epochs"]) / float(row["train_seconds"]), rel=1e-3)
         assert row["run_id"] != single[row["strategy"]]["run_id"]  # different global batch, different config
 
-    still_two = pd.read_csv(two.parent / rows[1]["predictions_file"])
+    still = next(r for r in rows if r["strategy"] == "still")
+    still_two = pd.read_csv(two.parent / still["predictions_file"])
     still_one = pd.read_csv(one.parent / single["still"]["predictions_file"])
     assert still_two["prediction"].tolist() == still_one["prediction"].tolist()
-    assert float(rows[1]["eval_accuracy"]) == float(single["still"]["eval_accuracy"])
-    assert float(rows[1]["eval_loss"]) == pytest.approx(float(single["still"]["eval_loss"]), rel=1e-5)
+    assert float(still["eval_accuracy"]) == float(single["still"]["eval_accuracy"])
+    assert float(still["eval_loss"]) == pytest.approx(float(single["still"]["eval_loss"]), rel=1e-5)

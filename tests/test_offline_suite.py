@@ -21,6 +21,7 @@ TOTAL = 22_713_986
 EXPECTED = {  # strategy -> (trainable, total)
     "full": (TOTAL, TOTAL),
     "top2+pooler": (2 * LAYER + (H * H + H) + CLASSIFIER, TOTAL),
+    "top2+pooler-cached": (2 * LAYER + (H * H + H) + CLASSIFIER, TOTAL),  # same parameters, frozen bottom cached
     "mlp-head-mean": (H * 64 + 64 + 64 * 2 + 2, TOTAL - CLASSIFIER + H * 64 + 64 + 64 * 2 + 2),
     "lora-r8": (6 * 2 * (H * 8 + 8 * H) + CLASSIFIER, TOTAL + 6 * 2 * (H * 8 + 8 * H) + CLASSIFIER),
 }
@@ -54,4 +55,4 @@ def test_offline_suite_end_to_end_at_tiny_size(tmp_path):
         assert float(row["train_samples_per_s"]) > 0 and float(row["peak_memory_mb"]) > 100
         assert len(json.loads(row["history"])) == 1
     lrs = {r["strategy"]: float(r["learning_rate"]) for r in rows}
-    assert lrs == {"full": 5e-5, "top2+pooler": 5e-5, "mlp-head-mean": 1e-3, "lora-r8": 5e-4}
+    assert lrs == {"full": 5e-5, "top2+pooler": 5e-5, "top2+pooler-cached": 5e-5, "mlp-head-mean": 1e-3, "lora-r8": 5e-4}

@@ -187,7 +187,7 @@ def test_a_report_with_other_columns_is_refused_and_kept(tmp_path, bert_dir, dat
     output.write_text("suite,accuracy\nold,0.9\n")
     suite = write_suite(tmp_path, [bert_dir], data_dir)
     result = run_cli("--suite", suite, "--output", output)
-    assert result.returncode == 2 and "written with other columns" in result.stderr
+    assert result.returncode == 2 and "has columns this version does not write" in result.stderr
     assert output.read_text() == "suite,accuracy\nold,0.9\n"
 
 

@@ -105,7 +105,7 @@ def _suite_with(tmp_path, data_dir, **changes):
         ({"defaults__batch_size": 1.5}, "'batch_size' must be an integer"),
         ({"defaults__learning_rate": "fast"}, "'learning_rate' must be a number"),
         ({"defaults__seeds": []}, "'seeds' must be a non-empty list"),
-        ({"defaults__mixed_precision": "fp8"}, "mixed_precision must be one of no, fp16, bf16"),
+        ({"defaults__mixed_precision": "fp8"}, "mixed_precision must be one of auto, no, fp16, bf16"),
         ({"defaults__epoch": 2}, "unknown key 'epoch'"),
         ({"dataset__text_col": "x"}, "unknown key 'text_col'"),
         ({"dataset": {"train_split": "train"}}, "give a hub 'name', local 'files' or a 'data_dir'"),

@@ -1,0 +1,57 @@
+"""Peak compute of the device a run uses, for model FLOPs utilisation (MFU).
+
+GPUs: the vendor's dense (no sparsity) peak for the dtype the matmuls run in. CPUs have no
+table worth trusting (cores, clocks and vector units vary), so the peak is measured: the
+best of a few large matmuls with this process's threads, at the start of the suite.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+# Dense TFLOP/s by GPU model (name substring) and matmul dtype. fp32 is the plain CUDA-core
+# rate; "tf32" is what fp32 matmuls get when TF32 is allowed (bench/run.py allows it).
+GPU_PEAK_TFLOPS = {
+    "H200": {"bf16": 989.0, "fp16": 989.0, "tf32": 494.5, "fp32": 67.0},
+    "H100": {"bf16": 989.0, "fp16": 989.0, "tf32": 494.5, "fp32": 67.0},  # SXM; PCIe cards are lower
+    "A100": {"bf16": 312.0, "fp16": 312.0, "tf32": 156.0, "fp32": 19.5},
+    "L4": {"bf16": 121.0, "fp16": 121.0, "tf32": 60.0, "fp32": 30.3},
+    "T4": {"fp16": 65.0, "fp32": 8.1},  # no bf16 tensor cores
+}
+
+
+def matmul_dtype(mixed_precision: str, device: torch.device) -> str:
+    if mixed_precision in ("bf16", "fp16"):
+        return mixed_precision
+    return "tf32" if device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32 else "fp32"
+
+
+def peak_tflops(device: torch.device, dtype: str) -> tuple[float | None, str]:
+    """(peak TFLOP/s of this process's device, where the figure comes from)."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for model, peaks in GPU_PEAK_TFLOPS.items():
+            if model in name and dtype in peaks:
+                return peaks[dtype], f"table:{model}:{dtype}"
+        return None, f"unknown GPU {name!r}"
+    if device.type == "cpu":
+        return measured_cpu_tflops(dtype), f"measured:cpu matmul {dtype} x{torch.get_num_threads()} threads"
+    return None, f"no peak for {device.type}"
+
+
+def measured_cpu_tflops(dtype: str, size: int = 1024, seconds: float = 1.0) -> float:
+    """Best sustained rate of size x size matmuls in this dtype, over about `seconds`."""
+    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype, torch.float32)
+    a = torch.randn(size, size).to(torch_dtype)
+    b = torch.randn(size, size).to(torch_dtype)
+    torch.mm(a, b)  # warm-up: thread pool, kernel selection
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        for _ in range(4):
+            torch.mm(a, b)
+        elapsed = time.perf_counter() - start
+        best = max(best, 4 * 2 * size**3 / elapsed / 1e12)
+    return best

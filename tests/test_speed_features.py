@@ -1,0 +1,138 @@
+"""What makes runs fast must not change what they compute: caches of frozen outputs,
+length-grouped batches, tokenization once per suite; and the speed columns must add up."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from bench import BenchError
+from bench.caching import FrozenPrefix, to_suffix_model
+from bench.checkpoints import Checkpoint
+from bench.data import LengthGroupedBatches
+from bench.report import COLUMNS, append_row
+from bench.run import main
+from bench.strategies import build_model
+from conftest import build_checkpoint, run_cli, write_suite
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert"])
+def test_cached_frozen_prefix_gives_the_same_logits(tmp_path, family):
+    layers = {"n_layers": 4} if family == "distilbert" else {"num_hidden_layers": 4}
+    folder = build_checkpoint(tmp_path / family, family, **layers)
+    model = build_model("freeze", Checkpoint(str(folder), 2), {"top": 1, "cache_frozen": True}).eval()
+    assert model.bench_cache_frozen[1] == 3  # layers 0-2 are the frozen bottom
+    ids = torch.randint(5, 300, (3, 12))
+    mask = torch.ones_like(ids)
+    mask[0, 7:] = 0  # padding must be handled by the layers above, as before
+    with torch.no_grad():
+        reference = model(input_ids=ids, attention_mask=mask).logits
+        hidden = FrozenPrefix(model)(ids, mask)
+        suffix = to_suffix_model(model)
+        cached = suffix(inputs_embeds=hidden, attention_mask=mask).logits
+    torch.testing.assert_close(cached, reference, rtol=1e-5, atol=1e-6)
+    assert sum(p.numel() for p in suffix.parameters() if p.requires_grad) > 0
+
+
+def test_cache_frozen_needs_a_frozen_bottom(bert_dir):
+    with pytest.raises(BenchError, match="frozen embeddings"):
+        build_model("freeze", Checkpoint(str(bert_dir), 2), {"patterns": ["embeddings"], "top": 1, "cache_frozen": True})
+    with pytest.raises(BenchError, match="lowest encoder layer"):
+        build_model("freeze", Checkpoint(str(bert_dir), 2), {"bottom": 1, "cache_frozen": True})
+
+
+def test_length_grouped_batches():
+    lengths = [(i * 37) % 100 + 1 for i in range(1000)]
+    sampler = LengthGroupedBatches(lengths, batch_size=16, shuffle=True, seed=3, megabatch=5)
+    first, second = list(sampler), list(sampler)
+    for batches in (first, second):
+        assert sorted(i for b in batches for i in b) == list(range(1000))  # every example once per pass
+        assert len(batches) == len(sampler) == 63
+    assert first != second  # a new order every epoch
+    assert first == list(LengthGroupedBatches(lengths, 16, shuffle=True, seed=3, megabatch=5))  # same seed, same order
+    # grouping: the padding a batch needs is far below what random batches need
+    padding = lambda batches: sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+    random_batches = [list(range(k, min(k + 16, 1000))) for k in range(0, 1000, 16)]
+    assert padding(first) < padding(random_batches) / 3
+    ordered = list(LengthGroupedBatches(lengths, 16, shuffle=False))
+    assert [lengths[b[0]] for b in ordered] == sorted((lengths[b[0]] for b in ordered), reverse=True)
+
+
+@pytest.fixture(scope="module")
+def speed_report(tmp_path_factory, bert_dir, data_dir):
+    tmp = tmp_path_factory.mktemp("speed")
+    suite = write_suite(
+        tmp,
+        [bert_dir],
+        data_dir,
+        strategies=[
+            {"name": "full", "kind": "full"},
+            {"name": "top1", "kind": "freeze", "top": 1},
+            {"name": "top1-cached", "kind": "freeze", "top": 1, "cache_frozen": True},
+            {"name": "head", "kind": "head", "hidden": [16]},
+        ],
+        epochs=3,
+    )
+    output = tmp / "speed.csv"
+    assert main(["--suite", str(suite), "--output", str(output)]) == 0
+    with open(output) as f:
+        return {row["strategy"]: row for row in csv.DictReader(f)}
+
+
+def test_speed_columns_are_filled_and_consistent(speed_report):
+    for name, row in speed_report.items():
+        flops, achieved, peak, mfu = (float(row[c]) for c in ("train_flops_per_step", "achieved_tflops", "peak_tflops", "mfu"))
+        assert flops > 0 and achieved > 0 and peak > 0
+        assert mfu == pytest.approx(achieved / peak, rel=1e-4)
+        # achieved = FLOPs per sample of the counted step (a full batch of 8) x steady samples/s
+        assert achieved == pytest.approx(flops / 8 * float(row["steady_train_samples_per_s"]) / 1e12, rel=1e-3)
+        assert float(row["train_tokens_per_s"]) > float(row["train_samples_per_s"]) > 0
+        assert row["peak_source"].startswith("measured:cpu matmul fp32")
+
+
+def test_no_backward_through_the_frozen_bottom(speed_report):
+    """FlopCounterMode sees what really runs: less backward when the bottom is frozen, less
+    still when the frozen bottom's outputs come from the cache, least for a head on features."""
+    flops = {name: float(row["train_flops_per_step"]) for name, row in speed_report.items()}
+    assert flops["full"] > flops["top1"] > flops["top1-cached"] > flops["head"]
+
+
+def test_caches_are_timed_and_change_nothing_they_should_not(speed_report):
+    top1, cached, head = speed_report["top1"], speed_report["top1-cached"], speed_report["head"]
+    assert top1["cache_seconds"] == "" and float(cached["cache_seconds"]) > 0 and float(head["cache_seconds"]) > 0
+    for row in (cached, head):  # the cache's time is inside the clocks, not left out of them
+        assert float(row["train_seconds"]) + float(row["eval_seconds"]) > float(row["cache_seconds"])
+    assert top1["trainable_params"] == cached["trainable_params"]  # same model, same parameters train
+    assert len(json.loads(head["history"])) == 3
+
+
+def test_tokenization_happens_once_per_tokenizer_in_a_suite(speed_report):
+    seconds = [float(speed_report[name]["tokenize_seconds"]) for name in ("full", "top1", "top1-cached", "head")]
+    assert all(s < 0.01 for s in seconds[1:]), seconds
+
+
+def test_an_older_report_gains_the_new_columns_and_keeps_its_rows(tmp_path):
+    old_columns = [c for c in COLUMNS if c not in ("mfu", "achieved_tflops", "tokenize_seconds")]
+    path = tmp_path / "old.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=old_columns)
+        writer.writeheader()
+        writer.writerow({"suite": "old", "run_id": "aaaaaaaaaaaa", "status": "ok", "eval_accuracy": "0.808"})
+    append_row(path, {"suite": "new", "run_id": "bbbbbbbbbbbb", "status": "ok", "mfu": 0.3})
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+        assert list(rows[0]) == list(COLUMNS)
+    assert (rows[0]["suite"], rows[0]["eval_accuracy"], rows[0]["mfu"]) == ("old", "0.808", "")
+    assert (rows[1]["suite"], rows[1]["mfu"]) == ("new", "0.3")
+
+
+def test_bf16_autocast_runs_on_cpu(tmp_path, bert_dir, data_dir):
+    suite = write_suite(tmp_path, [bert_dir], data_dir, mixed_precision="bf16")
+    output = tmp_path / "bf16.csv"
+    result = run_cli("--suite", suite, "--output", output)  # own process: accelerate fixes precision per process
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(output) as f:
+        (row,) = csv.DictReader(f)
+    assert row["status"] == "ok" and row["mixed_precision"] == "bf16"
+    assert row["peak_source"].startswith("measured:cpu matmul bf16")
