@@ -59,7 +59,7 @@ def cache_kind(model: nn.Module) -> str | None:
 def build_cache(kind: str, accelerator, model: nn.Module, dataset, collate, batch_size: int, max_length: int) -> CachedExamples:
     """Run the frozen part over every example of `dataset` once (eval mode)."""
     loader = accelerator.prepare_data_loader(DataLoader(dataset, batch_size=batch_size, collate_fn=collate))
-    model.to(accelerator.device)
+    model.to(accelerator.device).eval()  # frozen parts run without dropout, as in evaluation
     if kind == "frozen_prefix":
         prefix = FrozenPrefix(model)
     parts: dict[str, list] = {}
