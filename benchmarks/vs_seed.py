@@ -9,8 +9,8 @@ fixed-seed sample), max length 100, batch 16, seed 42.
 - freeze: the same Trainer with the seed's substring rule training the top two layers +
   pooler + classifier vs the runner's `freeze` (top: 2 + pooler) with `cache_frozen: true`.
 - head: the second notebook's loop (frozen backbone re-run for every batch of every epoch,
-  pooler output -> Linear(384, 64) -> ReLU -> Linear(64, 2), Adam 1e-3, 10 epochs) vs the
-  runner's `head` on the same head.
+  pooler output -> Linear(384, 64) -> ReLU -> Linear(64, 2), AdamW 1e-3 with linear decay as
+  the runner uses, 10 epochs) vs the runner's `head` on the same head.
 
 Each side's training time is the wall time of its training steps (the Trainer's epochs
 timed by a callback, its evaluation left out; the runner's train_seconds, which include
@@ -127,7 +127,7 @@ def seed_head_loop(splits, epochs: int = 10) -> dict:
     again for every batch of every epoch."""
     from torch import nn
     from torch.utils.data import DataLoader
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warmup
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir())
     encoded = splits.map(
@@ -138,8 +138,11 @@ def seed_head_loop(splits, epochs: int = 10) -> dict:
     bert = AutoModel.from_pretrained(model_dir()).eval()
     bert.requires_grad_(False)
     head = nn.Sequential(nn.Linear(bert.config.hidden_size, 64), nn.ReLU(), nn.Linear(64, 2))
-    optimizer = torch.optim.Adam(head.parameters(), lr=1e-3)
     loader = DataLoader(encoded["train"], batch_size=BATCH, shuffle=True)
+    # Same optimizer and schedule as the runner (AdamW, 1e-3, linear decay), so the two differ
+    # only in how the backbone's features are obtained (and in precision).
+    optimizer = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=0.0)
+    scheduler = get_linear_schedule_with_warmup(optimizer, 0, len(loader) * epochs)
 
     def features(batch):
         with torch.no_grad():
@@ -152,6 +155,7 @@ def seed_head_loop(splits, epochs: int = 10) -> dict:
             loss = nn.functional.cross_entropy(head(features(batch)), batch["labels"])
             loss.backward()
             optimizer.step()
+            scheduler.step()
             optimizer.zero_grad()
     seconds = time.perf_counter() - started
     correct = 0
