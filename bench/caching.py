@@ -33,10 +33,6 @@ class CachedExamples(Dataset):
     def __getitem__(self, i):
         return {key: value[i] for key, value in self.tensors.items()}
 
-    def lengths(self) -> list[int]:
-        mask = self.tensors.get("attention_mask")
-        return mask.sum(1).tolist() if mask is not None else [1] * len(self)
-
 
 def collate_cached(items: list[dict]) -> dict:
     batch = {key: torch.stack([item[key] for item in items]) for key in items[0]}
