@@ -9,3 +9,10 @@ The path through the code follows the file names:
 
 class BenchError(Exception):
     """A problem with the user's input (suite, data, checkpoint). Reported as one line, exit code 2."""
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (libraries' messages run to many lines),
+    or its type name when the message is empty."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
-from bench import BenchError
+from bench import BenchError, first_line
 
 
 def resolve(spec: str) -> str:
@@ -83,7 +83,7 @@ class Checkpoint:
         except OSError as err:
             # transformers raises OSError both for "not on the hub / no network" and for a
             # local folder missing files; either way the user must fix the checkpoint spec.
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            first = first_line(err)
             hint = (
                 "check the name and your network (or HF_HUB_OFFLINE), or give a local directory"
                 if not os.path.isdir(self.path)
@@ -91,5 +91,4 @@ class Checkpoint:
             )
             raise BenchError(f"cannot load {what} of checkpoint '{self.spec}': {first} -- {hint}") from None
         except ValueError as err:
-            first = str(err).strip().splitlines()[0]
-            raise BenchError(f"cannot load {what} of checkpoint '{self.spec}': {first}") from None
+            raise BenchError(f"cannot load {what} of checkpoint '{self.spec}': {first_line(err)}") from None

@@ -12,7 +12,7 @@ from pathlib import Path
 import datasets
 import torch
 
-from bench import BenchError
+from bench import BenchError, first_line
 from bench.suite import DatasetSpec
 
 EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
@@ -101,9 +101,8 @@ def _load_raw(spec: DatasetSpec) -> dict:
     try:
         hub = datasets.load_dataset(spec.name)
     except Exception as err:  # the hub raises many types: ConnectionError, DatasetNotFoundError, ...
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise BenchError(
-            f"cannot load dataset '{spec.name}' from the hub ({first}); for local files pass "
+            f"cannot load dataset '{spec.name}' from the hub ({first_line(err)}); for local files pass "
             f"--data-dir DIR or set BENCH_DATA_DIR to a folder holding {spec.train_split}.csv and {spec.eval_split}.csv"
         ) from None
     for split in (spec.train_split, spec.eval_split):
@@ -119,8 +118,7 @@ def _load_files(files: dict) -> dict:
     try:
         loaded = datasets.load_dataset(kinds.pop(), data_files=files)
     except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise BenchError(f"cannot read dataset files {', '.join(files.values())}: {first}") from None
+        raise BenchError(f"cannot read dataset files {', '.join(files.values())}: {first_line(err)}") from None
     return {"train": loaded["train"], "eval": loaded["eval"]}
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`: make the package importable, not bench/'s files
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import BenchError  # noqa: E402
+from bench import BenchError, first_line  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS_DIR = ROOT / "reports"
@@ -170,8 +170,7 @@ def preflight(suite, num_labels: int) -> dict:
                 raise
             except Exception as err:  # e.g. peft rejecting an option value
                 raise BenchError(
-                    f"strategy '{strategy.name}' cannot be applied to {spec}: {type(err).__name__}: "
-                    f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+                    f"strategy '{strategy.name}' cannot be applied to {spec}: {type(err).__name__}: {first_line(err)}"
                 ) from None
             counts[spec, strategy.name] = parameter_counts(model)
     return counts
@@ -235,7 +234,7 @@ def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Pat
     except Exception as err:  # a run that fails is recorded as failed, never given numbers
         traceback.print_exc()
         row["status"] = "failed"
-        row["error"] = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+        row["error"] = f"{type(err).__name__}: {first_line(err)}"
     row["ended_at"] = now()
     return row
 

@@ -18,7 +18,7 @@ import warnings
 import torch
 from torch import nn
 
-from bench import BenchError
+from bench import BenchError, first_line
 
 STRATEGIES = {}
 
@@ -127,7 +127,7 @@ def frozen_bottom(model: nn.Module, spec: str) -> tuple[str, int]:
         match = layer_of.match(name)
         if match:
             first = min(first, int(match.group(1)))
-        elif ".embeddings." in name or name.startswith(f"{base}embeddings."):
+        elif ".embeddings." in name:
             raise BenchError(f"cache_frozen needs frozen embeddings, but {name} of {spec} trains")
     if first == 0:
         raise BenchError(f"cache_frozen: the lowest encoder layer of {spec} trains, so there is no frozen bottom to cache")
@@ -175,7 +175,7 @@ def lora(checkpoint, r: int = 8, alpha: int = 16, dropout: float = 0.1, target_m
     try:
         return get_peft_model(model, config)
     except ValueError as err:
-        message, hint = str(err).strip().splitlines()[0], ""
+        message, hint = first_line(err), ""
         if "target_modules" in message or "target modules" in message.lower():
             linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
             hint = f" -- give target_modules; its linear layers are named: {', '.join(linear)}"

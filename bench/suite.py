@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from bench import BenchError
+from bench import BenchError, first_line
 from bench.strategies import validate_strategy_params
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
@@ -148,7 +148,7 @@ def load_suite(name_or_path: str, data_dir: str | None = None, overrides: dict |
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        problem = getattr(err, "problem", None) or first_line(err)
         raise BenchError(f"suite {path}{where}: malformed YAML ({problem})") from None
     where = f"suite {path}"
     raw = _mapping(raw, where)
