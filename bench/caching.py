@@ -1,92 +1,73 @@
 """Compute once what a frozen part of the model would recompute every epoch.
 
-- `head` runs: the frozen backbone's pooled vector for every example, computed once in eval
-  mode; the head then trains and evaluates on those vectors. Same result as re-running the
-  backbone (it is frozen and in eval mode either way), a fraction of the work.
-- `freeze` runs with `cache_frozen: true`: the hidden states entering the lowest trainable
-  encoder layer, computed once in eval mode; training then runs only the layers above.
-  The trade-off, opt-in for that reason: no dropout inside the frozen layers (nor in the
-  embeddings), which a normal run would apply.
+The strategy's plan (`Prepared`, bench/strategies.py) says what is frozen:
+- `features` (head runs): the frozen backbone's pooled vector for every example, computed
+  once in eval mode; the head then trains and evaluates on those vectors. Same result as
+  re-running the backbone (it is frozen and in eval mode either way), a fraction of the work.
+- `frozen_prefix` (freeze runs with `cache_frozen: true`): the hidden states entering the
+  lowest trainable encoder layer, computed once in eval mode; training then runs only the
+  layers above. The trade-off, opt-in for that reason: no dropout inside the frozen layers
+  (nor in the embeddings), which a normal run would apply.
 
-With N processes each computes its share of the examples and `gather_for_metrics` hands
-every process the whole cache, in example order.
+The cache stays on the training device in the compute dtype (bf16 under bf16 autocast) as
+one contiguous tensor per field, so a batch is a gather (bench/batches.py). It is built
+without gradients in large batches (the batch size of a pass without gradients does not
+change its results), under `torch.no_grad()`: `inference_mode` would turn parameters moved
+to the GPU inside it into inference tensors that can never train. Each process computes the
+whole cache itself: one pass, no communication.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 
-from bench.strategies import PooledHeadClassifier
+from bench.batches import ExampleTensors
 
-
-class CachedExamples(Dataset):
-    """Per-example tensors (one row each) with the label and the example's idx."""
-
-    def __init__(self, tensors: dict[str, torch.Tensor]):
-        self.tensors = tensors
-
-    def __len__(self):
-        return len(self.tensors["labels"])
-
-    def __getitem__(self, i):
-        return {key: value[i] for key, value in self.tensors.items()}
+BUILD_BATCH = 256
 
 
-def collate_cached(items: list[dict]) -> dict:
-    batch = {key: torch.stack([item[key] for item in items]) for key in items[0]}
-    if "attention_mask" in batch:  # cut the padding no example in this batch needs
-        longest = int(batch["attention_mask"].sum(1).max())
-        batch["attention_mask"] = batch["attention_mask"][:, :longest]
-        batch["inputs_embeds"] = batch["inputs_embeds"][:, :longest]
-    return batch
-
-
-def cache_kind(model: nn.Module) -> str | None:
-    if isinstance(model, PooledHeadClassifier):
-        return "head"
-    if getattr(model, "bench_cache_frozen", False):
-        return "frozen_prefix"
-    return None
-
-
-@torch.inference_mode()
-def build_cache(kind: str, accelerator, model: nn.Module, dataset, collate, batch_size: int, max_length: int) -> CachedExamples:
-    """Run the frozen part over every example of `dataset` once (eval mode)."""
-    loader = accelerator.prepare_data_loader(DataLoader(dataset, batch_size=batch_size, collate_fn=collate))
-    model.to(accelerator.device).eval()  # frozen parts run without dropout, as in evaluation
-    if kind == "frozen_prefix":
-        prefix = FrozenPrefix(model)
-    parts: dict[str, list] = {}
-    for batch in loader:
-        idx, labels = batch.pop("idx"), batch.pop("labels")
+@torch.no_grad()
+def build_cache(plan, accelerator, examples: ExampleTensors, dtype: torch.dtype) -> ExampleTensors:
+    """Run the frozen part of `plan` over every example once (eval mode); returns the rows the
+    rest of the model trains on. The model must already be on `accelerator.device`."""
+    was_training = plan.model.training
+    plan.model.eval()  # frozen parts run without dropout, as in evaluation
+    frozen = plan.features if plan.features is not None else FrozenPrefix(plan.model, plan.frozen_prefix)
+    width = examples.tensors["input_ids"].shape[1]
+    # Longest first and each chunk cut to its own longest example: little padding computed.
+    order = sorted(range(len(examples)), key=lambda i: -examples.lengths[i])
+    out = None
+    for start in range(0, len(order), BUILD_BATCH):
+        chunk = order[start : start + BUILD_BATCH]
+        idx = torch.tensor(chunk, device=accelerator.device)
+        batch = examples.batch(idx, examples.lengths[chunk[0]])
+        labels = batch.pop("labels")
         with accelerator.autocast():
-            if kind == "head":
-                rows = {"features": model.pool(**batch).float()}
-            else:
-                hidden = prefix(**batch).float()
-                pad = max_length - hidden.shape[1]  # fixed width, so processes can gather
-                rows = {
-                    "inputs_embeds": nn.functional.pad(hidden, (0, 0, 0, pad)),
-                    "attention_mask": nn.functional.pad(batch["attention_mask"], (0, pad)),
-                }
-        gathered = accelerator.gather_for_metrics({"idx": idx, "labels": labels, **rows})
-        for key, value in gathered.items():
-            parts.setdefault(key, []).append(value.cpu())
-    tensors = {key: torch.cat(values) for key, values in parts.items()}
-    order = torch.argsort(tensors["idx"])
-    return CachedExamples({key: value[order] for key, value in tensors.items()})
+            values = frozen(**batch).to(dtype)
+        if out is None:
+            shape = (len(examples), *values.shape[1:]) if plan.features is not None else (len(examples), width, values.shape[-1])
+            out = {"values": torch.zeros(shape, dtype=dtype, device=accelerator.device), "labels": examples.tensors["labels"]}
+        if plan.features is not None:
+            out["values"][idx] = values
+        else:
+            out["values"][idx, : values.shape[1]] = values
+    plan.model.train(was_training)
+    if plan.features is not None:
+        return ExampleTensors({"features": out["values"], "labels": out["labels"]}, examples.lengths)
+    return ExampleTensors(
+        {"inputs_embeds": out["values"], "attention_mask": examples.tensors["attention_mask"], "labels": out["labels"]},
+        examples.lengths,
+    )
 
 
 class FrozenPrefix:
-    """Splits a classifier at its lowest trainable encoder layer: `__call__` runs the frozen
-    part (embeddings + the layers below), and `to_suffix` turns the model into one that
-    starts from those hidden states (`inputs_embeds`), the frozen modules bypassed."""
+    """Runs the frozen part of a classifier split at its lowest trainable encoder layer
+    (`split` = (name of the layer list, index of that layer)): embeddings + the layers below."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, split: tuple[str, int]):
         self.base = getattr(model, model.base_model_prefix)
-        name, self.first = model.bench_cache_frozen
+        name, self.first = split
         parent, _, self.attr = name.rpartition(".")
         self.parent = model.get_submodule(parent)
 
@@ -101,10 +82,10 @@ class FrozenPrefix:
             setattr(self.parent, self.attr, full)
 
 
-def to_suffix_model(model: nn.Module) -> nn.Module:
+def to_suffix_model(model: nn.Module, split: tuple[str, int]) -> nn.Module:
     """The model, from the cached hidden states on: embeddings pass `inputs_embeds` through
     and the frozen layers are dropped from the layer list (they no longer run or count)."""
-    name, first = model.bench_cache_frozen
+    name, first = split
     parent, _, attr = name.rpartition(".")
     parent = model.get_submodule(parent)
     setattr(parent, attr, nn.ModuleList(list(getattr(parent, attr))[first:]))

@@ -99,7 +99,14 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.dry_run:
         check_writable(output)
-    accelerator = Accelerator(mixed_precision=resolve_mixed_precision(suite.mixed_precision))
+    from accelerate.utils import DataLoaderConfiguration
+
+    # non_blocking: batches (pinned by the loaders on CUDA) reach the GPU without the host
+    # waiting for the queued steps to finish.
+    accelerator = Accelerator(
+        mixed_precision=resolve_mixed_precision(suite.mixed_precision),
+        dataloader_config=DataLoaderConfiguration(non_blocking=True),
+    )
     check_processes_connected(accelerator)
     threads = set_cpu_threads(accelerator)
     say = accelerator.print
@@ -165,14 +172,14 @@ def preflight(suite, num_labels: int) -> dict:
         checkpoint = Checkpoint(spec, num_labels, meta=True)
         for strategy in suite.strategies:
             try:
-                model = build_model(strategy.kind, checkpoint, strategy.params)
+                plan = build_model(strategy.kind, checkpoint, strategy.params)
             except BenchError:
                 raise
             except Exception as err:  # e.g. peft rejecting an option value
                 raise BenchError(
                     f"strategy '{strategy.name}' cannot be applied to {spec}: {type(err).__name__}: {first_line(err)}"
                 ) from None
-            counts[spec, strategy.name] = parameter_counts(model)
+            counts[spec, strategy.name] = parameter_counts(plan.model)
     return counts
 
 
@@ -182,7 +189,7 @@ def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Pat
 
     from bench.data import tokenize
     from bench.strategies import build_model
-    from bench.train import train_one
+    from bench.train import resolve_compile, train_one
 
     hp = cell.hparams
     started = now()
@@ -218,17 +225,16 @@ def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Pat
         tokenized, tokenizer = tokenized_cache[key]
         row["tokenize_seconds"] = round(time.perf_counter() - start, 3)
         set_seed(cell.seed)  # before the model: new heads and adapters are initialised from it
-        model = build_model(cell.strategy.kind, checkpoint, cell.strategy.params)
-        row.update(parameter_counts(model))
-        result = train_one(cell, accelerator, model, tokenized, tokenizer, context["peak_tflops"])
+        plan = build_model(cell.strategy.kind, checkpoint, cell.strategy.params)
+        row.update(parameter_counts(plan.model))
+        result = train_one(cell, accelerator, plan, tokenized, tokenizer, context["peak_tflops"])
         row["peak_source"] = context["peak_source"]
-        predictions = result.pop("predictions")
-        history = result.pop("history")
-        row.update({k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in result.items()})
-        row["history"] = json.dumps(history)
+        row["compile"] = resolve_compile(hp.compile, accelerator.device) or "off"
+        row.update({k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in result.columns().items()})
+        row["history"] = json.dumps(result.history)
         row["status"] = "ok"
         if accelerator.is_main_process:
-            row["predictions_file"] = write_predictions(output, row["run_id"], started, predictions, context["labels"])
+            row["predictions_file"] = write_predictions(output, row["run_id"], started, result.predictions, context["labels"])
     except BenchError:
         raise
     except Exception as err:  # a run that fails is recorded as failed, never given numbers

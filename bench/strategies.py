@@ -1,19 +1,22 @@
 """Fine-tuning strategies: each turns a checkpoint into the model to train.
 
 One registry, keyed by the suite's `kind`. A strategy is a function
-`(checkpoint, **options) -> torch.nn.Module` whose keyword arguments are exactly the
-options a suite may give it (checked before anything runs). The returned model takes
-`input_ids, attention_mask, [token_type_ids], labels` and returns `.loss` and `.logits`;
-its parameters with `requires_grad=True` are the ones that train.
+`(checkpoint, **options) -> Prepared` whose keyword arguments are exactly the options a
+suite may give it (checked before anything runs). `Prepared` is the plan for the loop: the
+model to train (it takes `input_ids, attention_mask, [token_type_ids], labels` and returns
+`.loss` and `.logits`; its parameters with `requires_grad=True` are the ones that train),
+and what of it is frozen and may be computed once (bench/caching.py).
 
 Add a strategy by writing one function here with `@strategy("kind")`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 import warnings
+from typing import Callable
 
 import torch
 from torch import nn
@@ -25,6 +28,21 @@ STRATEGIES = {}
 # peft calls a transformers method that transformers 5 deprecated; not ours to fix, and it
 # would repeat for every LoRA run.
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+
+@dataclasses.dataclass
+class Prepared:
+    """What a strategy hands the training loop.
+
+    `frozen_prefix`: (name of the encoder's layer list, index of the lowest trainable layer):
+    the embeddings and the layers below are frozen, and their outputs may be cached.
+    `features`: a frozen feature extractor, `(input_ids, attention_mask, [token_type_ids]) ->
+    one vector per example`; the model then also accepts `features=` instead of tokens.
+    """
+
+    model: nn.Module
+    frozen_prefix: tuple[str, int] | None = None
+    features: Callable | None = None
 
 
 def strategy(kind: str):
@@ -59,7 +77,7 @@ def validate_strategy_params(kind: str, params: dict, where: str) -> None:
             raise BenchError(f"{where}: option '{name}' must be {want[expected]}, got {value!r}")
 
 
-def build_model(kind: str, checkpoint, params: dict) -> nn.Module:
+def build_model(kind: str, checkpoint, params: dict) -> Prepared:
     return STRATEGIES[kind](checkpoint, **params)
 
 
@@ -67,15 +85,15 @@ def build_model(kind: str, checkpoint, params: dict) -> nn.Module:
 
 
 @strategy("full")
-def full(checkpoint) -> nn.Module:
+def full(checkpoint) -> Prepared:
     """Every parameter trains (the seed notebook's default)."""
-    return checkpoint.classifier()
+    return Prepared(checkpoint.classifier())
 
 
 @strategy("freeze")
 def freeze(
     checkpoint, patterns: tuple = (), top: int = 0, bottom: int = 0, layers: tuple = (), cache_frozen: bool = False
-) -> nn.Module:
+) -> Prepared:
     """Only the selected parameters train; everything else is frozen.
 
     `patterns`: a parameter trains if its name contains one of these substrings (the seed
@@ -109,9 +127,7 @@ def freeze(
         selected.update(n for n in names for i in chosen if n.startswith(f"{prefix}.{i}."))
     for name, param in model.named_parameters():
         param.requires_grad = name in selected
-    if cache_frozen:
-        model.bench_cache_frozen = frozen_bottom(model, checkpoint.spec)
-    return model
+    return Prepared(model, frozen_prefix=frozen_bottom(model, checkpoint.spec) if cache_frozen else None)
 
 
 def frozen_bottom(model: nn.Module, spec: str) -> tuple[str, int]:
@@ -135,7 +151,7 @@ def frozen_bottom(model: nn.Module, spec: str) -> tuple[str, int]:
 
 
 @strategy("head")
-def head(checkpoint, hidden: tuple = (64,), pooling: str = "pooler", dropout: float = 0.0) -> nn.Module:
+def head(checkpoint, hidden: tuple = (64,), pooling: str = "pooler", dropout: float = 0.0) -> Prepared:
     """Frozen backbone, a new MLP head on its pooled output (the second notebook:
     pooler output -> Linear(H, 64) -> ReLU -> Linear(64, num_labels)).
 
@@ -149,11 +165,12 @@ def head(checkpoint, hidden: tuple = (64,), pooling: str = "pooler", dropout: fl
     backbone = checkpoint.backbone()
     if pooling == "pooler" and getattr(backbone, "pooler", None) is None:
         raise BenchError(f"{checkpoint.spec} has no pooler layer; use pooling: cls or pooling: mean")
-    return PooledHeadClassifier(backbone, checkpoint.num_labels, list(hidden), pooling, dropout)
+    model = PooledHeadClassifier(backbone, checkpoint.num_labels, list(hidden), pooling, dropout)
+    return Prepared(model, features=model.pool)
 
 
 @strategy("lora")
-def lora(checkpoint, r: int = 8, alpha: int = 16, dropout: float = 0.1, target_modules: list | None = None) -> nn.Module:
+def lora(checkpoint, r: int = 8, alpha: int = 16, dropout: float = 0.1, target_modules: list | None = None) -> Prepared:
     """peft LoRA adapters on the attention projections; the classification head trains in full.
 
     `target_modules` defaults to peft's own per-architecture choice (query/value for BERT
@@ -173,7 +190,7 @@ def lora(checkpoint, r: int = 8, alpha: int = 16, dropout: float = 0.1, target_m
         modules_to_save=head_module_names(model),
     )
     try:
-        return get_peft_model(model, config)
+        return Prepared(get_peft_model(model, config))
     except ValueError as err:
         message, hint = first_line(err), ""
         if "target_modules" in message or "target modules" in message.lower():

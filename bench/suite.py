@@ -49,7 +49,8 @@ class Hyperparameters:
     max_length: int = 100
     weight_decay: float = 0.0  # HF Trainer's default, which the seed notebook used
     warmup_ratio: float = 0.0
-    compile: bool = False  # torch.compile the model (opt-in: compilation takes minutes on CPU)
+    # torch.compile: auto = on CUDA (CUDA graphs, static shapes), off on CPU; true / false force it
+    compile: bool | str = "auto"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,8 +224,8 @@ def _hparams(raw: dict, where: str) -> dict:
         if key not in _HPARAM_KEYS:
             continue
         if key == "compile":
-            if not isinstance(value, bool):
-                raise BenchError(f"{where}: 'compile' must be true or false, got {value!r}")
+            if not isinstance(value, bool) and value != "auto":
+                raise BenchError(f"{where}: 'compile' must be auto, true or false, got {value!r}")
             out[key] = value
             continue
         kind = int if key in ("epochs", "batch_size", "max_length") else float

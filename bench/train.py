@@ -1,237 +1,315 @@
-"""One run: train a prepared model with Accelerate, evaluate after every epoch, measure.
+"""One run: train a strategy's plan with Accelerate, evaluate after every epoch, measure.
 
-Read it top to bottom like accelerate's nlp_example: data loaders, optimizer and linear
-schedule (what the seed's HF Trainer used), `accelerator.prepare`, then epochs of
-training steps followed by an evaluation pass with `gather_for_metrics` so that with N
-processes every evaluation example is scored exactly once.
+Read `train_one` top to bottom like accelerate's nlp_example: examples as tensors on the
+device, the frozen part computed once if the plan allows it (bench/caching.py), loaders of
+example indices, AdamW with the linear schedule the seed's HF Trainer used, compilation,
+`accelerator.prepare`, then epochs of `fit_epoch` followed by `evaluate`, whose
+`gather_for_metrics` scores every evaluation example exactly once with N processes.
 
-Clocks: training time covers the training steps (plus, for cached runs, computing the
-frozen part's outputs for the train set once); before each clock is read the GPU is
-synchronised and the processes meet at a barrier, so the figure is the global wall time for
-the global amount of work. Steady-state figures leave out the first steps. FLOPs are counted
-by PyTorch's FlopCounterMode on the first real step (forward + backward).
+Speed without changing what is computed: with compilation on (by default on CUDA), the
+model's forward is compiled with CUDA graphs (`mode="reduce-overhead"`); batches then have
+static shapes (widths from a few length buckets, a short last batch padded with ignored
+rows, bench/batches.py), and every shape is compiled and captured before the clocks start,
+in `compile_seconds`. No step reads a GPU value back to the host.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+from types import MethodType
 
 import evaluate
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from torch.nn import functional as F
 from torch.utils.data import DataLoader
-from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
-from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
+from transformers import get_linear_schedule_with_warmup
 
-from bench.caching import build_cache, cache_kind, collate_cached, to_suffix_model
+from bench.batches import ExampleTensors, IndexBatches, length_buckets
+from bench.caching import build_cache, to_suffix_model
 from bench.data import LengthGroupedBatches
+from bench.measure import Measurements, RunResult, synchronized_clock
+from bench.strategies import Prepared
 from bench.suite import Cell
 
 ACCURACY = str(Path(__file__).resolve().parent / "metrics" / "accuracy")
+CAPTURE_CALLS = 3  # CUDA graph trees: a warm-up run, the recording, a first replay
+COMPUTE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# Batch widths of a compiled run. Each width is a compilation (tens of seconds for a
+# bert-base on an H100); at batch 16 a step is bound by the host, not by padded tokens, so one
+# width (max_length) is cheapest end to end. `padding_waste` shows what it costs.
+COMPILED_WIDTHS = 1
 
 
-def train_one(cell: Cell, accelerator: Accelerator, model: torch.nn.Module, tokenized, tokenizer, peak_tflops=None) -> dict:
-    """Train and evaluate; returns the run's measurements and per-example predictions.
-
-    `peak_tflops`: this process's peak for the run's matmul dtype (bench/hardware.py), for MFU.
-    """
+def train_one(cell: Cell, accelerator: Accelerator, plan: Prepared, tokenized, tokenizer, peak_tflops=None) -> RunResult:
+    """Train and evaluate one cell. `peak_tflops`: this process's peak for the run's matmul
+    dtype (bench/hardware.py), for MFU."""
     hp = cell.hparams
-    cuda = accelerator.device.type == "cuda"
-    collate = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if cuda else None)  # tensor-core friendly shapes
+    device = accelerator.device
+    compile_mode = resolve_compile(hp.compile, device)
+    measure = Measurements(accelerator, warmup_steps=0)
+    plan.model.to(device)  # before any pass without gradients: the parameters stay trainable tensors
+    set_problem_type(plan.model)
 
-    # What a frozen part of the model would recompute every epoch is computed once (bench/caching.py).
-    # The cost is counted: the train set's share in train_seconds, the eval set's in eval_seconds.
-    cache = cache_kind(model)
-    train_cache_seconds = eval_cache_seconds = 0.0
-    if cache:
-        start = synchronized_clock(accelerator)
-        train_set = build_cache(cache, accelerator, model, tokenized["train"], collate, hp.batch_size, hp.max_length)
-        train_cache_seconds = synchronized_clock(accelerator) - start
-        eval_set = build_cache(cache, accelerator, model, tokenized["eval"], collate, hp.batch_size, hp.max_length)
-        eval_cache_seconds = synchronized_clock(accelerator) - start - train_cache_seconds
-        if cache == "frozen_prefix":
-            model = to_suffix_model(model)
-        collate = collate_cached
-    else:
-        train_set, eval_set = tokenized["train"], tokenized["eval"]
-    train_lengths = [len(ids) for ids in tokenized["train"]["input_ids"]]
-    eval_lengths = [len(ids) for ids in tokenized["eval"]["input_ids"]]
-    # Batches of similar length: dynamic padding then pads little. Same seed, same order.
-    train_loader = DataLoader(
-        train_set, batch_sampler=LengthGroupedBatches(train_lengths, hp.batch_size, shuffle=True, seed=cell.seed), collate_fn=collate
-    )
-    eval_loader = DataLoader(
-        eval_set, batch_sampler=LengthGroupedBatches(eval_lengths, hp.batch_size, shuffle=False), collate_fn=collate
-    )
+    train_set = ExampleTensors.from_tokenized(tokenized["train"], tokenizer.pad_token_id, hp.max_length, device)
+    eval_set = ExampleTensors.from_tokenized(tokenized["eval"], tokenizer.pad_token_id, hp.max_length, device)
+    model, cached = plan.model, plan.features is not None or plan.frozen_prefix is not None
+    if cached:  # counted: the train set's pass in train_seconds, the eval set's in eval_seconds
+        dtype = COMPUTE_DTYPES.get(accelerator.mixed_precision, torch.float32)
+        with measure.timed("train_cache"):
+            train_set = build_cache(plan, accelerator, train_set, dtype)
+        with measure.timed("eval_cache"):
+            eval_set = build_cache(plan, accelerator, eval_set, dtype)
+        if plan.frozen_prefix:
+            model = to_suffix_model(model, plan.frozen_prefix)
 
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=hp.learning_rate, weight_decay=hp.weight_decay, fused=cuda or None)
-    # Steps counted on the un-sharded loader: the prepared scheduler advances once per
-    # process per step, as in accelerate's examples.
-    total_steps = len(train_loader) * hp.epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * total_steps), total_steps)
-    if hp.compile:
-        model = torch.compile(model)
+    buckets = length_buckets(hp.max_length, COMPILED_WIDTHS) if compile_mode else None
+    rows = hp.batch_size if compile_mode else None  # static batch size for compiled shapes
+    train_loader, eval_loader = make_loaders(cell, train_set, eval_set, buckets, device)
+    train_widths = train_loader.collate_fn.widths() if buckets else None
+    optimizer, scheduler = make_optimizer(model, hp, total_steps=len(train_loader) * hp.epochs, cuda=device.type == "cuda")
+    if compile_mode:
+        compile_forward(model, compile_mode)
     model, optimizer, train_loader, eval_loader, scheduler = accelerator.prepare(
         model, optimizer, train_loader, eval_loader, scheduler
     )
-    accuracy = evaluate.load(ACCURACY, keep_in_memory=True)  # in memory: no cache files shared between processes
 
-    memory = PeakMemory(accelerator)
-    # The first steps (allocator, thread pools, kernel choice, compilation) are left out of the
-    # steady-state figures.
-    warmup_steps = min(10, max(1, len(train_loader) // 10))
-    history, train_seconds, eval_seconds = [], train_cache_seconds, eval_cache_seconds
-    step_flops = warmup_seconds = None
-    warmup_samples = 0
+    widest = max(train_widths) if train_widths else max(train_set.lengths)
+    measure.count_flops(
+        lambda: one_step_no_update(model, train_set, widest, hp.batch_size, rows, accelerator),
+        rows or min(hp.batch_size, len(train_set)),
+        width_of(train_set, widest),
+    )
+    if compile_mode:
+        with measure.timed("compile"):
+            capture_shapes(model, train_set, train_widths, rows, accelerator)
+    measure.reset_peak_memory()
+    measure.warmup_steps = min(10, max(1, len(train_loader) // 10))
+
+    accuracy = evaluate.load(ACCURACY, keep_in_memory=True)  # in memory: no cache files shared between processes
+    history, train_loss, evaluation = [], None, None
     progress = tqdm(
         total=len(train_loader) * hp.epochs,
         desc=f"{cell.checkpoint.rsplit('/', 1)[-1]} | {cell.strategy.name} | seed {cell.seed}",
         disable=not accelerator.is_local_main_process,
         leave=False,
     )
+    samples = 0  # examples this process trained on
     for epoch in range(1, hp.epochs + 1):
-        model.train()
-        loss_sum = torch.zeros((), device=accelerator.device)
-        seen = torch.zeros((), device=accelerator.device)
-        start = synchronized_clock(accelerator)
-        for step, batch in enumerate(train_loader, 1):
-            batch.pop("idx")
-            if step_flops is None:  # count the FLOPs of one real step, forward and backward
-                with FlopCounterMode(display=False) as counter:
-                    outputs = model(**batch)
-                    accelerator.backward(outputs.loss)
-                step_flops = counter.get_total_flops()
-                flops_per_sample = step_flops / batch["labels"].shape[0]
-            else:
-                outputs = model(**batch)
-                accelerator.backward(outputs.loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            size = batch["labels"].shape[0]
-            loss_sum += outputs.loss.detach().float() * size  # no .item(): no sync per step
-            seen += size
-            progress.update(1)
-            if epoch == 1 and step == warmup_steps:
-                warmup_seconds = synchronized_clock(accelerator) - start
-                warmup_samples = int(accelerator.reduce(seen.clone(), "sum").item())
-        epoch_seconds = synchronized_clock(accelerator) - start
-        train_seconds += epoch_seconds
-        train_loss = (accelerator.reduce(loss_sum, "sum") / accelerator.reduce(seen, "sum")).item()
-
-        start = synchronized_clock(accelerator)
-        evaluation = evaluate_model(accelerator, model, eval_loader, accuracy)
-        eval_seconds += synchronized_clock(accelerator) - start
+        with measure.timed("train_steps") as interval:
+            loss_sum, seen = fit_epoch(
+                model, train_loader, train_set, optimizer, scheduler, accelerator, measure, rows, progress, interval.start, samples
+            )
+        samples += seen
+        train_loss = (accelerator.reduce(loss_sum, "sum") / accelerator.reduce(torch.tensor(float(seen), device=device), "sum")).item()
+        with measure.timed("eval"):
+            evaluation = evaluate_model(model, eval_loader, eval_set, accelerator, accuracy)
         history.append(
             {
                 "epoch": epoch,
                 "train_loss": round(train_loss, 6),
                 "eval_loss": round(evaluation["eval_loss"], 6),
                 "eval_accuracy": round(evaluation["eval_accuracy"], 6),
-                "train_seconds": round(epoch_seconds, 3),
+                "train_seconds": round(interval.elapsed, 3),
             }
         )
         progress.set_postfix(epoch=epoch, train_loss=f"{train_loss:.4f}", acc=f"{evaluation['eval_accuracy']:.4f}")
     progress.close()
 
-    train_examples, eval_examples = len(tokenized["train"]), len(tokenized["eval"])
-    if len(evaluation["predictions"]) != eval_examples:  # gather_for_metrics must drop the padding
-        raise RuntimeError(f"scored {len(evaluation['predictions'])} evaluation examples, expected {eval_examples}")
-    # Steady state: training steps after the warm-up, cache building excluded.
-    steady_seconds = train_seconds - train_cache_seconds - warmup_seconds
-    steady_samples = train_examples * hp.epochs - warmup_samples
-    steady = steady_samples / steady_seconds if steady_samples > 0 and steady_seconds > 0 else None
-    achieved = flops_per_sample * steady / 1e12 if steady else None
-    peak = peak_tflops * accelerator.num_processes if peak_tflops else None
-    result = {
-        "train_loss": train_loss,
-        "eval_loss": evaluation["eval_loss"],
-        "loss_ratio": train_loss / evaluation["eval_loss"],
-        "eval_accuracy": evaluation["eval_accuracy"],
-        "train_samples_per_s": train_examples * hp.epochs / train_seconds,
-        "steady_train_samples_per_s": steady,
-        "train_tokens_per_s": sum(train_lengths) * hp.epochs / train_seconds,
-        "eval_samples_per_s": eval_examples * hp.epochs / eval_seconds,
-        "train_seconds": train_seconds,
-        "eval_seconds": eval_seconds,
-        "cache_seconds": train_cache_seconds + eval_cache_seconds if cache else None,
-        "train_flops_per_step": step_flops,
-        "achieved_tflops": achieved,
-        "peak_tflops": peak,
-        "mfu": achieved / peak if achieved and peak else None,
-        "peak_memory_mb": memory.peak_mb(),
-        "memory_measure": memory.measure,
-        "history": history,
-        "predictions": evaluation["predictions"],
-    }
+    if len(evaluation["predictions"]) != len(eval_set):  # gather_for_metrics must drop the padding
+        raise RuntimeError(f"scored {len(evaluation['predictions'])} evaluation examples, expected {len(eval_set)}")
+    result = collect_result(measure, accelerator, hp, samples, train_loss, evaluation, history, train_set, eval_set, cached, peak_tflops)
     accelerator.free_memory()  # drop the references prepare() kept, before the next cell
     return result
 
 
+def fit_epoch(model, loader, examples, optimizer, scheduler, accelerator, measure, rows, progress, epoch_start, samples_before):
+    """One pass over the training batches. Returns (sum of loss x examples, on the device;
+    examples seen by this process). The loss stays on the device: no sync per step."""
+    model.train()
+    loss_sum = torch.zeros((), device=accelerator.device)
+    seen = 0
+    for batch in loader:
+        idx, width = batch["idx"], batch["width"]
+        inputs = examples.batch(idx, width, rows)
+        outputs = model(**inputs)
+        accelerator.backward(outputs.loss)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        real = idx.shape[0]
+        loss_sum += outputs.loss.detach().float() * real  # read before the next step replays the graph
+        seen += real
+        measure.step(inputs["labels"].shape[0], width_of(examples, width), batch["tokens"])
+        progress.update(1)
+        if measure.steps == measure.warmup_steps and measure.warmup_at is None:
+            measure.end_warmup(epoch_start, samples_before + seen)
+    return loss_sum, seen
+
+
 @torch.no_grad()
-def evaluate_model(accelerator: Accelerator, model, eval_loader, accuracy) -> dict:
+def evaluate_model(model, loader, examples, accelerator, accuracy) -> dict:
+    """Mean loss and accuracy over the evaluation set, and per-example predictions. Results
+    stay on the device until the pass is over.
+
+    Eager, even when training is compiled: a pass without gradients in large batches (4x the
+    training batch on CUDA; per-example results do not depend on the batch) is short, and
+    compiling it would cost a second compilation per run."""
     model.eval()
-    rows = []
-    for batch in eval_loader:
-        idx, labels = batch.pop("idx"), batch.pop("labels")  # no labels: the loss is computed here, per example
-        logits = model(**batch).logits
-        losses = torch.nn.functional.cross_entropy(logits.float(), labels, reduction="none")
+    parts = []
+    for batch in loader:
+        idx = batch["idx"]
+        real = idx.shape[0]
+        inputs = examples.batch(idx, batch["width"])
+        labels = inputs.pop("labels")  # no labels: the loss is computed here, per example
+        with torch.compiler.set_stance("force_eager"):
+            logits = model(**inputs).logits
+        losses = F.cross_entropy(logits.float(), labels, reduction="none")
         # gather_for_metrics drops the samples the sampler repeated to even out the last batch
-        idx, labels, preds, losses = accelerator.gather_for_metrics((idx, labels, logits.argmax(-1), losses))
-        accuracy.add_batch(predictions=preds.cpu(), references=labels.cpu())
-        rows.extend(zip(idx.tolist(), labels.tolist(), preds.tolist(), losses.tolist()))
-    rows.sort()
+        parts.append(accelerator.gather_for_metrics((idx, labels, logits.argmax(-1), losses)))
+    idx, labels, preds, losses = (torch.cat(column).cpu() for column in zip(*parts))
+    accuracy.add_batch(predictions=preds, references=labels)
+    rows_out = sorted(zip(idx.tolist(), labels.tolist(), preds.tolist(), losses.tolist()))
     return {
-        "eval_loss": sum(r[3] for r in rows) / len(rows),
+        "eval_loss": float(losses.double().mean()),
         "eval_accuracy": accuracy.compute()["accuracy"],
-        "predictions": rows,
+        "predictions": rows_out,
     }
 
 
-def synchronized_clock(accelerator: Accelerator) -> float:
-    """Wall time after all queued GPU work is done and every process got here."""
-    if accelerator.device.type == "cuda":
-        torch.cuda.synchronize(accelerator.device)
-    accelerator.wait_for_everyone()
-    return time.perf_counter()
+def make_loaders(cell: Cell, train_set: ExampleTensors, eval_set: ExampleTensors, buckets, device):
+    """Loaders of example indices. Batches of similar length: dynamic padding then pads
+    little (same seed, same order). On CUDA widths are multiples of 8 (tensor cores)."""
+    hp = cell.hparams
+    multiple = 8 if device.type == "cuda" else 1
+    pin = device.type == "cuda"  # pinned + non-blocking copies (bench/run.py): no sync per batch
+    indices = lambda examples: range(len(examples))  # noqa: E731
+    train_loader = DataLoader(
+        indices(train_set),
+        batch_sampler=LengthGroupedBatches(train_set.lengths, hp.batch_size, shuffle=True, seed=cell.seed),
+        collate_fn=IndexBatches(train_set.lengths, buckets, multiple),
+        pin_memory=pin,
+    )
+    eval_loader = DataLoader(
+        indices(eval_set),
+        batch_sampler=LengthGroupedBatches(eval_set.lengths, hp.batch_size * (4 if pin else 1), shuffle=False),
+        collate_fn=IndexBatches(eval_set.lengths, None, multiple),
+        pin_memory=pin,
+    )
+    return train_loader, eval_loader
 
 
-class PeakMemory:
-    """Peak memory of this run: CUDA max allocated, or on CPU the process's peak RSS
-    (reset at the start of the run through /proc/self/clear_refs), max over processes."""
-
-    def __init__(self, accelerator: Accelerator):
-        self.accelerator = accelerator
-        if accelerator.device.type == "cuda":
-            self.measure = "cuda_max_allocated"
-            torch.cuda.reset_peak_memory_stats(accelerator.device)
-        else:
-            self.measure = "cpu_peak_rss"
-            try:  # "5" resets the peak RSS (VmHWM) to the current RSS; Linux only
-                Path("/proc/self/clear_refs").write_text("5")
-            except OSError:
-                self.measure = "cpu_peak_rss_process"  # peak since the process started
-
-    def peak_mb(self) -> float:
-        if self.measure == "cuda_max_allocated":
-            peak = torch.cuda.max_memory_allocated(self.accelerator.device) / 2**20
-        else:
-            peak = _vm_hwm_mb()
-        peaks = self.accelerator.gather(torch.tensor([peak], device=self.accelerator.device))
-        return float(peaks.max())
+def make_optimizer(model, hp, total_steps: int, cuda: bool):
+    """AdamW over the trainable parameters, linear decay (the seed's HF Trainer defaults).
+    Steps are counted on the un-sharded loader: the prepared scheduler advances once per
+    process per step, as in accelerate's examples."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=hp.learning_rate, weight_decay=hp.weight_decay, fused=cuda or None)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * total_steps), total_steps)
+    return optimizer, scheduler
 
 
-def _vm_hwm_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
+def resolve_compile(setting, device) -> str | None:
+    """The torch.compile mode for this run, or None. `auto` compiles on CUDA, where CUDA
+    graphs remove the per-kernel launch cost that bounds small-batch steps (measured:
+    PERFORMANCE.md), and not on CPU, where compiling takes longer than it saves."""
+    cuda = device.type == "cuda"
+    if setting == "auto":
+        return "reduce-overhead" if cuda else None
+    if setting:
+        return "reduce-overhead" if cuda else "default"
+    return None
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+_COMPILED: dict = {}
+
+
+def compile_forward(model: torch.nn.Module, mode: str) -> None:
+    """Compile `model.forward` in place (used for training steps; evaluation runs eagerly in
+    large batches, see `evaluate_model`). One compiled function per model class and mode is
+    shared by every run of the suite, so a run of an architecture already compiled reuses
+    its graphs where the guards (which parameters train, train/eval mode) allow."""
+    import torch._dynamo
+
+    limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+    setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 64))  # widths x modes x strategies
+    key = (type(model), mode)
+    if key not in _COMPILED:
+        # Static shapes, as the bare CUDA-graph loop that is the reference (PERFORMANCE.md). With
+        # dynamic=True and 8 widths, MiniLM took 98 s to compile on an H100.
+        _COMPILED[key] = torch.compile(type(model).forward, mode=mode, dynamic=False)
+    model.forward = MethodType(_COMPILED[key], model)
+
+
+def one_step_no_update(model, examples, width, batch_size, rows, accelerator) -> None:
+    """Forward + backward on the first examples, eagerly, then the gradients are dropped:
+    nothing trains and the random state is restored, so the run is the same with or without it."""
+    idx = torch.arange(min(batch_size, len(examples)), device=accelerator.device)
+    devices = [accelerator.device] if accelerator.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.compiler.set_stance("force_eager"):
+        model.train()
+        accelerator.backward(model(**examples.batch(idx, width, rows)).loss)
+    for p in model.parameters():
+        p.grad = None
+
+
+def capture_shapes(model, train_set, widths, rows, accelerator) -> None:
+    """Compile the training step and capture its CUDA graph for every batch width the run
+    will meet, before the clocks start (forward + backward; the gradients are dropped, nothing
+    trains). The random state is restored afterwards."""
+    devices = [accelerator.device] if accelerator.device.type == "cuda" else []
+    idx = torch.arange(min(rows, len(train_set)), device=accelerator.device)
+    with torch.random.fork_rng(devices=devices):
+        model.train()
+        for width in widths if train_set.has_sequence else [None]:
+            for _ in range(CAPTURE_CALLS):
+                accelerator.backward(model(**train_set.batch(idx, width, rows)).loss)
+                for p in model.parameters():
+                    p.grad = None
+
+
+def set_problem_type(model: torch.nn.Module) -> None:
+    """HF classifiers pick their loss on the first call and write it into the config; set it
+    up front (single-label cross-entropy) so a compiled forward has no side effect to trace."""
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        if config is not None and getattr(config, "problem_type", "unset") is None and getattr(config, "num_labels", 0) > 1:
+            config.problem_type = "single_label_classification"
+
+
+def width_of(examples: ExampleTensors, width) -> int | None:
+    return width if examples.has_sequence else None
+
+
+def collect_result(measure, accelerator, hp, samples, train_loss, evaluation, history, train_set, eval_set, cached, peak_tflops):
+    """Global figures: per-process counters summed over processes, clocks already global."""
+    seconds = measure.seconds
+    step_seconds = seconds["train_steps"]
+    steady = measure.steady(step_seconds, samples)
+    counts = torch.tensor([steady[0], steady[2], measure.padded_tokens, measure.real_tokens], dtype=torch.float64)
+    steady_samples, steady_padded, padded, real = accelerator.reduce(counts.to(accelerator.device), "sum").tolist()
+    return RunResult(
+        train_loss=train_loss,
+        eval_loss=evaluation["eval_loss"],
+        eval_accuracy=evaluation["eval_accuracy"],
+        train_examples=len(train_set),
+        eval_examples=len(eval_set),
+        epochs=hp.epochs,
+        train_tokens=sum(train_set.lengths),
+        train_seconds=step_seconds + seconds.get("train_cache", 0.0),
+        eval_seconds=seconds["eval"] + seconds.get("eval_cache", 0.0),
+        cache_seconds=seconds["train_cache"] + seconds["eval_cache"] if cached else None,
+        compile_seconds=seconds.get("compile"),
+        steady_samples=int(steady_samples),
+        steady_seconds=steady[1],
+        steady_padded_tokens=int(steady_padded),
+        padding_waste=padded / real if train_set.has_sequence and real else None,
+        flops_per_step=measure.flops_per_step,
+        flops_per_padded_token=measure.flops_per_padded_token,
+        peak_tflops=peak_tflops * accelerator.num_processes if peak_tflops else None,
+        peak_memory_mb=measure.memory.peak_mb(),
+        memory_measure=measure.memory.measure,
+        history=history,
+        predictions=evaluation["predictions"],
+    )

@@ -21,15 +21,16 @@ from conftest import build_checkpoint, run_cli, write_suite
 def test_cached_frozen_prefix_gives_the_same_logits(tmp_path, family):
     layers = {"n_layers": 4} if family == "distilbert" else {"num_hidden_layers": 4}
     folder = build_checkpoint(tmp_path / family, family, **layers)
-    model = build_model("freeze", Checkpoint(str(folder), 2), {"top": 1, "cache_frozen": True}).eval()
-    assert model.bench_cache_frozen[1] == 3  # layers 0-2 are the frozen bottom
+    plan = build_model("freeze", Checkpoint(str(folder), 2), {"top": 1, "cache_frozen": True})
+    model = plan.model.eval()
+    assert plan.frozen_prefix[1] == 3  # layers 0-2 are the frozen bottom
     ids = torch.randint(5, 300, (3, 12))
     mask = torch.ones_like(ids)
     mask[0, 7:] = 0  # padding must be handled by the layers above, as before
     with torch.no_grad():
         reference = model(input_ids=ids, attention_mask=mask).logits
-        hidden = FrozenPrefix(model)(ids, mask)
-        suffix = to_suffix_model(model)
+        hidden = FrozenPrefix(model, plan.frozen_prefix)(ids, mask)
+        suffix = to_suffix_model(model, plan.frozen_prefix)
         cached = suffix(inputs_embeds=hidden, attention_mask=mask).logits
     torch.testing.assert_close(cached, reference, rtol=1e-5, atol=1e-6)
     assert sum(p.numel() for p in suffix.parameters() if p.requires_grad) > 0
@@ -87,8 +88,11 @@ def test_speed_columns_are_filled_and_consistent(speed_report):
         flops, achieved, peak, mfu = (float(row[c]) for c in ("train_flops_per_step", "achieved_tflops", "peak_tflops", "mfu"))
         assert flops > 0 and achieved > 0 and peak > 0
         assert mfu == pytest.approx(achieved / peak, rel=1e-4)
-        # achieved = FLOPs per sample of the counted step (a full batch of 8) x steady samples/s
-        assert achieved == pytest.approx(flops / 8 * float(row["steady_train_samples_per_s"]) / 1e12, rel=1e-3)
+        # FLOPs are counted at the widest batch and scaled by the padded tokens each batch had:
+        # never more than the widest step's FLOPs per sample x samples/s
+        assert achieved <= flops / 8 * float(row["steady_train_samples_per_s"]) / 1e12 * (1 + 1e-3)
+        if name != "head":  # batches are padded to their longest example, no further (not compiled on CPU)
+            assert 1.0 <= float(row["padding_waste"]) < 1.5 and row["compile"] == "off" and row["compile_seconds"] == ""
         assert float(row["train_tokens_per_s"]) > float(row["train_samples_per_s"]) > 0
         assert row["peak_source"].startswith("measured:cpu matmul fp32")
 

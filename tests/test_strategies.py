@@ -21,7 +21,7 @@ BERT_TOTAL = BERT_EMBEDDINGS + 2 * LAYER + LINEAR_HH + CLASSIFIER  # + pooler
 
 
 def counts(checkpoint_dir, kind, meta=False, **params):
-    model = build_model(kind, Checkpoint(str(checkpoint_dir), LABELS, meta=meta), params)
+    model = build_model(kind, Checkpoint(str(checkpoint_dir), LABELS, meta=meta), params).model
     return parameter_counts(model), model
 
 

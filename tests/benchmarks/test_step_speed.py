@@ -68,18 +68,18 @@ def step_of(model, inputs):
 )
 def test_step(benchmark, small_bert, kind, params):
     torch.manual_seed(0)
-    model = build_model(kind, Checkpoint(str(small_bert), 2), params)
+    model = build_model(kind, Checkpoint(str(small_bert), 2), params).model
     benchmark.pedantic(step_of(model, batch()), rounds=30, warmup_rounds=3)
 
 
 def test_step_freeze_cached(benchmark, small_bert):
     """The step a cache_frozen run takes: only the layers above the frozen bottom."""
     torch.manual_seed(0)
-    model = build_model("freeze", Checkpoint(str(small_bert), 2), {"top": 1, "patterns": ["pooler"], "cache_frozen": True})
+    plan = build_model("freeze", Checkpoint(str(small_bert), 2), {"top": 1, "patterns": ["pooler"], "cache_frozen": True})
     inputs = batch()
     with torch.no_grad():
-        hidden = FrozenPrefix(model)(inputs["input_ids"], inputs["attention_mask"])
-    suffix = to_suffix_model(model)
+        hidden = FrozenPrefix(plan.model, plan.frozen_prefix)(inputs["input_ids"], inputs["attention_mask"])
+    suffix = to_suffix_model(plan.model, plan.frozen_prefix)
     cached = {"inputs_embeds": hidden, "attention_mask": inputs["attention_mask"], "labels": inputs["labels"]}
     benchmark.pedantic(step_of(suffix, cached), rounds=30, warmup_rounds=3)
 
@@ -87,7 +87,7 @@ def test_step_freeze_cached(benchmark, small_bert):
 def test_step_head_on_cached_features(benchmark, small_bert):
     """A head run's step: the MLP on pooled features computed once."""
     torch.manual_seed(0)
-    model = build_model("head", Checkpoint(str(small_bert), 2), {"hidden": [64]})
+    model = build_model("head", Checkpoint(str(small_bert), 2), {"hidden": [64]}).model
     inputs = batch()
     features = model.pool(inputs["input_ids"], inputs["attention_mask"])
     # 32 batches' worth of vectors in one step: a 16-vector step is too short to time reliably

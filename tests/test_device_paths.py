@@ -1,0 +1,139 @@
+"""What the GPU path relies on, checked where it can be on a CPU: fp32 master weights from
+half-precision checkpoints, static batch shapes that compute what tight batches compute,
+caches built in large batches, and a compiled run that learns as an eager one does.
+(CUDA graphs themselves run only on a GPU: PERFORMANCE.md has those measurements.)"""
+
+import csv
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from bench.batches import IGNORE_INDEX, ExampleTensors, IndexBatches, length_buckets
+from bench.caching import FrozenPrefix, build_cache
+from bench.checkpoints import Checkpoint
+from bench.data import load_splits, tokenize
+from bench.run import main
+from bench.strategies import build_model
+from bench.suite import load_suite
+from conftest import build_checkpoint, write_suite
+
+
+@pytest.fixture(scope="module")
+def accelerator():
+    from accelerate import Accelerator
+
+    return Accelerator(cpu=True, mixed_precision="no")
+
+
+def tokenized_cell(suite_path, checkpoint):
+    cell = load_suite(str(suite_path)).cells()[0]
+    splits, _ = load_splits(cell.dataset)
+    tokenizer = checkpoint.tokenizer()
+    return cell, tokenize(splits, tokenizer, cell.hparams.max_length), tokenizer
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_half_precision_checkpoint_trains_fp32_master_weights(tmp_path, data_dir, accelerator, dtype):
+    from bench.train import train_one
+
+    folder = build_checkpoint(tmp_path / "half", "bert")
+    from transformers import BertForSequenceClassification
+
+    BertForSequenceClassification.from_pretrained(folder).to(dtype).save_pretrained(folder)
+    with safe_open(str(folder / "model.safetensors"), "pt") as stored:
+        assert stored.get_tensor("bert.pooler.dense.weight").dtype == dtype  # really stored in half precision
+
+    checkpoint = Checkpoint(str(folder), 2)
+    assert {p.dtype for p in checkpoint.backbone().parameters()} == {torch.float32}
+    suite = write_suite(tmp_path, [folder], data_dir, epochs=15)
+    cell, tokenized, tokenizer = tokenized_cell(suite, checkpoint)
+    torch.manual_seed(0)
+    plan = build_model("full", checkpoint, {})
+    before = {n: p.detach().clone() for n, p in plan.model.named_parameters()}
+    assert {p.dtype for p in before.values()} == {torch.float32}
+
+    result = train_one(cell, accelerator, plan, tokenized, tokenizer)
+
+    after = dict(plan.model.named_parameters())
+    assert {p.dtype for p in after.values()} == {torch.float32}
+    moved = [n for n in before if not torch.equal(before[n], after[n].detach())]
+    assert len(moved) == len(before)  # every weight was updated, in fp32
+    assert result.eval_accuracy >= 0.9  # and it learned (chance is 0.5)
+
+
+def test_static_batches_compute_what_tight_batches_compute(bert_dir):
+    model = build_model("full", Checkpoint(str(bert_dir), 2), {}).model.eval()
+    lengths = [5, 9, 7]
+    ids = torch.zeros(3, 32, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        ids[i, :n] = torch.randint(5, 30, (n,))
+    mask = (ids != 0).long()
+    examples = ExampleTensors({"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([0, 1, 1])}, lengths)
+    idx = torch.tensor([2, 0, 1])
+
+    tight = examples.batch(idx, 9)
+    static = examples.batch(idx, 16, rows=8)  # a bucket width and the full batch size
+    assert static["input_ids"].shape == (8, 16) and tight["input_ids"].shape == (3, 9)
+    assert static["labels"].tolist() == [1, 0, 1] + [IGNORE_INDEX] * 5
+    with torch.no_grad():
+        out_tight, out_static = model(**tight), model(**static)
+    torch.testing.assert_close(out_static.logits[:3], out_tight.logits, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out_static.loss, out_tight.loss, rtol=1e-5, atol=1e-6)  # padded rows are ignored
+
+
+def test_length_buckets_and_batch_widths():
+    assert length_buckets(128, 1) == [128]
+    assert length_buckets(128, 8) == [16, 32, 48, 64, 80, 96, 112, 128]
+    assert length_buckets(100, 4) == [32, 56, 80, 100]  # multiples of 8, never past max_length
+    lengths = [3, 30, 17, 100, 64]
+    bucketed = IndexBatches(lengths, [32, 56, 80, 100])
+    assert [bucketed.width([i]) for i in range(5)] == [32, 32, 32, 100, 80]
+    assert bucketed.widths() == [32, 80, 100]
+    assert bucketed([0, 2]) | {"idx": None} == {"idx": None, "width": 32, "tokens": 20}
+    assert IndexBatches(lengths, None, multiple=8).width([0, 2]) == 24  # eager CUDA: longest, rounded to 8
+    assert IndexBatches(lengths, None).width([0, 2]) == 17
+
+
+@pytest.mark.parametrize("strategy", [{"kind": "freeze", "top": 1, "cache_frozen": True}, {"kind": "head", "pooling": "mean"}])
+def test_a_cache_built_in_large_batches_matches_one_example_at_a_time(tmp_path, data_dir, accelerator, strategy):
+    folder = build_checkpoint(tmp_path / "deep", "bert", num_hidden_layers=3)
+    checkpoint = Checkpoint(str(folder), 2)
+    kind, params = strategy["kind"], {k: v for k, v in strategy.items() if k != "kind"}
+    suite = write_suite(tmp_path, [folder], data_dir)
+    _, tokenized, tokenizer = tokenized_cell(suite, checkpoint)
+    examples = ExampleTensors.from_tokenized(tokenized["eval"], tokenizer.pad_token_id, 32, "cpu")
+    plan = build_model(kind, checkpoint, params)
+
+    cache = build_cache(plan, accelerator, examples, torch.float32)
+
+    frozen = plan.features if kind == "head" else FrozenPrefix(plan.model, plan.frozen_prefix)
+    key = "features" if kind == "head" else "inputs_embeds"
+    assert len(cache) == len(examples) and torch.equal(cache.tensors["labels"], examples.tensors["labels"])
+    with torch.no_grad():
+        for i in (0, 5, len(examples) - 1):
+            n = examples.lengths[i]
+            alone = frozen(**{k: v[i : i + 1, :n] for k, v in examples.tensors.items() if k != "labels"})
+            cached = cache.tensors[key][i : i + 1] if kind == "head" else cache.tensors[key][i : i + 1, :n]
+            torch.testing.assert_close(cached, alone, rtol=1e-4, atol=1e-5)
+    assert not any(p.is_inference() for p in plan.model.parameters())  # built under no_grad, not inference_mode
+
+
+def test_a_compiled_run_learns_as_an_eager_one(tmp_path, bert_dir, data_dir):
+    """compile: true on CPU (inductor, no CUDA graphs): static shapes, capture before the
+    clocks, FLOPs counted eagerly; the task is learned and the columns say what happened."""
+    rows = {}
+    for compile_setting in (False, True):
+        suite = write_suite(tmp_path, [bert_dir], data_dir, name=f"c{int(compile_setting)}", epochs=15, max_length=16,
+                            compile=compile_setting)
+        output = tmp_path / f"c{int(compile_setting)}.csv"
+        assert main(["--suite", str(suite), "--output", str(output)]) == 0
+        with open(output) as f:
+            (rows[compile_setting],) = csv.DictReader(f)
+    eager, compiled = rows[False], rows[True]
+    assert (eager["compile"], eager["compile_seconds"]) == ("off", "")
+    assert compiled["compile"] == "default" and float(compiled["compile_seconds"]) > 0
+    assert float(compiled["eval_accuracy"]) >= 0.9 and float(eager["eval_accuracy"]) >= 0.9
+    assert float(compiled["train_flops_per_step"]) > 0 and float(compiled["mfu"]) > 0
+    # one width (max_length) when compiled: more padding than the tightest batches
+    assert float(compiled["padding_waste"]) > float(eager["padding_waste"]) >= 1.0
