@@ -96,14 +96,15 @@ class RunResult:
 class Measurements:
     """Owns a run's clocks and counters while it trains.
 
-    `timed(name)` adds a synchronised wall-time interval to `seconds[name]`. The training loop
-    reports each step's padded and real tokens (`step`, host-side ints: no GPU sync) and calls
-    `end_warmup` once, after the first steps; everything after it is the steady state.
+    `timed(name)` adds a synchronised wall-time interval to `seconds[name]`. `start` marks the
+    beginning of training (peak memory from here). The training loop reports each step's padded
+    and real tokens (`step`, host-side ints: no GPU sync) and calls `end_warmup` once, after
+    the first `warmup_steps` steps; everything after it is the steady state.
     """
 
-    def __init__(self, accelerator: Accelerator, warmup_steps: int):
+    def __init__(self, accelerator: Accelerator):
         self.accelerator = accelerator
-        self.warmup_steps = warmup_steps
+        self.warmup_steps = 0
         self.seconds: dict[str, float] = {}
         self.flops_per_step = self.flops_per_padded_token = None
         self.steps = 0
@@ -140,7 +141,10 @@ class Measurements:
         seconds, warm_samples, warm_tokens = self.warmup_at
         return samples - warm_samples, step_seconds - seconds, self.padded_tokens - warm_tokens
 
-    def reset_peak_memory(self) -> None:
+    def start(self, warmup_steps: int) -> None:
+        """Training begins: peak memory counts from here (the FLOP count and the capture
+        before it are not training), and the first `warmup_steps` steps are the warm-up."""
+        self.warmup_steps = warmup_steps
         self.memory = PeakMemory(self.accelerator)
 
 

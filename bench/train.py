@@ -8,9 +8,9 @@ example indices, AdamW with the linear schedule the seed's HF Trainer used, comp
 
 Speed without changing what is computed: with compilation on (by default on CUDA), the
 model's forward is compiled with CUDA graphs (`mode="reduce-overhead"`); batches then have
-static shapes (widths from a few length buckets, a short last batch padded with ignored
-rows, bench/batches.py), and every shape is compiled and captured before the clocks start,
-in `compile_seconds`. No step reads a GPU value back to the host.
+static shapes (padded to max_length, a short last batch padded with rows the loss ignores,
+bench/batches.py), and the step is compiled and captured before the clocks start, in
+`compile_seconds`. No step reads a GPU value back to the host. Evaluation runs eagerly.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from transformers import get_linear_schedule_with_warmup
 from bench.batches import ExampleTensors, IndexBatches, length_buckets
 from bench.caching import build_cache, to_suffix_model
 from bench.data import LengthGroupedBatches
-from bench.measure import Measurements, RunResult, synchronized_clock
+from bench.measure import Measurements, RunResult
 from bench.strategies import Prepared
 from bench.suite import Cell
 
@@ -48,21 +48,8 @@ def train_one(cell: Cell, accelerator: Accelerator, plan: Prepared, tokenized, t
     hp = cell.hparams
     device = accelerator.device
     compile_mode = resolve_compile(hp.compile, device)
-    measure = Measurements(accelerator, warmup_steps=0)
-    plan.model.to(device)  # before any pass without gradients: the parameters stay trainable tensors
-    set_problem_type(plan.model)
-
-    train_set = ExampleTensors.from_tokenized(tokenized["train"], tokenizer.pad_token_id, hp.max_length, device)
-    eval_set = ExampleTensors.from_tokenized(tokenized["eval"], tokenizer.pad_token_id, hp.max_length, device)
-    model, cached = plan.model, plan.features is not None or plan.frozen_prefix is not None
-    if cached:  # counted: the train set's pass in train_seconds, the eval set's in eval_seconds
-        dtype = COMPUTE_DTYPES.get(accelerator.mixed_precision, torch.float32)
-        with measure.timed("train_cache"):
-            train_set = build_cache(plan, accelerator, train_set, dtype)
-        with measure.timed("eval_cache"):
-            eval_set = build_cache(plan, accelerator, eval_set, dtype)
-        if plan.frozen_prefix:
-            model = to_suffix_model(model, plan.frozen_prefix)
+    measure = Measurements(accelerator)
+    model, train_set, eval_set, cached = device_examples(plan, tokenized, tokenizer, hp.max_length, accelerator, measure)
 
     buckets = length_buckets(hp.max_length, COMPILED_WIDTHS) if compile_mode else None
     rows = hp.batch_size if compile_mode else None  # static batch size for compiled shapes
@@ -84,8 +71,7 @@ def train_one(cell: Cell, accelerator: Accelerator, plan: Prepared, tokenized, t
     if compile_mode:
         with measure.timed("compile"):
             capture_shapes(model, train_set, train_widths, rows, accelerator)
-    measure.reset_peak_memory()
-    measure.warmup_steps = min(10, max(1, len(train_loader) // 10))
+    measure.start(warmup_steps=min(10, max(1, len(train_loader) // 10)))
 
     accuracy = evaluate.load(ACCURACY, keep_in_memory=True)  # in memory: no cache files shared between processes
     history, train_loss, evaluation = [], None, None
@@ -124,6 +110,27 @@ def train_one(cell: Cell, accelerator: Accelerator, plan: Prepared, tokenized, t
     return result
 
 
+def device_examples(plan: Prepared, tokenized, tokenizer, max_length: int, accelerator, measure):
+    """The examples as tensors on the device and the model that trains on them. Where the plan
+    has a frozen part, its outputs are computed once and the model starts after it; the cost
+    is counted (the train set's pass in train_seconds, the eval set's in eval_seconds).
+    Returns (model, train set, eval set, whether they are cached outputs)."""
+    device = accelerator.device
+    plan.model.to(device)  # before any pass without gradients: the parameters stay trainable tensors
+    set_problem_type(plan.model)
+    train_set = ExampleTensors.from_tokenized(tokenized["train"], tokenizer.pad_token_id, max_length, device)
+    eval_set = ExampleTensors.from_tokenized(tokenized["eval"], tokenizer.pad_token_id, max_length, device)
+    if plan.features is None and plan.frozen_prefix is None:
+        return plan.model, train_set, eval_set, False
+    dtype = COMPUTE_DTYPES.get(accelerator.mixed_precision, torch.float32)
+    with measure.timed("train_cache"):
+        train_set = build_cache(plan, accelerator, train_set, dtype)
+    with measure.timed("eval_cache"):
+        eval_set = build_cache(plan, accelerator, eval_set, dtype)
+    model = to_suffix_model(plan.model, plan.frozen_prefix) if plan.frozen_prefix else plan.model
+    return model, train_set, eval_set, True
+
+
 def fit_epoch(model, loader, examples, optimizer, scheduler, accelerator, measure, rows, progress, epoch_start, samples_before):
     """One pass over the training batches. Returns (sum of loss x examples, on the device;
     examples seen by this process). The loss stays on the device: no sync per step."""
@@ -160,7 +167,6 @@ def evaluate_model(model, loader, examples, accelerator, accuracy) -> dict:
     parts = []
     for batch in loader:
         idx = batch["idx"]
-        real = idx.shape[0]
         inputs = examples.batch(idx, batch["width"])
         labels = inputs.pop("labels")  # no labels: the loss is computed here, per example
         with torch.compiler.set_stance("force_eager"):

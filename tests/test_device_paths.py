@@ -137,3 +137,24 @@ def test_a_compiled_run_learns_as_an_eager_one(tmp_path, bert_dir, data_dir):
     assert float(compiled["train_flops_per_step"]) > 0 and float(compiled["mfu"]) > 0
     # one width (max_length) when compiled: more padding than the tightest batches
     assert float(compiled["padding_waste"]) > float(eager["padding_waste"]) >= 1.0
+
+
+def test_run_result_computes_throughput_and_mfu_from_what_was_measured():
+    from bench.measure import RunResult
+
+    result = RunResult(
+        train_loss=0.3, eval_loss=0.4, eval_accuracy=0.9, train_examples=1000, eval_examples=200, epochs=2,
+        train_tokens=50_000, train_seconds=10.0, eval_seconds=2.0, cache_seconds=None, compile_seconds=5.0,
+        steady_samples=1800, steady_seconds=8.0, steady_padded_tokens=115_200, padding_waste=1.28,
+        flops_per_step=6.4e9, flops_per_padded_token=1e6, peak_tflops=2.0, peak_memory_mb=100.0,
+        memory_measure="cpu_peak_rss", history=[], predictions=[],
+    )
+    columns = result.columns()
+    assert columns["train_samples_per_s"] == 200.0  # 1000 x 2 epochs / 10 s
+    assert columns["steady_train_samples_per_s"] == 225.0  # 1800 / 8 s
+    assert columns["train_tokens_per_s"] == 10_000.0
+    assert columns["eval_samples_per_s"] == 200.0
+    assert columns["achieved_tflops"] == pytest.approx(1e6 * 115_200 / 8.0 / 1e12)
+    assert columns["mfu"] == pytest.approx(columns["achieved_tflops"] / 2.0)
+    assert columns["loss_ratio"] == pytest.approx(0.75)
+    assert (columns["compile_seconds"], columns["padding_waste"]) == (5.0, 1.28)
