@@ -33,6 +33,7 @@ class RunResult:
     train_loss: float
     eval_loss: float
     eval_accuracy: float
+    degenerate: bool
     train_examples: int
     eval_examples: int
     epochs: int
@@ -75,6 +76,7 @@ class RunResult:
             "eval_loss": self.eval_loss,
             "loss_ratio": self.train_loss / self.eval_loss,
             "eval_accuracy": self.eval_accuracy,
+            "degenerate": self.degenerate,
             "train_samples_per_s": self.train_examples * self.epochs / self.train_seconds,
             "steady_train_samples_per_s": self.steady_train_samples_per_s,
             "train_tokens_per_s": self.train_tokens * self.epochs / self.train_seconds,

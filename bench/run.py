@@ -149,15 +149,15 @@ def run(args: argparse.Namespace) -> int:
             append_row(output, row)
             summary = (
                 f"accuracy {row['eval_accuracy']:.4f}, loss ratio {row['loss_ratio']:.3f}, "
-                f"{row['train_samples_per_s']:.1f} train samples/s"
+                f"{row['train_samples_per_s']:.1f} train samples/s" + (" (DEGENERATE: one class predicted)" if row["degenerate"] else "")
                 if row["status"] == "ok"
-                else f"FAILED: {row['error']}"
+                else f"{row['status'].upper()}: {row['error']}"
             )
             say(f"    -> {summary}; row {row['run_id']} appended to {output}")
     accelerator.wait_for_everyone()  # a rank ending early can abort its peers (see NOTES)
     accelerator.end_training()
     if failures:
-        say(f"{failures} of {len(cells)} runs failed; see the status and error columns of {output}")
+        say(f"{failures} of {len(cells)} runs did not finish ok; see the status and error columns of {output}")
     return 1 if failures else 0
 
 
@@ -237,12 +237,38 @@ def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Pat
             row["predictions_file"] = write_predictions(output, row["run_id"], started, result.predictions, context["labels"])
     except BenchError:
         raise
-    except Exception as err:  # a run that fails is recorded as failed, never given numbers
-        traceback.print_exc()
-        row["status"] = "failed"
-        row["error"] = f"{type(err).__name__}: {first_line(err)}"
+    except Exception as err:  # a run that did not finish is recorded as what happened, never given numbers
+        row["status"], row["error"] = failure_status(err, hp.batch_size)
+        if row["status"] == "failed":
+            traceback.print_exc()
+        release_memory(accelerator)
     row["ended_at"] = now()
     return row
+
+
+def failure_status(err: Exception, batch_size: int) -> tuple[str, str]:
+    """(status, error) for a run that raised `err`: diverged, oom or failed."""
+    import torch
+
+    from bench.train import Diverged
+
+    if isinstance(err, Diverged):
+        return "diverged", str(err)
+    if isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower():
+        return "oom", f"out of memory at batch size {batch_size} per device: {first_line(err)}"
+    return "failed", f"{type(err).__name__}: {first_line(err)}"
+
+
+def release_memory(accelerator) -> None:
+    """After a run that raised: drop what it held so the next cell starts with free memory."""
+    import gc
+
+    import torch
+
+    accelerator.free_memory()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def parameter_counts(model) -> dict:

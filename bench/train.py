@@ -34,6 +34,7 @@ from bench.strategies import Prepared
 from bench.suite import Cell
 
 ACCURACY = str(Path(__file__).resolve().parent / "metrics" / "accuracy")
+DIVERGENCE_CHECK_STEPS = 50  # how often the host looks at the (device-side) divergence flag
 CAPTURE_CALLS = 3  # CUDA graph trees: a warm-up run, the recording, a first replay
 COMPUTE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # Batch widths of a compiled run. Each width is a compilation (tens of seconds for a
@@ -131,11 +132,21 @@ def device_examples(plan: Prepared, tokenized, tokenizer, max_length: int, accel
     return model, train_set, eval_set, True
 
 
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite: the run stops and is recorded `diverged`."""
+
+    def __init__(self, step: int, epoch: int):
+        super().__init__(f"training loss became NaN or infinite at step {step} (epoch {epoch})")
+        self.step = step
+
+
 def fit_epoch(model, loader, examples, optimizer, scheduler, accelerator, measure, rows, progress, epoch_start, samples_before):
     """One pass over the training batches. Returns (sum of loss x examples, on the device;
-    examples seen by this process). The loss stays on the device: no sync per step."""
+    examples seen by this process). The loss stays on the device: no sync per step; the
+    first non-finite loss is noted on the device and looked at every few steps (`Diverged`)."""
     model.train()
     loss_sum = torch.zeros((), device=accelerator.device)
+    first_bad = torch.full((), -1, dtype=torch.long, device=accelerator.device)
     seen = 0
     for batch in loader:
         idx, width = batch["idx"], batch["width"]
@@ -146,13 +157,25 @@ def fit_epoch(model, loader, examples, optimizer, scheduler, accelerator, measur
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         real = idx.shape[0]
-        loss_sum += outputs.loss.detach().float() * real  # read before the next step replays the graph
+        loss = outputs.loss.detach().float()  # read before the next step replays the graph
+        loss_sum += loss * real
+        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), measure.steps + 1, first_bad)
         seen += real
         measure.step(inputs["labels"].shape[0], width_of(examples, width), batch["tokens"])
         progress.update(1)
         if measure.steps == measure.warmup_steps and measure.warmup_at is None:
             measure.end_warmup(epoch_start, samples_before + seen)
+        if measure.steps % DIVERGENCE_CHECK_STEPS == 0:
+            check_diverged(first_bad, accelerator, measure, len(loader))
+    check_diverged(first_bad, accelerator, measure, len(loader))
     return loss_sum, seen
+
+
+def check_diverged(first_bad: torch.Tensor, accelerator, measure, steps_per_epoch: int) -> None:
+    """Raise `Diverged` if any process saw a non-finite loss (all processes stop together)."""
+    step = int(accelerator.gather(first_bad.view(1)).max().item())
+    if step >= 0:
+        raise Diverged(step, (step - 1) // steps_per_epoch + 1)
 
 
 @torch.no_grad()
@@ -180,6 +203,7 @@ def evaluate_model(model, loader, examples, accelerator, accuracy) -> dict:
     return {
         "eval_loss": float(losses.double().mean()),
         "eval_accuracy": accuracy.compute()["accuracy"],
+        "degenerate": preds.unique().numel() == 1,  # one class for every example: learned nothing usable
         "predictions": rows_out,
     }
 
@@ -299,6 +323,7 @@ def collect_result(measure, accelerator, hp, samples, train_loss, evaluation, hi
         train_loss=train_loss,
         eval_loss=evaluation["eval_loss"],
         eval_accuracy=evaluation["eval_accuracy"],
+        degenerate=evaluation["degenerate"],
         train_examples=len(train_set),
         eval_examples=len(eval_set),
         epochs=hp.epochs,

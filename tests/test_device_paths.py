@@ -143,7 +143,7 @@ def test_run_result_computes_throughput_and_mfu_from_what_was_measured():
     from bench.measure import RunResult
 
     result = RunResult(
-        train_loss=0.3, eval_loss=0.4, eval_accuracy=0.9, train_examples=1000, eval_examples=200, epochs=2,
+        train_loss=0.3, eval_loss=0.4, eval_accuracy=0.9, degenerate=False, train_examples=1000, eval_examples=200, epochs=2,
         train_tokens=50_000, train_seconds=10.0, eval_seconds=2.0, cache_seconds=None, compile_seconds=5.0,
         steady_samples=1800, steady_seconds=8.0, steady_padded_tokens=115_200, padding_waste=1.28,
         flops_per_step=6.4e9, flops_per_padded_token=1e6, peak_tflops=2.0, peak_memory_mb=100.0,
