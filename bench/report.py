@@ -1,14 +1,18 @@
 """The CSV report: its columns (documented here, quoted in the README) and safe appends.
 
-One row per run. Rows are only ever appended: the file is rewritten through a temporary
-file and an atomic rename, so an interrupted write never leaves a half row. A report from an
-older version gains the new columns (empty in its old rows); one with columns this version
-does not know is refused rather than mixed.
+One row per run. Rows are only ever appended, one line at a time under an exclusive lock
+(a `.<name>.lock` file beside the report), flushed and fsynced before the lock is released:
+two processes appending at once lose nothing and interleave nothing. A line cut short by a
+kill is never read as a row: readers skip it and the next append cuts it off first. A report
+from an older version gains the new columns (rewritten once, through a temporary file and an
+atomic rename, empty in its old rows); one with columns this version does not know is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import os
 from pathlib import Path
@@ -17,7 +21,8 @@ from bench import BenchError
 
 COLUMNS = {
     "suite": "suite name",
-    "run_id": "hash of the run's full configuration (same config, same id)",
+    "run_id": "hash of the run's full configuration, local paths relative to the suite file (same config, same id; a rerun skips ok run_ids)",
+    "config_id": "the same hash without the seed: the runs of one configuration over several seeds share it",
     "status": "ok; diverged (the training loss became NaN/inf: the run stopped, `error` gives the step); oom (out of memory, `error` gives the batch size); failed (any other error). Only ok rows have metrics",
     "checkpoint": "hub id, local directory or package:<pkg>/<folder> as written in the suite",
     "strategy": "the strategy's name in the suite",
@@ -71,24 +76,73 @@ COLUMNS = {
 
 
 def append_row(path: Path, row: dict) -> None:
-    """Append one row. A report written by an older version (a subset of today's columns) is
-    rewritten with the new columns, empty for its old rows; none of its values change."""
+    """Append one row under the report's lock. A report written by an older version (a subset
+    of today's columns) is first rewritten with the new columns; none of its values change."""
     unknown = set(row) - set(COLUMNS)
     if unknown:
         raise ValueError(f"row has columns not in the schema: {sorted(unknown)}")
     check_writable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = []
-    if path.exists() and path.stat().st_size:
-        with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
+    with locked(path):
+        with path.open("a+b") as f:
+            f.seek(0)
+            data = f.read()
+        complete = data[: data.rfind(b"\n") + 1]  # a torn last line (a killed writer) is dropped
+        header = next(csv.reader(io.StringIO(complete.decode())), None)
+        if header is not None and header != list(COLUMNS):
+            _rewrite_with_current_columns(path, complete)
+            complete = path.read_bytes()
+        with path.open("r+b") as f:
+            f.truncate(len(complete))
+            f.seek(len(complete))
+            f.write(_csv_lines([] if complete else [dict(zip(COLUMNS, COLUMNS))], row).encode())
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The report's complete rows (a torn last line is not a row)."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    return list(csv.DictReader(io.StringIO(data[: data.rfind(b"\n") + 1].decode())))
+
+
+def ok_run_ids(path: Path) -> set[str]:
+    return {row["run_id"] for row in read_rows(path) if row.get("status") == "ok"}
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """An exclusive lock for `path`'s writers (flock on a sidecar file: the report itself may
+    be replaced by a rename while someone waits)."""
+    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _csv_lines(rows: list[dict], row: dict) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), restval="")
+    writer.writerows(rows)
+    writer.writerow({column: row.get(column, "") for column in COLUMNS})
+    return buffer.getvalue()
+
+
+def _rewrite_with_current_columns(path: Path, data: bytes) -> None:
+    rows = list(csv.DictReader(io.StringIO(data.decode())))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), restval="")
     writer.writeheader()
     writer.writerows(rows)
-    writer.writerow({column: row.get(column, "") for column in COLUMNS})
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buffer.getvalue())
+    with tmp.open("w") as f:
+        f.write(buffer.getvalue())
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

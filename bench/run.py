@@ -37,6 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--suite", help="a suite name from suites/ or a path to a suite YAML")
     parser.add_argument("--list", action="store_true", help="list the available suites and exit")
     parser.add_argument("--dry-run", action="store_true", help="print the cells and their parameter counts, train nothing")
+    parser.add_argument("--force", action="store_true", help="rerun cells that already have an ok row in the report")
     parser.add_argument("--output", help="CSV report to append to (default: reports/<suite>.csv)")
     parser.add_argument("--data-dir", help="folder with <split>.csv files replacing the suite's dataset source "
                         "(default: $BENCH_DATA_DIR if set)")
@@ -85,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
         if value is not None
     }
     suite = load_suite(args.suite, data_dir=args.data_dir, overrides=overrides)
-    cells = suite.cells()
     go_offline_if_hub_unreachable(suite)
     output = Path(args.output) if args.output else REPORTS_DIR / f"{suite.name}.csv"
 
@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         dataloader_config=DataLoaderConfiguration(non_blocking=True),
     )
     check_processes_connected(accelerator)
+    cells = suite.cells(accelerator.num_processes, accelerator.mixed_precision)
     threads = set_cpu_threads(accelerator)
     say = accelerator.print
     if accelerator.device.type == "cuda":  # fp32 matmuls on tensor cores (TF32): same training, several times faster
@@ -137,9 +138,16 @@ def run(args: argparse.Namespace) -> int:
         "git_commit": git_commit(),
         "labels": labels,
     }
+    from bench.report import ok_run_ids
+
+    done = set() if args.force else ok_run_ids(output) & {cell.run_id() for cell in cells}
+    if done:
+        say(f"{len(done)} of {len(cells)} runs already have an ok row in {output}: skipped (--force reruns them)")
     tokenized_cache = {}
     failures = 0
     for number, cell in enumerate(cells, 1):
+        if cell.run_id() in done:
+            continue
         say(f"[{number}/{len(cells)}] {cell.checkpoint} | {cell.strategy.name} ({cell.strategy.kind}) | seed {cell.seed}")
         row = run_cell(cell, accelerator, Checkpoint(cell.checkpoint, len(labels)), splits, tokenized_cache, output, context)
         failures += row["status"] != "ok"
@@ -195,7 +203,8 @@ def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Pat
     started = now()
     row = {
         "suite": cell.suite,
-        "run_id": cell.run_id(accelerator.num_processes, accelerator.mixed_precision),
+        "run_id": cell.run_id(),
+        "config_id": cell.config_id(),
         "checkpoint": cell.checkpoint,
         "strategy": cell.strategy.name,
         "strategy_kind": cell.strategy.kind,
@@ -300,7 +309,7 @@ def print_cells(cells, counts: dict, accelerator, say) -> None:
     for cell in cells:
         c = counts[cell.checkpoint, cell.strategy.name]
         say(
-            f"{cell.run_id(accelerator.num_processes, accelerator.mixed_precision):12}  {_short(cell.checkpoint, 40):40}  {_short(cell.strategy.name, 22):22}  {cell.strategy.kind:6}  "
+            f"{cell.run_id():12}  {_short(cell.checkpoint, 40):40}  {_short(cell.strategy.name, 22):22}  {cell.strategy.kind:6}  "
             f"{cell.seed:>4}  {cell.hparams.epochs:>2}  {cell.hparams.learning_rate:>8.1e}  {c['trainable_params']:>12,}  "
             f"{c['total_params']:>12,}  {c['trainable_pct']:>7.3f}"
         )

@@ -70,25 +70,45 @@ class Cell:
     seed: int
     hparams: Hyperparameters
     dataset: DatasetSpec
-    mixed_precision: str  # auto, no, fp16, bf16 (auto is resolved per machine by bench/run.py)
+    mixed_precision: str  # no, fp16, bf16 once resolved for the machine (bench/run.py); auto before
+    num_processes: int = 1  # the global batch grows with processes
+    suite_dir: str = ""  # local paths are hashed relative to it: ids survive a move of the checkout
 
     def config(self) -> dict:
-        """Everything that defines the run, as plain data."""
+        """Everything that defines the run, as plain data; local paths relative to the suite file."""
+        dataset = dataclasses.asdict(self.dataset)
+        if dataset["data_dir"]:
+            dataset["data_dir"] = self._portable(dataset["data_dir"])
+        if dataset["files"]:
+            dataset["files"] = {split: self._portable(p) for split, p in dataset["files"].items()}
         return {
             "suite": self.suite,
-            "checkpoint": self.checkpoint,
+            "checkpoint": self._portable(self.checkpoint),
             "strategy": dataclasses.asdict(self.strategy),
             "seed": self.seed,
             "hparams": dataclasses.asdict(self.hparams),
-            "dataset": dataclasses.asdict(self.dataset),
+            "dataset": dataset,
+            "num_processes": self.num_processes,
+            "mixed_precision": self.mixed_precision,
         }
 
-    def run_id(self, num_processes: int, mixed_precision: str) -> str:
-        """Hash of the configuration and the launch settings that change results (the
-        global batch grows with processes; precision changes the numbers)."""
-        config = {**self.config(), "num_processes": num_processes, "mixed_precision": mixed_precision}
-        blob = json.dumps(config, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    def run_id(self) -> str:
+        """Hash of everything that changes the run's results, launch settings included."""
+        return _hash(self.config())
+
+    def config_id(self) -> str:
+        """The same without the seed: runs that differ only by seed share it (the report
+        groups seeds by it)."""
+        return _hash({k: v for k, v in self.config().items() if k != "seed"})
+
+    def _portable(self, path: str) -> str:
+        if self.suite_dir and os.path.isabs(path):
+            return os.path.relpath(path, self.suite_dir)
+        return path
+
+
+def _hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,15 +124,18 @@ class Suite:
     mixed_precision: str
     path: Path
 
-    def cells(self) -> list[Cell]:
-        """Every checkpoint x strategy x seed, checkpoints outermost (one load of data per tokenizer)."""
+    def cells(self, num_processes: int = 1, mixed_precision: str | None = None) -> list[Cell]:
+        """Every checkpoint x strategy x seed, checkpoints outermost (one load of data per
+        tokenizer), for a launch of `num_processes` with the precision resolved for the machine."""
+        precision = mixed_precision or self.mixed_precision
         cells = []
         for checkpoint in self.checkpoints:
             for strategy in self.strategies:
                 hparams = dataclasses.replace(self.defaults, **self.overrides.get(strategy.name, {}))
                 for seed in self.seeds:
                     cells.append(
-                        Cell(self.name, checkpoint, strategy, seed, hparams, self.dataset, self.mixed_precision)
+                        Cell(self.name, checkpoint, strategy, seed, hparams, self.dataset, precision, num_processes,
+                             str(self.path.resolve().parent))
                     )
         return cells
 

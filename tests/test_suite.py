@@ -48,14 +48,37 @@ def test_cells_are_checkpoints_x_strategies_x_seeds_with_overrides(tmp_path, dat
 
 def test_run_id_is_a_stable_hash_of_the_configuration(tmp_path, data_dir):
     path = write_suite(tmp_path, ["m"], data_dir, seeds=[1, 2])
-    first, second = load_suite(str(path)).cells()
-    again = load_suite(str(path)).cells()[0]
-    assert first.run_id(1, "no") == again.run_id(1, "no")
-    assert first.run_id(1, "no") != second.run_id(1, "no")  # seed
-    assert first.run_id(1, "no") != first.run_id(2, "no")  # processes change the global batch
-    assert first.run_id(1, "no") != first.run_id(1, "bf16")
-    other = load_suite(str(write_suite(tmp_path, ["m"], data_dir, seeds=[1, 2], learning_rate=1e-4))).cells()[0]
-    assert first.run_id(1, "no") != other.run_id(1, "no")
+    suite = load_suite(str(path))
+    first, second = suite.cells(1, "no")
+    again = load_suite(str(path)).cells(1, "no")[0]
+    assert first.run_id() == again.run_id()
+    assert first.run_id() != second.run_id()  # seed
+    assert first.config_id() == second.config_id()  # ... which config_id leaves out
+    assert first.run_id() != suite.cells(2, "no")[0].run_id()  # processes change the global batch
+    assert first.run_id() != suite.cells(1, "bf16")[0].run_id()
+    other = load_suite(str(write_suite(tmp_path, ["m"], data_dir, seeds=[1, 2], learning_rate=1e-4))).cells(1, "no")[0]
+    assert first.run_id() != other.run_id() and first.config_id() != other.config_id()
+
+
+def test_run_id_survives_moving_the_suite_with_its_data_and_checkpoints(tmp_path):
+    """Local paths are hashed relative to the suite file: the same suite in another checkout
+    (or on another node) has the same ids, so resume and merge see what is done."""
+    import shutil
+
+    from conftest import make_examples, write_csv
+
+    ids = []
+    for where in ("a", "b/deeper"):
+        root = tmp_path / where
+        write_csv(root / "data" / "train.csv", make_examples(8, 1))
+        write_csv(root / "data" / "test.csv", make_examples(8, 2))
+        (root / "ckpt").mkdir()
+        suite = write_suite(root, ["./ckpt"], root / "data")
+        text = suite.read_text().replace(str(root / "data"), "./data")
+        suite.write_text(text)
+        ids.append(load_suite(str(suite)).cells(1, "no")[0].run_id())
+        shutil.rmtree(root / "ckpt")
+    assert ids[0] == ids[1]
 
 
 def test_command_line_overrides_win(tmp_path, data_dir):
