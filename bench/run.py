@@ -17,6 +17,7 @@ import datetime
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -38,6 +39,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--list", action="store_true", help="list the available suites and exit")
     parser.add_argument("--dry-run", action="store_true", help="print the cells and their parameter counts, train nothing")
     parser.add_argument("--force", action="store_true", help="rerun cells that already have an ok row in the report")
+    parser.add_argument("--shard", help="I/N: run only the I-th of N fixed parts of the suite's cells (1 <= I <= N), "
+                        "e.g. one per SLURM array task; combine the reports with bench/merge.py")
     parser.add_argument("--output", help="CSV report to append to (default: reports/<suite>.csv)")
     parser.add_argument("--data-dir", help="folder with <split>.csv files replacing the suite's dataset source "
                         "(default: $BENCH_DATA_DIR if set)")
@@ -49,23 +52,42 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.list and not args.suite:
         parser.error("--suite is required (or --list)")
+    if args.shard is not None:
+        index, _, count = args.shard.partition("/")
+        if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+            parser.error(f"--shard must be I/N with 1 <= I <= N, got {args.shard!r}")
+        args.shard = (int(index), int(count))
     for name in ("train_size", "eval_size", "epochs"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     return args
 
 
+class Terminated(BaseException):
+    """SIGTERM (what SLURM sends before it kills a job): like Ctrl-C, it is not an error of
+    the run in flight, so no row is written for it."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return run(args)
     except BenchError as err:
         if int(os.environ.get("RANK", "0")) == 0:
             print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; rows already written are kept", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Terminated) as stop:
+        signal_name, code = ("SIGTERM", 143) if isinstance(stop, Terminated) else ("Ctrl-C", 130)
+        print(f"stopped by {signal_name}: the run in flight is not recorded; rows already written are kept "
+              "(rerun the same command to resume)", file=sys.stderr)
+        return code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,6 +131,9 @@ def run(args: argparse.Namespace) -> int:
     )
     check_processes_connected(accelerator)
     cells = suite.cells(accelerator.num_processes, accelerator.mixed_precision)
+    if args.shard:  # every I-th cell: fixed by the suite's order, the same on every machine
+        index, count = args.shard
+        cells = cells[index - 1 :: count]
     threads = set_cpu_threads(accelerator)
     say = accelerator.print
     if accelerator.device.type == "cuda":  # fp32 matmuls on tensor cores (TF32): same training, several times faster

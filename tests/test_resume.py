@@ -75,3 +75,54 @@ def test_concurrent_appends_lose_nothing_and_interleave_nothing(tmp_path):
         rows = list(csv.DictReader(f))
     assert sorted(r["run_id"] for r in rows) == sorted(f"{n}-{i}" for n in "abc" for i in range(150))
     assert all(r["error"] == "x" * 2000 and r["status"] == "ok" for r in rows)  # no torn or mixed lines
+
+
+def test_sigterm_stops_cleanly_and_a_rerun_finishes_the_suite(tmp_path, bert_dir, data_dir):
+    suite = write_suite(tmp_path, [bert_dir], data_dir, strategies=STRATEGIES, epochs=3)
+    output = tmp_path / "out.csv"
+    command = [sys.executable, str(ROOT / "bench" / "run.py"), "--suite", str(suite), "--output", str(output)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while len(read_rows(output)) < 1 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)  # what SLURM sends before it kills a job
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr[-2000:]
+    assert "stopped by SIGTERM" in stderr and "Traceback" not in stderr
+    rows = read_rows(output)
+    assert rows and all(r["status"] == "ok" for r in rows)  # the run in flight left no row
+    assert run_cli("--suite", suite, "--output", output).returncode == 0
+    assert sorted(r["strategy"] for r in read_rows(output)) == sorted(s["name"] for s in STRATEGIES)
+
+
+def test_two_shards_merged_hold_exactly_the_unsharded_suites_runs(tmp_path, bert_dir, data_dir):
+    from bench.merge import main as merge_main
+    from bench.run import main
+
+    suite = write_suite(tmp_path, [bert_dir], data_dir, strategies=STRATEGIES[:3], seeds=[0, 1])
+    assert main(["--suite", str(suite), "--output", str(tmp_path / "whole.csv")]) == 0
+    for index in (1, 2):
+        assert main(["--suite", str(suite), "--output", str(tmp_path / f"shard{index}.csv"), "--shard", f"{index}/2"]) == 0
+    shard_ids = [{r["run_id"] for r in read_rows(tmp_path / f"shard{i}.csv")} for i in (1, 2)]
+    assert shard_ids[0] and shard_ids[1] and not shard_ids[0] & shard_ids[1]
+    merged = tmp_path / "merged" / "all.csv"
+    assert merge_main([str(tmp_path / "shard1.csv"), str(tmp_path / "shard2.csv"), str(tmp_path / "shard1.csv"), "--output", str(merged)]) == 0
+    rows = read_rows(merged)
+    assert sorted(r["run_id"] for r in rows) == sorted(r["run_id"] for r in read_rows(tmp_path / "whole.csv"))  # once each
+    assert all((merged.parent / r["predictions_file"]).is_file() for r in rows)
+    assert merge_main([str(tmp_path / "shard1.csv"), "--output", str(merged)]) == 2  # never overwrites
+
+
+def test_merge_refuses_reports_of_different_suites(tmp_path, capsys):
+    from bench.merge import main as merge_main
+
+    append_row(tmp_path / "a.csv", {"suite": "a", "run_id": "1", "status": "ok"})
+    append_row(tmp_path / "b.csv", {"suite": "b", "run_id": "2", "status": "ok"})
+    assert merge_main([str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--output", str(tmp_path / "m.csv")]) == 2
+    assert "different suites" in capsys.readouterr().err and not (tmp_path / "m.csv").exists()
+
+
+def test_a_bad_shard_is_one_error_line(tmp_path, bert_dir, data_dir):
+    suite = write_suite(tmp_path, [bert_dir], data_dir)
+    result = run_cli("--suite", suite, "--shard", "3/2")
+    assert result.returncode == 2 and "--shard must be I/N" in result.stderr
