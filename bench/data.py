@@ -41,13 +41,15 @@ def load_splits(spec: DatasetSpec) -> tuple[datasets.DatasetDict, list]:
             dataset = dataset.shuffle(seed=spec.shuffle_seed).select(range(sizes[split]))
         splits[split] = dataset
 
-    values = sorted(set(splits["train"][spec.label_column]) | set(splits["eval"][spec.label_column]), key=str)
-    if len(values) < 2:
-        raise BenchError(f"dataset column '{spec.label_column}' holds a single label ({values[0]!r}); need at least 2 classes")
-    if any(v is None for v in values):
-        raise BenchError(f"dataset column '{spec.label_column}' has empty labels; fill or drop those rows")
-    if all(isinstance(v, int) for v in values):
-        values = sorted(values)
+    for split, dataset in splits.items():
+        texts = dataset[spec.text_column]
+        blank = [i for i, t in enumerate(texts) if t is None or not str(t).strip()]
+        if blank:
+            raise BenchError(
+                f"dataset {split} split: {len(blank)} empty or missing text(s) in column '{spec.text_column}' "
+                f"(first at row {blank[0]} of the subset); fill or drop those rows"
+            )
+    values = check_labels(set(splits["train"][spec.label_column]) | set(splits["eval"][spec.label_column]), spec.label_column)
     label_id = {value: i for i, value in enumerate(values)}
 
     def standardize(batch, indices):
@@ -70,6 +72,27 @@ def load_splits(spec: DatasetSpec) -> tuple[datasets.DatasetDict, list]:
         }
     )
     return out, values
+
+
+def check_labels(found: set, column: str) -> list:
+    """The sorted label values (label id i stands for values[i]). Strings are class names;
+    numbers must be the integers 0..K-1 (floats, NaN, gaps or negatives are refused)."""
+    if any(v is None or (isinstance(v, float) and v != v) for v in found):
+        raise BenchError(f"dataset column '{column}' has empty labels; fill or drop those rows")
+    numbers = [v for v in found if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if numbers and len(numbers) != len(found):
+        raise BenchError(f"dataset column '{column}' mixes numbers and text labels; use one kind")
+    if numbers:
+        if any(float(v) != int(v) for v in numbers):
+            raise BenchError(f"dataset column '{column}' has non-integer labels ({sorted(numbers)[:4]}); labels must be 0..K-1 or class names")
+        values = sorted(int(v) for v in numbers)
+        if len(values) >= 2 and values != list(range(len(values))):
+            raise BenchError(f"dataset column '{column}' labels are {values[:6]}; numeric labels must be 0..K-1")
+    else:
+        values = sorted(found, key=str)
+    if len(values) < 2:
+        raise BenchError(f"dataset column '{column}' holds a single label ({values[0]!r}); need at least 2 classes")
+    return values
 
 
 def tokenize(splits: datasets.DatasetDict, tokenizer, max_length: int) -> datasets.DatasetDict:
@@ -117,8 +140,12 @@ def _load_files(files: dict) -> dict:
         raise BenchError(f"dataset files must all be .csv, .json/.jsonl or .parquet, got {', '.join(files.values())}")
     try:
         loaded = datasets.load_dataset(kinds.pop(), data_files=files)
-    except Exception as err:
-        raise BenchError(f"cannot read dataset files {', '.join(files.values())}: {first_line(err)}") from None
+    except Exception as err:  # datasets wraps the reader's error; its cause says what is wrong
+        cause = err
+        while cause.__cause__ is not None or cause.__context__ is not None:
+            cause = cause.__cause__ or cause.__context__
+        detail = first_line(err) if cause is err else f"{type(cause).__name__}: {first_line(cause)}"
+        raise BenchError(f"cannot read dataset files {', '.join(files.values())}: {detail}") from None
     return {"train": loaded["train"], "eval": loaded["eval"]}
 
 

@@ -146,16 +146,26 @@ def _rewrite_with_current_columns(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def check_writable(path: Path) -> None:
-    """Fail before any training if the report cannot take our rows."""
+def check_writable(path: Path, create_folder: bool = False) -> None:
+    """Fail before any training if the report cannot take our rows: a folder, a missing or
+    read-only folder, an unreadable file, or a file with columns this version does not write."""
+    if path.is_dir():
+        raise BenchError(f"the report path {path} is a folder; pass --output with a .csv file name")
+    if not path.parent.exists():
+        if not create_folder:
+            raise BenchError(f"cannot write the report: folder {path.parent} does not exist (create it, or choose another --output)")
+        path.parent.mkdir(parents=True)
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise BenchError(f"cannot write the report {path}: no write permission (it and its folder must be writable)")
     if path.exists():
-        with path.open() as f:
-            header = next(csv.reader(f), None)
+        try:
+            with path.open(newline="") as f:
+                header = next(csv.reader(f), None)
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise BenchError(f"{path} is not a CSV report this tool can read ({err}); pass --output with a new file") from None
         if header is not None and not set(header) <= set(COLUMNS):
             extra = sorted(set(header) - set(COLUMNS))
             raise BenchError(
                 f"{path} has columns this version does not write ({', '.join(extra[:3])}); "
                 "pass --output with a new file (the existing one is left untouched)"
             )
-    elif path.parent.exists() and not os.access(path.parent, os.W_OK):
-        raise BenchError(f"cannot write the report: {path.parent} is not writable")

@@ -33,8 +33,16 @@ ROOT = Path(__file__).resolve().parent.parent
 REPORTS_DIR = ROOT / "reports"
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Option errors as one `error:` line and exit code 2, like every other bad input."""
+
+    def error(self, message):
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", help="a suite name from suites/ or a path to a suite YAML")
     parser.add_argument("--list", action="store_true", help="list the available suites and exit")
     parser.add_argument("--dry-run", action="store_true", help="print the cells and their parameter counts, train nothing")
@@ -120,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.report import check_writable
 
     if not args.dry_run:
-        check_writable(output)
+        check_writable(output, create_folder=not args.output)  # the default reports/ folder is made
     from accelerate.utils import DataLoaderConfiguration
 
     # non_blocking: batches (pinned by the loaders on CUDA) reach the GPU without the host
@@ -201,8 +209,12 @@ def preflight(suite, num_labels: int) -> dict:
     from bench.strategies import build_model
 
     counts = {}
+    longest = max(cell.hparams.max_length for cell in suite.cells())
     for spec in suite.checkpoints:
         checkpoint = Checkpoint(spec, num_labels, meta=True)
+        limit = position_limit(checkpoint.config)
+        if limit is not None and longest > limit:
+            raise BenchError(f"max_length {longest} is beyond what {spec} can take ({limit} positions); set max_length <= {limit}")
         for strategy in suite.strategies:
             try:
                 plan = build_model(strategy.kind, checkpoint, strategy.params)
@@ -214,6 +226,17 @@ def preflight(suite, num_labels: int) -> dict:
                 ) from None
             counts[spec, strategy.name] = parameter_counts(plan.model)
     return counts
+
+
+def position_limit(config) -> int | None:
+    """Tokens a model can take: its position embeddings, less the offset RoBERTa-style models
+    reserve (their positions start after the padding index)."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit is None:
+        return None
+    if config.model_type in ("roberta", "xlm-roberta", "camembert", "longformer"):
+        limit -= (config.pad_token_id or 0) + 1
+    return limit
 
 
 def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Path, context: dict) -> dict:

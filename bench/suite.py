@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -168,7 +169,7 @@ def load_suite(name_or_path: str, data_dir: str | None = None, overrides: dict |
     """
     path = find_suite(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -188,6 +189,9 @@ def load_suite(name_or_path: str, data_dir: str | None = None, overrides: dict |
     if not isinstance(checkpoints, list) or not checkpoints or not all(isinstance(c, str) for c in checkpoints):
         raise BenchError(f"{where}: 'checkpoints' must be a non-empty list of hub ids or local directories")
     checkpoints = [_resolve_checkpoint_path(c, path) for c in checkpoints]
+    repeated = sorted({c for c in checkpoints if checkpoints.count(c) > 1})
+    if repeated:
+        raise BenchError(f"{where}: checkpoint {repeated[0]} is listed twice; list each checkpoint once (seeds repeat runs)")
 
     defaults_raw = _mapping(raw.get("defaults") or {}, f"{where}: defaults")
     _no_unknown_keys(defaults_raw, _HPARAM_KEYS | {"seeds", "mixed_precision"}, f"{where}: defaults")
@@ -197,6 +201,8 @@ def load_suite(name_or_path: str, data_dir: str | None = None, overrides: dict |
     seeds = overrides.get("seeds") or defaults_raw.get("seeds", [42])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise BenchError(f"{where}: defaults: 'seeds' must be a non-empty list of integers")
+    if len(set(seeds)) != len(seeds):
+        raise BenchError(f"{where}: defaults: seed {next(x for x in seeds if seeds.count(x) > 1)} is listed twice; list each seed once")
     mixed_precision = overrides.get("mixed_precision") or defaults_raw.get("mixed_precision", "auto")
     if mixed_precision not in MIXED_PRECISIONS:
         raise BenchError(f"{where}: mixed_precision must be one of {', '.join(MIXED_PRECISIONS)}, got {mixed_precision!r}")
@@ -236,6 +242,19 @@ def load_suite(name_or_path: str, data_dir: str | None = None, overrides: dict |
     )
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load, except that a key given twice in one mapping is an error, not the last value."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 _HPARAM_KEYS = {f.name for f in dataclasses.fields(Hyperparameters)}
 _DATASET_KEYS = {f.name for f in dataclasses.fields(DatasetSpec)}
 
@@ -260,6 +279,8 @@ def _hparams(raw: dict, where: str) -> dict:
                 raise ValueError
         except (TypeError, ValueError):
             raise BenchError(f"{where}: '{key}' must be {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+        if not math.isfinite(number):
+            raise BenchError(f"{where}: '{key}' must be a finite number, got {value!r}")
         if number < 0 or (number == 0 and key in ("epochs", "batch_size", "max_length", "learning_rate")):
             raise BenchError(f"{where}: '{key}' must be positive, got {value!r}")
         out[key] = number

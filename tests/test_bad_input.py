@@ -1,0 +1,95 @@
+"""The bad-input wall, through the real command line: one `error:` line naming the problem,
+exit code 2, no traceback, nothing written."""
+
+import pytest
+
+from bench.report import append_row
+from conftest import make_examples, run_cli, write_csv, write_suite
+
+
+def _data(tmp, name, train_rows, test_rows=None, header=("text", "label")):
+    folder = tmp / name
+    write_csv(folder / "train.csv", train_rows, header=header)
+    write_csv(folder / "test.csv", test_rows if test_rows is not None else train_rows, header=header)
+    return folder
+
+
+def _cases(tmp, bert_dir, roberta_dir, data_dir):
+    good = make_examples(20, seed=1)
+    suite = lambda name, **kw: write_suite(tmp, [bert_dir], data_dir, name=name, **kw)  # noqa: E731
+    blank = [(t if i != 3 else "   ", y) for i, (t, y) in enumerate(good)]
+    duplicate_key = tmp / "dupkey.yaml"
+    duplicate_key.write_text(suite("dk").read_text() + "name: again\n")
+    empty = tmp / "empty.yaml"
+    empty.write_text("")
+    a_list = tmp / "list.yaml"
+    a_list.write_text("- a\n- b\n")
+    header_only = tmp / "header-only"
+    header_only.mkdir()
+    (header_only / "train.csv").write_text("text,label\n")
+    (header_only / "test.csv").write_text("text,label\n")
+    return {
+        "nan-learning-rate": (suite("nan", learning_rate=float("nan")), "'learning_rate' must be a finite number"),
+        "inf-learning-rate": (suite("inf", learning_rate=float("inf")), "'learning_rate' must be a finite number"),
+        "batch-size-0": (suite("b0", batch_size=0), "'batch_size' must be positive"),
+        "epochs-string": (suite("es", epochs="two"), "'epochs' must be an integer"),
+        "max-length-beyond-positions": (write_suite(tmp, [roberta_dir], data_dir, name="ml", max_length=100),
+                                        "max_length 100 is beyond what"),
+        "duplicate-yaml-key": (duplicate_key, "duplicate key 'name'"),
+        "duplicate-checkpoint": (write_suite(tmp, [bert_dir, bert_dir], data_dir, name="dc"), "is listed twice"),
+        "duplicate-seed": (suite("ds", seeds=[1, 1]), "seed 1 is listed twice"),
+        "empty-seeds": (suite("se", seeds=[]), "'seeds' must be a non-empty list"),
+        "empty-suite": (empty, "expected a mapping"),
+        "suite-is-a-list": (a_list, "expected a mapping"),
+        "blank-text": (write_suite(tmp, [bert_dir], _data(tmp, "blank", blank), name="bt"), "empty or missing text"),
+        "float-labels": (write_suite(tmp, [bert_dir], _data(tmp, "fl", [(t, y + 0.5) for t, y in good]), name="fl"),
+                         "non-integer labels"),
+        "labels-out-of-range": (write_suite(tmp, [bert_dir], _data(tmp, "lr", [(t, y * 2) for t, y in good]), name="lr"),
+                                "numeric labels must be 0..K-1"),
+        "single-class": (write_suite(tmp, [bert_dir], _data(tmp, "sc", [(t, 1) for t, _ in good]), name="sc"),
+                         "holds a single label"),
+        "header-only-csv": (write_suite(tmp, [bert_dir], header_only, name="ho"), "header-only"),
+        "top-beyond-depth": (suite("td", strategies=[{"kind": "freeze", "top": 5}]), "exceeds the 2 layers"),
+        "lora-r-0": (suite("r0", strategies=[{"kind": "lora", "r": 0}]), "`r` should be a positive integer"),
+        "head-hidden-negative": (suite("hn", strategies=[{"kind": "head", "hidden": [-1]}]), "positive integers"),
+    }
+
+
+CASES = [
+    "nan-learning-rate", "inf-learning-rate", "batch-size-0", "epochs-string", "max-length-beyond-positions",
+    "duplicate-yaml-key", "duplicate-checkpoint", "duplicate-seed", "empty-seeds", "empty-suite", "suite-is-a-list",
+    "blank-text", "float-labels", "labels-out-of-range", "single-class", "top-beyond-depth", "lora-r-0",
+    "head-hidden-negative",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_suite_or_data(tmp_path, bert_dir, roberta_dir, data_dir, case):
+    suite, message = _cases(tmp_path, bert_dir, roberta_dir, data_dir)[case]
+    output = tmp_path / "kept.csv"
+    append_row(output, {"suite": "earlier", "run_id": "0123456789ab", "status": "ok"})
+    before = output.read_bytes()
+    result = run_cli("--suite", suite, "--output", output)
+    assert result.returncode == 2, result.stderr[-1500:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr[-1500:]
+    assert "Traceback" not in result.stderr
+    assert output.read_bytes() == before
+
+
+@pytest.mark.parametrize("case", ["folder", "missing-folder", "unreadable"])
+def test_a_bad_output_path_is_refused_before_training(tmp_path, bert_dir, data_dir, case):
+    suite = write_suite(tmp_path, [bert_dir], data_dir)
+    output = {"folder": tmp_path, "missing-folder": tmp_path / "nowhere" / "out.csv", "unreadable": tmp_path / "bin.csv"}[case]
+    if case == "unreadable":
+        output.write_bytes(b"\xff\xfe\x00garbage\x00\n")
+    result = run_cli("--suite", suite, "--output", output)
+    assert result.returncode == 2 and result.stderr.startswith("error:") and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*.predictions"))
+
+
+def test_option_errors_are_one_line():
+    result = run_cli("--suite", "offline", "--epochs", "two")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: argument --epochs: invalid int value: 'two' (see --help)"]
