@@ -1,4 +1,4 @@
-"""Peak compute of the device a run uses, for model FLOPs utilisation (MFU).
+"""The machine: peak compute of the device for MFU, and setup (precision, CPU threads, name).
 
 GPUs: the vendor's dense (no sparsity) peak for the dtype the matmuls run in. CPUs have no
 table worth trusting (cores, clocks and vector units vary), so the peak is measured: the
@@ -7,7 +7,10 @@ best of a few large matmuls with this process's threads, at the start of the sui
 
 from __future__ import annotations
 
+import os
+import platform
 import time
+from pathlib import Path
 
 import torch
 
@@ -55,3 +58,48 @@ def measured_cpu_tflops(dtype: str, size: int = 1024, seconds: float = 1.0) -> f
         elapsed = time.perf_counter() - start
         best = max(best, 4 * 2 * size**3 / elapsed / 1e12)
     return best
+
+
+# ----------------------------------------------------------------------------- machine setup
+
+
+def resolve_mixed_precision(setting: str) -> str:
+    """`auto`: bf16 where the device computes it natively (recent GPUs; CPUs with AVX512-BF16
+    or AMX), fp16 on older GPUs, otherwise fp32 ("no")."""
+    import torch
+
+    if setting != "auto":
+        return setting
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true", "yes") and torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_native_bf16() else "no"
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def set_cpu_threads(accelerator) -> int:
+    """On CPU share the cores among this machine's processes. accelerate's launcher sets
+    OMP_NUM_THREADS=1, and oversubscription (2 processes x 2 threads on 2 cores) made a
+    step 100x slower here."""
+    import torch
+
+    if accelerator.device.type != "cpu":
+        return torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
+    torch.set_num_threads(max(1, cores // local))
+    return torch.get_num_threads()
+
+
+def device_name(accelerator, threads: int) -> str:
+    import torch
+
+    if accelerator.device.type == "cuda":
+        return torch.cuda.get_device_name(accelerator.device)
+    return f"cpu {platform.machine()} x{threads} threads"

@@ -16,9 +16,7 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import signal
-import subprocess
 import sys
 import time
 import traceback
@@ -28,6 +26,7 @@ if __package__ in (None, ""):  # `python bench/run.py`: make the package importa
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import BenchError, first_line  # noqa: E402
+from bench.report import git_commit, library_versions, write_predictions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS_DIR = ROOT / "reports"
@@ -125,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
     from bench.checkpoints import Checkpoint
     from bench.data import load_splits
+    from bench.hardware import device_name, resolve_mixed_precision, set_cpu_threads
     from bench.report import check_writable
 
     if not args.dry_run:
@@ -206,7 +206,7 @@ def preflight(suite, num_labels: int) -> dict:
     """Build every checkpoint x strategy on the meta device: catches bad patterns, missing
     checkpoints and wrong options before any training, and counts parameters exactly."""
     from bench.checkpoints import Checkpoint
-    from bench.strategies import build_model
+    from bench.strategies import build_model, parameter_counts
 
     counts = {}
     longest = max(cell.hparams.max_length for cell in suite.cells())
@@ -244,7 +244,7 @@ def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Pat
     from accelerate.utils import set_seed
 
     from bench.data import tokenize
-    from bench.strategies import build_model
+    from bench.strategies import build_model, parameter_counts
     from bench.train import resolve_compile, train_one
 
     hp = cell.hparams
@@ -328,28 +328,6 @@ def release_memory(accelerator) -> None:
         torch.cuda.empty_cache()
 
 
-def parameter_counts(model) -> dict:
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"total_params": total, "trainable_params": trainable, "trainable_pct": round(100 * trainable / total, 4)}
-
-
-def write_predictions(output: Path, run_id: str, started: str, predictions: list, labels: list) -> str:
-    """Per-example predictions beside the CSV (for paired comparisons between runs).
-    The start time is in the name, so a repeated run never overwrites an earlier one."""
-    folder = output.parent / f"{output.stem}.predictions"
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.fromisoformat(started).strftime("%Y%m%dT%H%M%SZ")
-    path, repeat = folder / f"{run_id}-{stamp}.csv", 1
-    while path.exists():  # the same run again within the same second
-        repeat += 1
-        path = folder / f"{run_id}-{stamp}-{repeat}.csv"
-    lines = ["idx,label,prediction,loss"]
-    lines += [f"{i},{labels[y]},{labels[p]},{loss:.6f}" for i, y, p, loss in predictions]
-    path.write_text("\n".join(lines) + "\n")
-    return str(path.relative_to(output.parent))
-
-
 def print_cells(cells, counts: dict, accelerator, say) -> None:
     header = f"{'run_id':12}  {'checkpoint':40}  {'strategy':22}  {'kind':6}  {'seed':>4}  {'ep':>2}  {'lr':>8}  {'trainable':>12}  {'total':>12}  {'%':>7}"
     say(header)
@@ -388,26 +366,6 @@ def go_offline_if_hub_unreachable(suite) -> None:
         print(f"note: the Hugging Face Hub ({host}) is unreachable; using only locally cached files", file=sys.stderr)
 
 
-def resolve_mixed_precision(setting: str) -> str:
-    """`auto`: bf16 where the device computes it natively (recent GPUs; CPUs with AVX512-BF16
-    or AMX), fp16 on older GPUs, otherwise fp32 ("no")."""
-    import torch
-
-    if setting != "auto":
-        return setting
-    if os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true", "yes") and torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_native_bf16() else "no"
-
-
-def cpu_has_native_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
 def check_processes_connected(accelerator) -> None:
     """On a machine with no GPU, `accelerate launch --multi_gpu --num_processes 2` starts
     processes that each think they are alone and each train on all the data."""
@@ -417,52 +375,6 @@ def check_processes_connected(accelerator) -> None:
             f"{launched} processes were launched but they are not connected (no GPU found); on CPU run "
             "ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N ..."
         )
-
-
-def set_cpu_threads(accelerator) -> int:
-    """On CPU share the cores among this machine's processes. accelerate's launcher sets
-    OMP_NUM_THREADS=1, and oversubscription (2 processes x 2 threads on 2 cores) made a
-    step 100x slower here."""
-    import torch
-
-    if accelerator.device.type != "cpu":
-        return torch.get_num_threads()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
-    torch.set_num_threads(max(1, cores // local))
-    return torch.get_num_threads()
-
-
-def device_name(accelerator, threads: int) -> str:
-    import torch
-
-    if accelerator.device.type == "cuda":
-        return torch.cuda.get_device_name(accelerator.device)
-    return f"cpu {platform.machine()} x{threads} threads"
-
-
-def library_versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    parts = []
-    for name in ("torch", "transformers", "accelerate", "peft", "datasets", "evaluate"):
-        try:
-            parts.append(f"{name}={version(name)}")
-        except PackageNotFoundError:
-            parts.append(f"{name}=missing")
-    return " ".join(parts)
-
-
-def git_commit() -> str:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "bench", "suites"],
-            cwd=ROOT, capture_output=True, text=True, check=True,
-        ).stdout.strip()
-        return commit[:12] + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def now() -> str:

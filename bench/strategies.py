@@ -81,6 +81,12 @@ def build_model(kind: str, checkpoint, params: dict) -> Prepared:
     return STRATEGIES[kind](checkpoint, **params)
 
 
+def parameter_counts(model) -> dict:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total_params": total, "trainable_params": trainable, "trainable_pct": round(100 * trainable / total, 4)}
+
+
 # ----------------------------------------------------------------------------- strategies
 
 

@@ -40,9 +40,11 @@ def launch_two_cpu_processes(*args, timeout=600):
 def test_two_processes_give_one_row_and_score_every_example_once(tmp_path, bert_dir, data_dir):
     suite = write_suite(tmp_path, [bert_dir], data_dir, strategies=STRATEGIES)
     two = tmp_path / "two" / "report.csv"
+    two.parent.mkdir()
     result = launch_two_cpu_processes("--suite", suite, "--output", two)
     assert result.returncode == 0, result.stderr[-3000:]
     one = tmp_path / "one" / "report.csv"
+    one.parent.mkdir()
     assert main(["--suite", str(suite), "--output", str(one)]) == 0
 
     with open(two) as f:
