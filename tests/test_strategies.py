@@ -9,8 +9,7 @@ import torch
 
 from bench import BenchError
 from bench.checkpoints import Checkpoint
-from bench.run import parameter_counts
-from bench.strategies import build_model, validate_strategy_params
+from bench.strategies import build_model, parameter_counts, validate_strategy_params
 
 H, I, LABELS = 32, 64, 2  # hidden, intermediate (tests/conftest.py: TINY)
 LINEAR_HH = H * H + H
