@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.resources
 import importlib.util
+import json
 import os
 from functools import cached_property
 from pathlib import Path
@@ -56,6 +57,28 @@ class Checkpoint:
     @cached_property
     def config(self):
         return self._load("config", AutoConfig.from_pretrained, self.path)
+
+    def check_weights(self) -> None:
+        """A local checkpoint's safetensors files hold all the bytes their headers promise: a
+        truncated download fails here, before training, not when the weights are loaded."""
+        if not os.path.isdir(self.path):
+            return
+        for file in sorted(Path(self.path).glob("*.safetensors")):
+            size = file.stat().st_size
+            try:
+                with file.open("rb") as f:
+                    header_length = int.from_bytes(f.read(8), "little")
+                    header = json.loads(f.read(header_length)) if 8 + header_length <= size else None
+            except (OSError, ValueError):
+                header = None
+            if header is None:
+                raise BenchError(f"checkpoint '{self.spec}': {file.name} is not a readable safetensors file; download it again")
+            end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+            if 8 + header_length + end > size:
+                raise BenchError(
+                    f"checkpoint '{self.spec}': {file.name} is truncated ({size:,} bytes, its header promises "
+                    f"{8 + header_length + end:,}); download it again"
+                )
 
     def tokenizer(self):
         return self._load("tokenizer", AutoTokenizer.from_pretrained, self.path)

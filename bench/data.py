@@ -135,6 +135,13 @@ def _load_raw(spec: DatasetSpec) -> dict:
 
 
 def _load_files(files: dict) -> dict:
+    for split, path in files.items():
+        if Path(path).suffix == ".csv":
+            with open(path, "rb") as f:
+                lines = [line for line in (f.readline(), f.readline()) if line.strip()]
+            if len(lines) < 2:
+                what = "is empty" if not lines else "has a header but no rows"
+                raise BenchError(f"dataset file for the {split} split {path} {what}")
     kinds = {EXTENSIONS.get(Path(p).suffix) for p in files.values()}
     if None in kinds or len(kinds) != 1:
         raise BenchError(f"dataset files must all be .csv, .json/.jsonl or .parquet, got {', '.join(files.values())}")

@@ -148,8 +148,10 @@ def run(args: argparse.Namespace) -> int:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    for spec in suite.checkpoints:  # config and tokenizer: seconds, before the dataset is read
-        Checkpoint(spec, num_labels=2, meta=True).tokenizer()
+    for spec in suite.checkpoints:  # config, tokenizer, weight files: seconds, before the dataset is read
+        checkpoint = Checkpoint(spec, num_labels=2, meta=True)
+        checkpoint.tokenizer()
+        checkpoint.check_weights()
     with accelerator.main_process_first():  # the first process fills datasets' cache, the others read it
         splits, labels = load_splits(suite.dataset)
     say(f"suite {suite.name}: {len(cells)} runs; {len(splits['train'])} train / {len(splits['eval'])} eval "

@@ -4,7 +4,7 @@ exit code 2, no traceback, nothing written."""
 import pytest
 
 from bench.report import append_row
-from conftest import make_examples, run_cli, write_csv, write_suite
+from conftest import build_checkpoint, make_examples, run_cli, write_csv, write_suite
 
 
 def _data(tmp, name, train_rows, test_rows=None, header=("text", "label")):
@@ -28,7 +28,17 @@ def _cases(tmp, bert_dir, roberta_dir, data_dir):
     header_only.mkdir()
     (header_only / "train.csv").write_text("text,label\n")
     (header_only / "test.csv").write_text("text,label\n")
+    truncated = build_checkpoint(tmp / "truncated", "bert")
+    weights = truncated / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    corrupt = build_checkpoint(tmp / "corrupt", "bert")
+    (corrupt / "config.json").write_text("{ not json")
+    named = [(t, ("neg", "pos")[y]) for t, y in good]  # the test split names its labels, the train split numbers them
     return {
+        "truncated-weights": (write_suite(tmp, [truncated], data_dir, name="tw"), "model.safetensors is truncated"),
+        "corrupt-config": (write_suite(tmp, [corrupt], data_dir, name="cc"), "cannot load"),
+        "mixed-label-types": (write_suite(tmp, [bert_dir], _data(tmp, "mixed", good, named), name="mx"), "Failed to parse string: 'pos'"),
+        "header-only-csv": (write_suite(tmp, [bert_dir], header_only, name="ho"), "has a header but no rows"),
         "nan-learning-rate": (suite("nan", learning_rate=float("nan")), "'learning_rate' must be a finite number"),
         "inf-learning-rate": (suite("inf", learning_rate=float("inf")), "'learning_rate' must be a finite number"),
         "batch-size-0": (suite("b0", batch_size=0), "'batch_size' must be positive"),
@@ -48,7 +58,6 @@ def _cases(tmp, bert_dir, roberta_dir, data_dir):
                                 "numeric labels must be 0..K-1"),
         "single-class": (write_suite(tmp, [bert_dir], _data(tmp, "sc", [(t, 1) for t, _ in good]), name="sc"),
                          "holds a single label"),
-        "header-only-csv": (write_suite(tmp, [bert_dir], header_only, name="ho"), "header-only"),
         "top-beyond-depth": (suite("td", strategies=[{"kind": "freeze", "top": 5}]), "exceeds the 2 layers"),
         "lora-r-0": (suite("r0", strategies=[{"kind": "lora", "r": 0}]), "`r` should be a positive integer"),
         "head-hidden-negative": (suite("hn", strategies=[{"kind": "head", "hidden": [-1]}]), "positive integers"),
@@ -59,7 +68,7 @@ CASES = [
     "nan-learning-rate", "inf-learning-rate", "batch-size-0", "epochs-string", "max-length-beyond-positions",
     "duplicate-yaml-key", "duplicate-checkpoint", "duplicate-seed", "empty-seeds", "empty-suite", "suite-is-a-list",
     "blank-text", "float-labels", "labels-out-of-range", "single-class", "top-beyond-depth", "lora-r-0",
-    "head-hidden-negative",
+    "head-hidden-negative", "truncated-weights", "corrupt-config", "mixed-label-types", "header-only-csv",
 ]
 
 
