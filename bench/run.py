@@ -7,7 +7,8 @@
 Before anything trains, every cell is checked: the suite, the data (columns, sizes), each
 checkpoint's config and tokenizer, and each strategy built on the meta device (a freeze
 pattern that matches nothing fails here). Bad input ends with one line and exit code 2;
-nothing is written. A run that then fails while training is recorded as a `failed` row.
+nothing is written. A run that then does not finish is recorded as what happened (`diverged`,
+`oom` or `failed`); a rerun skips the cells that already have an ok row (`--force` reruns).
 """
 
 from __future__ import annotations
@@ -242,7 +243,7 @@ def position_limit(config) -> int | None:
 
 
 def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Path, context: dict) -> dict:
-    """Train one cell; returns its CSV row. Errors in training become a `failed` row."""
+    """Train one cell; returns its CSV row. A run that raises becomes a diverged, oom or failed row."""
     from accelerate.utils import set_seed
 
     from bench.data import tokenize
