@@ -14,6 +14,8 @@ same as with the tightest padding.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch.nn import functional as F
 
@@ -41,14 +43,14 @@ class ExampleTensors:
     def from_tokenized(cls, split, pad_token_id: int, max_length: int, device) -> "ExampleTensors":
         """Token ids padded to max_length (right side, attention mask 0 on padding)."""
         lengths = [len(ids) for ids in split["input_ids"]]
+        real = torch.arange(max_length) < torch.tensor(lengths)[:, None]  # where each row's tokens go
         tensors = {}
         for key in TOKEN_KEYS:
             if key not in split.column_names:
                 continue
             fill = pad_token_id if key == "input_ids" else 0
             rows = torch.full((len(lengths), max_length), fill, dtype=torch.long)
-            for i, values in enumerate(split[key]):
-                rows[i, : len(values)] = torch.tensor(values, dtype=torch.long)
+            rows[real] = torch.tensor(list(itertools.chain.from_iterable(split[key])), dtype=torch.long)
             tensors[key] = rows
         tensors["labels"] = torch.tensor(split["labels"], dtype=torch.long)
         return cls({k: v.to(device) for k, v in tensors.items()}, lengths)

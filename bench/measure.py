@@ -111,7 +111,7 @@ class Measurements:
         self.flops_per_step = self.flops_per_padded_token = None
         self.steps = 0
         self.padded_tokens = self.real_tokens = 0
-        self.warmup_at = None  # (clock, samples, padded tokens) when the warm-up ended
+        self.warmup_at = None  # (seconds into the epoch, samples, padded tokens) when the warm-up ended
         self.memory = PeakMemory(accelerator)
 
     def timed(self, name: str):

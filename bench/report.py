@@ -89,20 +89,37 @@ def append_row(path: Path, row: dict) -> None:
     check_writable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with locked(path):
-        with path.open("a+b") as f:
-            f.seek(0)
-            data = f.read()
-        complete = data[: data.rfind(b"\n") + 1]  # a torn last line (a killed writer) is dropped
-        header = next(csv.reader(io.StringIO(complete.decode())), None)
+        header, end = _header_and_complete_end(path)
         if header is not None and header != list(COLUMNS):
-            _rewrite_with_current_columns(path, complete)
-            complete = path.read_bytes()
-        with path.open("r+b") as f:
-            f.truncate(len(complete))
-            f.seek(len(complete))
-            f.write(_csv_lines([] if complete else [dict(zip(COLUMNS, COLUMNS))], row).encode())
+            with path.open("rb") as f:
+                _rewrite_with_current_columns(path, f.read(end))
+            header, end = list(COLUMNS), path.stat().st_size
+        with path.open("r+b" if path.exists() else "w+b") as f:
+            f.truncate(end)  # a torn last line (a killed writer) is dropped
+            f.seek(end)
+            f.write(_csv_lines([] if header else [dict(zip(COLUMNS, COLUMNS))], row).encode())
             f.flush()
             os.fsync(f.fileno())
+
+
+def _header_and_complete_end(path: Path, tail: int = 1 << 16) -> tuple[list | None, int]:
+    """The report's header and where its last complete line ends, reading only the first
+    line and the file's tail (appends stay cheap however long the report grows)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None, 0
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        first = f.readline()
+        start = max(0, size - tail)
+        while True:
+            f.seek(start)
+            newline = f.read(size - start).rfind(b"\n")
+            if newline >= 0 or start == 0:
+                break
+            start = max(0, start - tail)
+    end = start + newline + 1 if newline >= 0 else 0
+    header = next(csv.reader([first.decode()]), None) if first.endswith(b"\n") else None
+    return header, end
 
 
 def read_rows(path: Path) -> list[dict]:
