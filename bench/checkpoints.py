@@ -59,26 +59,24 @@ class Checkpoint:
         return self._load("config", AutoConfig.from_pretrained, self.path)
 
     def check_weights(self) -> None:
-        """A local checkpoint's safetensors files hold all the bytes their headers promise: a
-        truncated download fails here, before training, not when the weights are loaded."""
+        """A local checkpoint's weight files are whole: safetensors files hold all the bytes
+        their headers promise, PyTorch zip files (.bin) end with their directory, and every
+        shard an index names exists. A truncated download fails here, before training."""
         if not os.path.isdir(self.path):
             return
-        for file in sorted(Path(self.path).glob("*.safetensors")):
-            size = file.stat().st_size
+        folder = Path(self.path)
+        for file in sorted(folder.glob("*.safetensors")):
+            _check_safetensors(file, self.spec)
+        for file in sorted(folder.glob("*.bin")):
+            _check_torch_zip(file, self.spec)
+        for index in sorted(folder.glob("*.index.json")):
             try:
-                with file.open("rb") as f:
-                    header_length = int.from_bytes(f.read(8), "little")
-                    header = json.loads(f.read(header_length)) if 8 + header_length <= size else None
-            except (OSError, ValueError):
-                header = None
-            if header is None:
-                raise BenchError(f"checkpoint '{self.spec}': {file.name} is not a readable safetensors file; download it again")
-            end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
-            if 8 + header_length + end > size:
-                raise BenchError(
-                    f"checkpoint '{self.spec}': {file.name} is truncated ({size:,} bytes, its header promises "
-                    f"{8 + header_length + end:,}); download it again"
-                )
+                shards = set(json.loads(index.read_text())["weight_map"].values())
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                raise BenchError(f"checkpoint '{self.spec}': {index.name} is not a readable shard index; download it again") from None
+            missing = sorted(shard for shard in shards if not (folder / shard).is_file())
+            if missing:
+                raise BenchError(f"checkpoint '{self.spec}': shard {missing[0]} named in {index.name} is missing; download it again")
 
     def tokenizer(self):
         return self._load("tokenizer", AutoTokenizer.from_pretrained, self.path)
@@ -121,3 +119,35 @@ class Checkpoint:
             raise BenchError(f"cannot load {what} of checkpoint '{self.spec}': {first} -- {hint}") from None
         except ValueError as err:
             raise BenchError(f"cannot load {what} of checkpoint '{self.spec}': {first_line(err)}") from None
+
+
+def _check_safetensors(file: Path, spec: str) -> None:
+    size = file.stat().st_size
+    try:
+        with file.open("rb") as f:
+            header_length = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(header_length)) if 8 + header_length <= size else None
+    except (OSError, ValueError):
+        header = None
+    if not isinstance(header, dict):
+        raise BenchError(f"checkpoint '{spec}': {file.name} is not a readable safetensors file; download it again")
+    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    if 8 + header_length + end > size:
+        raise BenchError(
+            f"checkpoint '{spec}': {file.name} is truncated ({size:,} bytes, its header promises "
+            f"{8 + header_length + end:,}); download it again"
+        )
+
+
+def _check_torch_zip(file: Path, spec: str) -> None:
+    """torch.save writes a zip archive whose directory is at its end: a truncated file has
+    none. (Files from torch < 1.6 are plain pickles and cannot be checked this cheaply.)"""
+    import zipfile
+
+    with file.open("rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            return
+    try:
+        zipfile.ZipFile(file).close()
+    except (zipfile.BadZipFile, OSError):
+        raise BenchError(f"checkpoint '{spec}': {file.name} is truncated or corrupt (no zip directory at its end); download it again") from None

@@ -11,6 +11,7 @@ good), per padded token, and scaled by the padded tokens the steady-state steps 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -51,6 +52,7 @@ class RunResult:
     peak_tflops: float | None
     peak_memory_mb: float
     memory_measure: str
+    compile_mode: str | None  # torch.compile mode, None when not compiled
     history: list
     predictions: list
 
@@ -92,6 +94,8 @@ class RunResult:
             "mfu": self.mfu,
             "peak_memory_mb": self.peak_memory_mb,
             "memory_measure": self.memory_measure,
+            "compile": self.compile_mode or "off",
+            "history": json.dumps(self.history),
         }
 
 

@@ -16,6 +16,7 @@ import csv
 import datetime
 import fcntl
 import io
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -78,6 +79,37 @@ COLUMNS = {
     "versions": "torch, transformers, accelerate, peft, datasets, evaluate versions",
     "git_commit": "commit of this tool's code (+dirty if it had uncommitted changes)",
 }
+
+
+def build_row(cell, context: dict, run: dict, result=None) -> dict:
+    """A run's row, built once: what it was (the cell's configuration), where it ran
+    (`context`: device, data sizes, versions), how it ended (`run`: status, error, times,
+    parameter counts) and, for a run that finished, what it measured (`result`, a RunResult)."""
+    hp = cell.hparams
+    row = {
+        "suite": cell.suite,
+        "run_id": cell.run_id(),
+        "config_id": cell.config_id(),
+        "checkpoint": cell.checkpoint,
+        "strategy": cell.strategy.name,
+        "strategy_kind": cell.strategy.kind,
+        "strategy_params": json.dumps(cell.strategy.params, sort_keys=True),
+        "seed": cell.seed,
+        "epochs": hp.epochs,
+        "batch_size": hp.batch_size,
+        "global_batch_size": hp.batch_size * cell.num_processes,
+        "learning_rate": hp.learning_rate,
+        "max_length": hp.max_length,
+        "num_processes": cell.num_processes,
+        "mixed_precision": cell.mixed_precision,
+        **{key: context[key] for key in ("train_examples", "eval_examples", "device", "versions", "git_commit")},
+        **run,
+    }
+    if result is not None:
+        # 6 significant digits: the noise of a timing or a mean loss is far larger
+        row.update({k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in result.columns().items()})
+        row["peak_source"] = context["peak_source"]
+    return row
 
 
 def append_row(path: Path, row: dict) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import signal
 import sys
@@ -102,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     from bench.suite import available_suites, load_suite
 
     if args.list:
-        print("\n".join(available_suites()))
+        for name in available_suites():
+            print(f"{name:14} {load_suite(name).description}")
         return 0
     overrides = {
         key: value
@@ -155,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
         checkpoint.check_weights()
     with accelerator.main_process_first():  # the first process fills datasets' cache, the others read it
         splits, labels = load_splits(suite.dataset)
-    say(f"suite {suite.name}: {len(cells)} runs; {len(splits['train'])} train / {len(splits['eval'])} eval "
+    say(f"suite {suite.name}: {suite.description}" if suite.description else f"suite {suite.name}")
+    say(f"{len(cells)} runs; {len(splits['train'])} train / {len(splits['eval'])} eval "
         f"examples, {len(labels)} labels; {accelerator.num_processes} process(es) on {accelerator.device}")
 
     counts = preflight(suite, len(labels))
@@ -173,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
         "versions": library_versions(),
         "git_commit": git_commit(),
         "labels": labels,
+        "train_examples": len(splits["train"]),
+        "eval_examples": len(splits["eval"]),
     }
     from bench.report import ok_run_ids
 
@@ -246,64 +249,45 @@ def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Pat
     """Train one cell; returns its CSV row. A run that raises becomes a diverged, oom or failed row."""
     from accelerate.utils import set_seed
 
-    from bench.data import tokenize
+    from bench.report import build_row
     from bench.strategies import build_model, parameter_counts
-    from bench.train import resolve_compile, train_one
+    from bench.train import train_one
 
-    hp = cell.hparams
-    started = now()
-    row = {
-        "suite": cell.suite,
-        "run_id": cell.run_id(),
-        "config_id": cell.config_id(),
-        "checkpoint": cell.checkpoint,
-        "strategy": cell.strategy.name,
-        "strategy_kind": cell.strategy.kind,
-        "strategy_params": json.dumps(cell.strategy.params, sort_keys=True),
-        "seed": cell.seed,
-        "epochs": hp.epochs,
-        "batch_size": hp.batch_size,
-        "global_batch_size": hp.batch_size * accelerator.num_processes,
-        "learning_rate": hp.learning_rate,
-        "max_length": hp.max_length,
-        "train_examples": len(splits["train"]),
-        "eval_examples": len(splits["eval"]),
-        "num_processes": accelerator.num_processes,
-        "mixed_precision": accelerator.mixed_precision,
-        "device": context["device"],
-        "started_at": started,
-        "versions": context["versions"],
-        "git_commit": context["git_commit"],
-    }
+    run, result = {"started_at": now()}, None
     try:
-        key = (cell.checkpoint, hp.max_length)
-        start = time.perf_counter()
-        if key not in tokenized_cache:  # once per tokenizer and length, reused by every strategy and seed
-            tokenizer = checkpoint.tokenizer()
-            with accelerator.main_process_first():
-                tokenized_cache[key] = (tokenize(splits, tokenizer, hp.max_length), tokenizer)
-        tokenized, tokenizer = tokenized_cache[key]
-        row["tokenize_seconds"] = round(time.perf_counter() - start, 3)
+        tokenized, tokenizer, run["tokenize_seconds"] = tokenized_for(cell, checkpoint, splits, tokenized_cache, accelerator)
         set_seed(cell.seed)  # before the model: new heads and adapters are initialised from it
         plan = build_model(cell.strategy.kind, checkpoint, cell.strategy.params)
-        row.update(parameter_counts(plan.model))
+        run.update(parameter_counts(plan.model))
         result = train_one(cell, accelerator, plan, tokenized, tokenizer, context["peak_tflops"])
-        row["peak_source"] = context["peak_source"]
-        row["compile"] = resolve_compile(hp.compile, accelerator.device) or "off"
-        row.update({k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in result.columns().items()})
-        row["history"] = json.dumps(result.history)
-        row["status"] = "ok"
+        run["status"] = "ok"
         if accelerator.is_main_process:
-            row["predictions_file"] = write_predictions(output, row["run_id"], started, result.predictions, context["labels"])
+            run["predictions_file"] = write_predictions(output, cell.run_id(), run["started_at"], result.predictions, context["labels"])
     except BenchError:
         raise
     except Exception as err:  # a run that did not finish is recorded as what happened, never given numbers
-        row["status"], row["error"] = failure_status(err, hp.batch_size)
-        if row["status"] == "failed":
+        result = None
+        run["status"], run["error"] = failure_status(err, cell.hparams.batch_size)
+        if run["status"] == "failed":
             traceback.print_exc()
         release_memory(accelerator)
-    row["ended_at"] = now()
-    return row
+    run["ended_at"] = now()
+    return build_row(cell, context, run, result)
+
+
+def tokenized_for(cell, checkpoint, splits, tokenized_cache: dict, accelerator):
+    """(tokenized splits, tokenizer, seconds spent): tokenized once per tokenizer and length,
+    reused by every strategy and seed of the suite."""
+    from bench.data import tokenize
+
+    key = (cell.checkpoint, cell.hparams.max_length)
+    start = time.perf_counter()
+    if key not in tokenized_cache:
+        tokenizer = checkpoint.tokenizer()
+        with accelerator.main_process_first():
+            tokenized_cache[key] = (tokenize(splits, tokenizer, cell.hparams.max_length), tokenizer)
+    tokenized, tokenizer = tokenized_cache[key]
+    return tokenized, tokenizer, round(time.perf_counter() - start, 3)
 
 
 def failure_status(err: Exception, batch_size: int) -> tuple[str, str]:

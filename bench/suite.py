@@ -162,11 +162,9 @@ def find_suite(name_or_path: str) -> Path:
 
 
 def load_suite(name_or_path: str, data_dir: str | None = None, overrides: dict | None = None) -> Suite:
-    """Parse and validate a suite. `data_dir` (flag or BENCH_DATA_DIR) replaces the dataset's source.
-
-    `overrides` come from the command line (train_size, eval_size, epochs, seeds) and win
-    over everything in the file, so a smoke test can shrink a real suite.
-    """
+    """Parse and validate a suite. `data_dir` (flag or BENCH_DATA_DIR) replaces the dataset's
+    source; `overrides` come from the command line (train_size, eval_size, epochs, seeds,
+    mixed_precision). Both are applied once, to the raw file, and then validated with it."""
     path = find_suite(name_or_path)
     try:
         raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
@@ -181,9 +179,9 @@ def load_suite(name_or_path: str, data_dir: str | None = None, overrides: dict |
     for key in ("dataset", "checkpoints", "strategies"):
         if key not in raw:
             raise BenchError(f"{where}: missing '{key}'")
-    overrides = overrides or {}
+    _apply_overrides(raw, overrides or {}, data_dir or os.environ.get("BENCH_DATA_DIR"))
 
-    dataset = _dataset(raw["dataset"], path, f"{where}: dataset", data_dir, overrides)
+    dataset = _dataset(raw["dataset"], path, f"{where}: dataset")
 
     checkpoints = raw["checkpoints"]
     if not isinstance(checkpoints, list) or not checkpoints or not all(isinstance(c, str) for c in checkpoints):
@@ -196,14 +194,12 @@ def load_suite(name_or_path: str, data_dir: str | None = None, overrides: dict |
     defaults_raw = _mapping(raw.get("defaults") or {}, f"{where}: defaults")
     _no_unknown_keys(defaults_raw, _HPARAM_KEYS | {"seeds", "mixed_precision"}, f"{where}: defaults")
     defaults = dataclasses.replace(Hyperparameters(), **_hparams(defaults_raw, f"{where}: defaults"))
-    if "epochs" in overrides:
-        defaults = dataclasses.replace(defaults, epochs=overrides["epochs"])
-    seeds = overrides.get("seeds") or defaults_raw.get("seeds", [42])
+    seeds = defaults_raw.get("seeds", [42])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise BenchError(f"{where}: defaults: 'seeds' must be a non-empty list of integers")
     if len(set(seeds)) != len(seeds):
         raise BenchError(f"{where}: defaults: seed {next(x for x in seeds if seeds.count(x) > 1)} is listed twice; list each seed once")
-    mixed_precision = overrides.get("mixed_precision") or defaults_raw.get("mixed_precision", "auto")
+    mixed_precision = defaults_raw.get("mixed_precision", "auto")
     if mixed_precision not in MIXED_PRECISIONS:
         raise BenchError(f"{where}: mixed_precision must be one of {', '.join(MIXED_PRECISIONS)}, got {mixed_precision!r}")
 
@@ -223,8 +219,6 @@ def load_suite(name_or_path: str, data_dir: str | None = None, overrides: dict |
         params = {k: v for k, v in entry.items() if k not in _HPARAM_KEYS | {"name", "kind"}}
         validate_strategy_params(entry["kind"], params, swhere)
         hp = _hparams(hp, swhere)
-        if "epochs" in overrides:
-            hp.pop("epochs", None)
         strategies.append(StrategySpec(name=str(name), kind=entry["kind"], params=params))
         hparam_overrides[str(name)] = hp
 
@@ -240,6 +234,26 @@ def load_suite(name_or_path: str, data_dir: str | None = None, overrides: dict |
         mixed_precision=mixed_precision,
         path=path,
     )
+
+
+def _apply_overrides(raw: dict, overrides: dict, data_dir: str | None) -> None:
+    """Command-line values win over the file: written into the raw suite before it is
+    validated, so they are checked like the file's own values. The epochs of the command line
+    replace every strategy's own."""
+    if raw.get("defaults") is None:
+        raw["defaults"] = {}
+    dataset, defaults = raw["dataset"], raw["defaults"]
+    if isinstance(dataset, dict):
+        dataset.update({key: overrides[key] for key in ("train_size", "eval_size") if key in overrides})
+        if data_dir:  # relative to where the command runs, not to the suite file
+            dataset["data_dir"] = str(Path(data_dir).resolve())
+            dataset.pop("files", None)
+    if isinstance(defaults, dict):
+        defaults.update({key: overrides[key] for key in ("epochs", "seeds", "mixed_precision") if key in overrides})
+    if "epochs" in overrides and isinstance(raw["strategies"], list):
+        for entry in raw["strategies"]:
+            if isinstance(entry, dict):
+                entry.pop("epochs", None)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -287,21 +301,13 @@ def _hparams(raw: dict, where: str) -> dict:
     return out
 
 
-def _dataset(raw, suite_path: Path, where: str, data_dir: str | None, overrides: dict) -> DatasetSpec:
+def _dataset(raw, suite_path: Path, where: str) -> DatasetSpec:
     raw = dict(_mapping(raw, where))
     _no_unknown_keys(raw, _DATASET_KEYS, where)
     for key in ("train_size", "eval_size"):
-        if key in overrides:
-            raw[key] = overrides[key]
-        if raw.get(key) is not None and (not isinstance(raw[key], int) or raw[key] <= 0):
+        if raw.get(key) is not None and (not isinstance(raw[key], int) or isinstance(raw[key], bool) or raw[key] <= 0):
             raise BenchError(f"{where}: '{key}' must be a positive integer, got {raw[key]!r}")
-    # Paths written in a suite are relative to the suite file; the override (a flag or
-    # the environment) is relative to where the user runs the command.
-    data_dir = data_dir or os.environ.get("BENCH_DATA_DIR")
-    if data_dir:
-        raw["data_dir"] = str(Path(data_dir).resolve())
-        raw.pop("files", None)
-    elif raw.get("data_dir"):
+    if raw.get("data_dir"):  # paths written in a suite are relative to the suite file
         raw["data_dir"] = str((suite_path.parent / raw["data_dir"]).resolve())
     if raw.get("files"):
         files = _mapping(raw["files"], f"{where}: files")

@@ -106,7 +106,7 @@ def train_one(cell: Cell, accelerator: Accelerator, plan: Prepared, tokenized, t
 
     if len(evaluation["predictions"]) != len(eval_set):  # gather_for_metrics must drop the padding
         raise RuntimeError(f"scored {len(evaluation['predictions'])} evaluation examples, expected {len(eval_set)}")
-    result = collect_result(measure, accelerator, hp, samples, train_loss, evaluation, history, train_set, eval_set, cached, peak_tflops)
+    result = collect_result(measure, accelerator, hp, samples, train_loss, evaluation, history, train_set, eval_set, cached, peak_tflops, compile_mode)
     accelerator.free_memory()  # drop the references prepare() kept, before the next cell
     return result
 
@@ -312,7 +312,7 @@ def width_of(examples: ExampleTensors, width) -> int | None:
     return width if examples.has_sequence else None
 
 
-def collect_result(measure, accelerator, hp, samples, train_loss, evaluation, history, train_set, eval_set, cached, peak_tflops):
+def collect_result(measure, accelerator, hp, samples, train_loss, evaluation, history, train_set, eval_set, cached, peak_tflops, compile_mode):
     """Global figures: per-process counters summed over processes, clocks already global."""
     seconds = measure.seconds
     step_seconds = seconds["train_steps"]
@@ -341,6 +341,7 @@ def collect_result(measure, accelerator, hp, samples, train_loss, evaluation, hi
         peak_tflops=peak_tflops * accelerator.num_processes if peak_tflops else None,
         peak_memory_mb=measure.memory.peak_mb(),
         memory_measure=measure.memory.measure,
+        compile_mode=compile_mode,
         history=history,
         predictions=evaluation["predictions"],
     )

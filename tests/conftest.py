@@ -146,8 +146,9 @@ def write_suite(folder: Path, checkpoints, data_dir: Path, strategies=None, name
     return path
 
 
-def run_cli(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
-    """`python bench/run.py ARGS` as a user runs it."""
+def run_cli(*args, env=None, timeout=600, unprivileged=False) -> subprocess.CompletedProcess:
+    """`python bench/run.py ARGS` as a user runs it. `unprivileged`: when the tests run as root,
+    without root's right to write anywhere (so file permissions apply as they do to a user)."""
     return subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), *map(str, args)],
         capture_output=True,
@@ -155,4 +156,17 @@ def run_cli(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         timeout=timeout,
+        preexec_fn=_drop_root_file_rights if unprivileged and os.geteuid() == 0 else None,
     )
+
+
+def _drop_root_file_rights() -> None:
+    """Remove CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding set before exec:
+    root then keeps only the rights a file's mode gives its owner."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_capbset_drop, cap_dac_override, cap_dac_read_search = 24, 1, 2
+    for capability in (cap_dac_override, cap_dac_read_search):
+        if libc.prctl(pr_capbset_drop, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")

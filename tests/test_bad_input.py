@@ -1,6 +1,8 @@
 """The bad-input wall, through the real command line: one `error:` line naming the problem,
 exit code 2, no traceback, nothing written."""
 
+import json
+
 import pytest
 
 from bench.report import append_row
@@ -12,6 +14,16 @@ def _data(tmp, name, train_rows, test_rows=None, header=("text", "label")):
     write_csv(folder / "train.csv", train_rows, header=header)
     write_csv(folder / "test.csv", test_rows if test_rows is not None else train_rows, header=header)
     return folder
+
+
+def _as_torch_bin(folder):
+    """The checkpoint's weights as a torch.save zip (pytorch_model.bin), as older hub models ship."""
+    import torch
+    from safetensors.torch import load_file
+
+    weights = folder / "model.safetensors"
+    torch.save(load_file(weights), folder / "pytorch_model.bin")
+    weights.unlink()
 
 
 def _cases(tmp, bert_dir, roberta_dir, data_dir):
@@ -31,11 +43,22 @@ def _cases(tmp, bert_dir, roberta_dir, data_dir):
     truncated = build_checkpoint(tmp / "truncated", "bert")
     weights = truncated / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    truncated_bin = build_checkpoint(tmp / "truncated-bin", "bert")
+    _as_torch_bin(truncated_bin)
+    torch_bin = truncated_bin / "pytorch_model.bin"
+    torch_bin.write_bytes(torch_bin.read_bytes()[: torch_bin.stat().st_size * 9 // 10])
+    missing_shard = build_checkpoint(tmp / "missing-shard", "bert")
+    (missing_shard / "model.safetensors").rename(missing_shard / "model-00001-of-00002.safetensors")
+    (missing_shard / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {}, "weight_map": {"bert.pooler.dense.bias": "model-00001-of-00002.safetensors",
+                                        "classifier.bias": "model-00002-of-00002.safetensors"}}))
     corrupt = build_checkpoint(tmp / "corrupt", "bert")
     (corrupt / "config.json").write_text("{ not json")
     named = [(t, ("neg", "pos")[y]) for t, y in good]  # the test split names its labels, the train split numbers them
     return {
         "truncated-weights": (write_suite(tmp, [truncated], data_dir, name="tw"), "model.safetensors is truncated"),
+        "truncated-bin-weights": (write_suite(tmp, [truncated_bin], data_dir, name="tb"), "pytorch_model.bin is truncated"),
+        "missing-shard": (write_suite(tmp, [missing_shard], data_dir, name="ms"), "shard model-00002-of-00002.safetensors"),
         "corrupt-config": (write_suite(tmp, [corrupt], data_dir, name="cc"), "cannot load"),
         "mixed-label-types": (write_suite(tmp, [bert_dir], _data(tmp, "mixed", good, named), name="mx"), "Failed to parse string: 'pos'"),
         "header-only-csv": (write_suite(tmp, [bert_dir], header_only, name="ho"), "has a header but no rows"),
@@ -68,7 +91,7 @@ CASES = [
     "nan-learning-rate", "inf-learning-rate", "batch-size-0", "epochs-string", "max-length-beyond-positions",
     "duplicate-yaml-key", "duplicate-checkpoint", "duplicate-seed", "empty-seeds", "empty-suite", "suite-is-a-list",
     "blank-text", "float-labels", "labels-out-of-range", "single-class", "top-beyond-depth", "lora-r-0",
-    "head-hidden-negative", "truncated-weights", "corrupt-config", "mixed-label-types", "header-only-csv",
+    "head-hidden-negative", "truncated-weights", "truncated-bin-weights", "missing-shard", "corrupt-config", "mixed-label-types", "header-only-csv",
 ]
 
 
@@ -96,6 +119,28 @@ def test_a_bad_output_path_is_refused_before_training(tmp_path, bert_dir, data_d
     assert result.returncode == 2 and result.stderr.startswith("error:") and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.glob("*.predictions"))
+
+
+def test_an_existing_report_in_a_read_only_folder_is_refused_before_training(tmp_path, bert_dir, data_dir):
+    """Appends need the folder too (the lock file lives there), even when the report itself
+    is writable. Run without root's override, so the folder's mode applies."""
+    suite = write_suite(tmp_path, [bert_dir], data_dir)
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    output = folder / "kept.csv"
+    append_row(output, {"suite": "earlier", "run_id": "0123456789ab", "status": "ok"})
+    (folder / ".kept.csv.lock").unlink()
+    before = output.read_bytes()
+    folder.chmod(0o555)
+    try:
+        result = run_cli("--suite", suite, "--output", output, unprivileged=True)
+    finally:
+        folder.chmod(0o755)
+    assert result.returncode == 2, result.stderr[-1500:]
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot write the report {output}: no write permission (it and its folder must be writable)"
+    ]
+    assert output.read_bytes() == before and not list(folder.glob(".*lock"))
 
 
 def test_option_errors_are_one_line():

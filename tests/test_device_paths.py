@@ -147,7 +147,7 @@ def test_run_result_computes_throughput_and_mfu_from_what_was_measured():
         train_tokens=50_000, train_seconds=10.0, eval_seconds=2.0, cache_seconds=None, compile_seconds=5.0,
         steady_samples=1800, steady_seconds=8.0, steady_padded_tokens=115_200, padding_waste=1.28,
         flops_per_step=6.4e9, flops_per_padded_token=1e6, peak_tflops=2.0, peak_memory_mb=100.0,
-        memory_measure="cpu_peak_rss", history=[], predictions=[],
+        memory_measure="cpu_peak_rss", compile_mode=None, history=[], predictions=[],
     )
     columns = result.columns()
     assert columns["train_samples_per_s"] == 200.0  # 1000 x 2 epochs / 10 s

@@ -88,6 +88,20 @@ def test_command_line_overrides_win(tmp_path, data_dir):
     assert (cell.dataset.train_size, cell.dataset.eval_size, cell.hparams.epochs, cell.seed) == (10, 5, 1, 7)
 
 
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"seeds": [3, 3]}, "seed 3 is listed twice"),
+        ({"train_size": True}, "'train_size' must be a positive integer"),
+        ({"mixed_precision": "fp8"}, "mixed_precision must be one of"),
+    ],
+)
+def test_command_line_overrides_are_validated_like_the_file(tmp_path, data_dir, overrides, message):
+    path = write_suite(tmp_path, ["m"], data_dir)
+    with pytest.raises(BenchError, match=message):
+        load_suite(str(path), overrides=overrides)
+
+
 def test_data_dir_override_from_flag_and_environment(tmp_path, data_dir, monkeypatch):
     path = write_suite(tmp_path, ["m"], tmp_path / "nowhere")
     assert load_suite(str(path), data_dir=str(data_dir)).dataset.data_dir == str(data_dir)
