@@ -2,7 +2,7 @@
 
 The path through the code follows the file names:
     suites/<name>.yaml -> bench/suite.py (cells) -> bench/data.py + bench/checkpoints.py
-    -> bench/strategies.py (model to train) -> bench/train.py (one run) -> bench/report.py (CSV row)
+    -> bench/strategies.py (model to train) -> bench/train.py (one run) -> bench/results_csv.py (CSV row)
 `bench/run.py` is the command line that strings them together.
 """
 

@@ -18,9 +18,10 @@ from bench.suite import DatasetSpec
 EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
 
-def load_splits(spec: DatasetSpec) -> tuple[datasets.DatasetDict, list]:
+def load_splits(spec: DatasetSpec) -> tuple[datasets.DatasetDict, list, dict]:
     """The train and eval subsets as a DatasetDict with columns `text`, `labels`, `idx`,
-    and the sorted list of label values (label id i stands for labels[i])."""
+    the sorted list of label values (label id i stands for labels[i]), and the number of
+    rows of each whole split (the report projects a sample's cost to the whole train split)."""
     raw = _load_raw(spec)
     for split in ("train", "eval"):
         missing = [c for c in (spec.text_column, spec.label_column) if c not in raw[split].column_names]
@@ -71,7 +72,7 @@ def load_splits(spec: DatasetSpec) -> tuple[datasets.DatasetDict, list]:
             for split, dataset in splits.items()
         }
     )
-    return out, values
+    return out, values, {split: len(dataset) for split, dataset in raw.items()}
 
 
 def check_labels(found: set, column: str) -> list:

@@ -72,7 +72,7 @@ class RunResult:
         return achieved / self.peak_tflops if achieved and self.peak_tflops else None
 
     def columns(self) -> dict:
-        """The report's metric columns (bench/report.py)."""
+        """The report's metric columns (bench/results_csv.py)."""
         return {
             "train_loss": self.train_loss,
             "eval_loss": self.eval_loss,

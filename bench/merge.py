@@ -20,7 +20,7 @@ if __package__ in (None, ""):  # `python bench/merge.py`
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import BenchError  # noqa: E402
-from bench.report import COLUMNS, read_rows  # noqa: E402
+from bench.results_csv import COLUMNS, read_rows  # noqa: E402
 
 
 def merge(inputs: list[Path], output: Path) -> int:

@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # `python bench/run.py`: make the package importa
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import BenchError, first_line  # noqa: E402
-from bench.report import git_commit, library_versions, write_predictions  # noqa: E402
+from bench.results_csv import git_commit, library_versions, write_predictions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS_DIR = ROOT / "reports"
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.checkpoints import Checkpoint
     from bench.data import load_splits
     from bench.hardware import device_name, resolve_mixed_precision, set_cpu_threads
-    from bench.report import check_writable
+    from bench.results_csv import check_writable
 
     if not args.dry_run:
         check_writable(output, create_folder=not args.output)  # the default reports/ folder is made
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint.tokenizer()
         checkpoint.check_weights()
     with accelerator.main_process_first():  # the first process fills datasets' cache, the others read it
-        splits, labels = load_splits(suite.dataset)
+        splits, labels, split_sizes = load_splits(suite.dataset)
     say(f"suite {suite.name}: {suite.description}" if suite.description else f"suite {suite.name}")
     say(f"{len(cells)} runs; {len(splits['train'])} train / {len(splits['eval'])} eval "
         f"examples, {len(labels)} labels; {accelerator.num_processes} process(es) on {accelerator.device}")
@@ -176,8 +176,9 @@ def run(args: argparse.Namespace) -> int:
         "labels": labels,
         "train_examples": len(splits["train"]),
         "eval_examples": len(splits["eval"]),
+        "train_split_examples": split_sizes["train"],
     }
-    from bench.report import ok_run_ids
+    from bench.results_csv import ok_run_ids
 
     done = set() if args.force else ok_run_ids(output) & {cell.run_id() for cell in cells}
     if done:
@@ -191,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
         row = run_cell(cell, accelerator, Checkpoint(cell.checkpoint, len(labels)), splits, tokenized_cache, output, context)
         failures += row["status"] != "ok"
         if accelerator.is_main_process:
-            from bench.report import append_row
+            from bench.results_csv import append_row
 
             append_row(output, row)
             summary = (
@@ -249,7 +250,7 @@ def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Pat
     """Train one cell; returns its CSV row. A run that raises becomes a diverged, oom or failed row."""
     from accelerate.utils import set_seed
 
-    from bench.report import build_row
+    from bench.results_csv import build_row
     from bench.strategies import build_model, parameter_counts
     from bench.train import train_one
 

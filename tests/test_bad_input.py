@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from bench.report import append_row
+from bench.results_csv import append_row
 from conftest import build_checkpoint, make_examples, run_cli, write_csv, write_suite
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from bench.report import append_row, read_rows
+from bench.results_csv import append_row, read_rows
 from conftest import ROOT, run_cli, write_suite
 
 STRATEGIES = [
@@ -59,7 +59,7 @@ WRITER = """
 import sys
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from bench.report import append_row
+from bench.results_csv import append_row
 for i in range({count}):
     append_row(Path({path!r}), {{"suite": "s", "run_id": f"{{sys.argv[1]}}-{{i}}", "status": "ok", "error": "x" * 2000}})
 """

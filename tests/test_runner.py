@@ -10,7 +10,7 @@ import sys
 import pandas as pd
 import pytest
 
-from bench.report import COLUMNS, append_row
+from bench.results_csv import COLUMNS, append_row
 from bench.run import main
 from conftest import ROOT, build_checkpoint, run_cli, write_suite
 

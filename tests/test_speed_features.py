@@ -11,7 +11,7 @@ from bench import BenchError
 from bench.caching import FrozenPrefix, to_suffix_model
 from bench.checkpoints import Checkpoint
 from bench.data import LengthGroupedBatches
-from bench.report import COLUMNS, append_row
+from bench.results_csv import COLUMNS, append_row
 from bench.run import main
 from bench.strategies import build_model
 from conftest import build_checkpoint, run_cli, write_suite

@@ -42,6 +42,7 @@ COLUMNS = {
     "max_length": "tokens per example after truncation (batches are padded to their longest example, or to a length bucket when compiled)",
     "train_examples": "training examples (a fixed-seed subset of the train split)",
     "eval_examples": "evaluation examples scored, exactly once each",
+    "train_split_examples": "rows of the whole train split the training examples were drawn from (for projecting cost to the full data)",
     "num_processes": "processes (GPUs or CPU workers) that trained together",
     "mixed_precision": "no, fp16 or bf16 (what the suite's `auto` resolved to on this machine)",
     "device": "device name (GPU model, or CPU with its thread count)",
@@ -102,7 +103,7 @@ def build_row(cell, context: dict, run: dict, result=None) -> dict:
         "max_length": hp.max_length,
         "num_processes": cell.num_processes,
         "mixed_precision": cell.mixed_precision,
-        **{key: context[key] for key in ("train_examples", "eval_examples", "device", "versions", "git_commit")},
+        **{key: context[key] for key in ("train_examples", "eval_examples", "train_split_examples", "device", "versions", "git_commit")},
         **run,
     }
     if result is not None:
