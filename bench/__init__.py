@@ -3,8 +3,13 @@
 The path through the code follows the file names:
     suites/<name>.yaml -> bench/suite.py (cells) -> bench/data.py + bench/checkpoints.py
     -> bench/strategies.py (model to train) -> bench/train.py (one run) -> bench/results_csv.py (CSV row)
-`bench/run.py` is the command line that strings them together.
+    -> bench/report.py (the decision: seeds, significance, cost, Pareto plots)
+`bench/run.py` is the command line that strings them together; `bench/compare.py` gates a new
+report against a reference; `bench/merge.py` combines shard reports.
 """
+
+import argparse
+import sys
 
 
 class BenchError(Exception):
@@ -16,3 +21,11 @@ def first_line(err: BaseException) -> str:
     or its type name when the message is empty."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Option errors as one `error:` line and exit code 2, like every other bad input."""
+
+    def error(self, message):
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)

@@ -42,7 +42,7 @@ def build_cache(plan, accelerator, examples: ExampleTensors, dtype: torch.dtype)
         chunk = order[start : start + BUILD_BATCH]
         idx = torch.tensor(chunk, device=accelerator.device)
         batch = examples.batch(idx, examples.lengths[chunk[0]])
-        labels = batch.pop("labels")
+        batch.pop("labels")  # the frozen part takes no labels
         with accelerator.autocast():
             values = frozen(**batch).to(dtype)
         if out is None:

@@ -9,7 +9,6 @@ merged report. The output must not exist yet; it is written through a temporary 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import os
@@ -19,7 +18,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/merge.py`
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import BenchError  # noqa: E402
+from bench import BenchError, OneLineParser  # noqa: E402
 from bench.results_csv import COLUMNS, read_rows  # noqa: E402
 
 
@@ -56,7 +55,7 @@ def merge(inputs: list[Path], output: Path) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("reports", nargs="+", type=Path, help="shard reports (CSV)")
     parser.add_argument("--output", type=Path, required=True, help="the merged report to write (must not exist)")
     args = parser.parse_args(argv)

