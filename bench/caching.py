@@ -89,7 +89,10 @@ def to_suffix_model(model: nn.Module, split: tuple[str, int]) -> nn.Module:
     parent, _, attr = name.rpartition(".")
     parent = model.get_submodule(parent)
     setattr(parent, attr, nn.ModuleList(list(getattr(parent, attr))[first:]))
-    getattr(model, model.base_model_prefix).embeddings = PassThroughEmbeddings()
+    base = getattr(model, model.base_model_prefix)
+    base.embeddings = PassThroughEmbeddings()
+    if hasattr(base, "embeddings_project"):  # ELECTRA: embedding size -> hidden size, already applied in the cache
+        base.embeddings_project = nn.Identity()
     return model
 
 

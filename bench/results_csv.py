@@ -32,7 +32,7 @@ COLUMNS = {
     "status": "ok; diverged (the training loss became NaN/inf: the run stopped, `error` gives the step); oom (out of memory, `error` gives the batch size); failed (any other error). Only ok rows have metrics",
     "checkpoint": "hub id, local directory or package:<pkg>/<folder> as written in the suite",
     "strategy": "the strategy's name in the suite",
-    "strategy_kind": "full, freeze, head or lora",
+    "strategy_kind": "full, freeze, head, lora or peft",
     "strategy_params": "the strategy's options as JSON",
     "seed": "random seed (model init of new layers, dropout, data order)",
     "epochs": "training epochs",

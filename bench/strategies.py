@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+import types
+import typing
 import warnings
 from typing import Callable
 
@@ -54,27 +56,45 @@ def strategy(kind: str):
 
 
 def validate_strategy_params(kind: str, params: dict, where: str) -> None:
-    """Unknown kinds and unknown or mistyped options fail here, before any model is loaded."""
+    """Unknown kinds and unknown or mistyped options fail here, before any model is loaded.
+    An option's type is its annotation in the strategy's signature."""
     if kind not in STRATEGIES:
         raise BenchError(f"{where}: unknown strategy kind '{kind}'; known kinds: {', '.join(sorted(STRATEGIES))}")
-    signature = inspect.signature(STRATEGIES[kind])
-    known = [name for name in signature.parameters if name != "checkpoint"]
+    hints = typing.get_type_hints(STRATEGIES[kind])
+    known = [name for name in inspect.signature(STRATEGIES[kind]).parameters if name != "checkpoint"]
     for name, value in params.items():
         if name not in known:
             raise BenchError(f"{where}: kind '{kind}' has no option '{name}'; its options: {', '.join(known) or 'none'}")
-        default = signature.parameters[name].default
-        expected = type(default) if default is not None else None
-        if expected is tuple:
-            ok = isinstance(value, list)
-        elif expected is float:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        elif expected is not None:
-            ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
-        else:  # options that default to None accept a list of strings
-            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-        if not ok:
-            want = {tuple: "a list", float: "a number", int: "an integer", str: "a string", None: "a list of strings"}
-            raise BenchError(f"{where}: option '{name}' must be {want[expected]}, got {value!r}")
+        if not _matches(value, hints[name]):
+            raise BenchError(f"{where}: option '{name}' must be {_describe(hints[name])}, got {value!r}")
+
+
+def _matches(value, hint) -> bool:
+    """Whether a YAML value fits a type annotation (int, float, bool, str, list[...], dict, X | None)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is list:
+        return isinstance(value, list) and all(_matches(v, args[0]) for v in value) if args else isinstance(value, list)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
+    return isinstance(value, hint)
+
+
+def _describe(hint) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args if a is not type(None))
+    if origin is list:
+        return f"a list of {_describe(args[0]).split(' ', 1)[1]}s" if args else "a list"
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a mapping"}
+    return names.get(origin or hint, str(hint))
 
 
 def build_model(kind: str, checkpoint, params: dict) -> Prepared:
@@ -98,7 +118,8 @@ def full(checkpoint) -> Prepared:
 
 @strategy("freeze")
 def freeze(
-    checkpoint, patterns: tuple = (), top: int = 0, bottom: int = 0, layers: tuple = (), cache_frozen: bool = False
+    checkpoint, patterns: list[str] = (), top: int = 0, bottom: int = 0, layers: list[int] = (), biases: bool = False,
+    cache_frozen: bool = False,
 ) -> Prepared:
     """Only the selected parameters train; everything else is frozen.
 
@@ -106,6 +127,7 @@ def freeze(
     notebook's rule, kept exactly: "layer.1" also matches "layer.10").
     `top` / `bottom` / `layers`: encoder layers by position, resolved against this model's
     own layer list, so one suite fits a 6-layer and a 12-layer model.
+    `biases`: every bias trains too; alone, this is BitFit (Ben Zaken et al., 2022).
     The classification head always trains.
     `cache_frozen`: compute the frozen bottom (embeddings + layers below the lowest trainable
     one) once per example instead of every epoch (bench/caching.py); no dropout in that part.
@@ -121,8 +143,10 @@ def freeze(
                 f"its parameter names look like: {summarize_names(names)}"
             )
         selected.update(hits)
+    if biases:
+        selected.update(n for n in names if n.endswith(".bias"))
     if top or bottom or layers:
-        prefix, count = encoder_layers(model)
+        prefix, count = encoder_layers(model, checkpoint.spec)
         chosen = set(range(count - top, count)) | set(range(bottom))
         for index in layers:
             if not isinstance(index, int) or not -count <= index < count:
@@ -136,10 +160,20 @@ def freeze(
     return Prepared(model, frozen_prefix=frozen_bottom(model, checkpoint.spec) if cache_frozen else None)
 
 
+# Architectures whose base model output after the frozen layers is not what the next layer
+# takes, so a cached frozen bottom would change the computation (tests/test_families.py).
+CACHE_UNSAFE = {
+    "modernbert": "ModernBERT normalises the last layer's output (final_norm), so the frozen layers' output is not "
+    "the next layer's input",
+}
+
+
 def frozen_bottom(model: nn.Module, spec: str) -> tuple[str, int]:
     """(name of the layer list, index of the lowest trainable layer): everything below it,
     embeddings included, must be frozen for its outputs to be cached."""
-    prefix, count = encoder_layers(model)
+    if model.config.model_type in CACHE_UNSAFE:
+        raise BenchError(f"cache_frozen cannot be used with {spec}: {CACHE_UNSAFE[model.config.model_type]}; drop cache_frozen")
+    prefix, count = encoder_layers(model, spec)
     layer_of = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.")
     base = f"{model.base_model_prefix}."
     first = count
@@ -157,12 +191,13 @@ def frozen_bottom(model: nn.Module, spec: str) -> tuple[str, int]:
 
 
 @strategy("head")
-def head(checkpoint, hidden: tuple = (64,), pooling: str = "pooler", dropout: float = 0.0) -> Prepared:
+def head(checkpoint, hidden: list[int] = (64,), pooling: str = "pooler", dropout: float = 0.0) -> Prepared:
     """Frozen backbone, a new MLP head on its pooled output (the second notebook:
     pooler output -> Linear(H, 64) -> ReLU -> Linear(64, num_labels)).
 
     `hidden`: sizes of the head's hidden layers ([] is a linear probe).
-    `pooling`: "pooler" (the backbone's own pooler), "cls" (first token) or "mean" (masked mean).
+    `pooling`: "pooler" (the backbone's own pooler), "cls" (first token), "mean" or "max"
+    (over the real tokens).
     """
     if pooling not in PooledHeadClassifier.POOLINGS:
         raise BenchError(f"head pooling must be one of {', '.join(PooledHeadClassifier.POOLINGS)}, got '{pooling}'")
@@ -176,33 +211,81 @@ def head(checkpoint, hidden: tuple = (64,), pooling: str = "pooler", dropout: fl
 
 
 @strategy("lora")
-def lora(checkpoint, r: int = 8, alpha: int = 16, dropout: float = 0.1, target_modules: list | None = None) -> Prepared:
-    """peft LoRA adapters on the attention projections; the classification head trains in full.
+def lora(checkpoint, r: int = 8, alpha: int = 16, dropout: float = 0.1, target_modules: list[str] | None = None) -> Prepared:
+    """peft LoRA adapters; the classification head trains in full. The shorthand for
+    `kind: peft, method: lora` with these options.
 
-    `target_modules` defaults to peft's own per-architecture choice (query/value for BERT
-    and RoBERTa families).
+    `target_modules`: default peft's own per-architecture choice (query/value for BERT and
+    RoBERTa families), or every linear layer of the encoder where peft has none.
     """
-    from peft import LoraConfig, get_peft_model
+    options = {"r": r, "lora_alpha": alpha, "lora_dropout": dropout}
+    if target_modules is not None:
+        options["target_modules"] = target_modules
+    return peft_method(checkpoint, "lora", options)
 
+
+# Methods whose training needs more than our loop gives: AdaLoRA reallocates ranks from the
+# loop (`update_and_allocate` every step), which a plain optimizer step does not call.
+UNSUPPORTED_PEFT = {"ADALORA": "it needs update_and_allocate() called from the training loop every step"}
+
+
+@strategy("peft")
+def peft_method(checkpoint, method: str = "lora", options: dict | None = None) -> Prepared:
+    """Any method peft supports for sequence classification, by name: `lora` (with
+    `use_dora: true` for DoRA, `use_rslora: true` for rsLoRA), `loha`, `lokr`, `ia3`,
+    `prompt_tuning`, `prefix_tuning`, ... `options` are the method's own config fields,
+    checked by peft's config dataclass, so a new peft method needs no code here.
+
+    Targets: peft's own mapping for the architecture where it has one, else every linear
+    layer of the encoder (peft's `all-linear`). Whatever sits outside the backbone is the
+    head and trains in full (peft's default list, "classifier" and "score", misses heads
+    such as DistilBERT's pre_classifier).
+    """
+    import peft
+    from peft import PEFT_TYPE_TO_CONFIG_MAPPING, PromptLearningConfig, get_peft_model
+
+    name = method.upper()
+    if name not in PEFT_TYPE_TO_CONFIG_MAPPING:
+        known = ", ".join(sorted(m.lower() for m in PEFT_TYPE_TO_CONFIG_MAPPING))
+        raise BenchError(f"unknown peft method '{method}'; peft {peft.__version__} has: {known}")
+    if name in UNSUPPORTED_PEFT:
+        raise BenchError(f"peft method '{method}' is not supported: {UNSUPPORTED_PEFT[name]}")
+    config_class = PEFT_TYPE_TO_CONFIG_MAPPING[name]
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    options = dict(options or {})
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise BenchError(f"peft method '{method}' has no option '{unknown[0]}'; see {config_class.__name__} in peft's docs")
     model = checkpoint.classifier()
-    config = LoraConfig(
-        r=r,
-        lora_alpha=alpha,
-        lora_dropout=dropout,
-        target_modules=target_modules,
-        task_type="SEQ_CLS",
-        # Whatever sits outside the backbone is the head; peft's default list ("classifier",
-        # "score") misses heads such as DistilBERT's pre_classifier.
-        modules_to_save=head_module_names(model),
-    )
+    if "target_modules" in fields and options.get("target_modules") is None and not _peft_has_targets(name, model):
+        options["target_modules"] = "all-linear"
+    if "modules_to_save" in fields and "modules_to_save" not in options:
+        options["modules_to_save"] = head_module_names(model)
+    if issubclass(config_class, PromptLearningConfig):  # sizes peft reads from config names some families lack
+        config = model.config
+        sizes = {
+            "token_dim": model.get_input_embeddings().embedding_dim,  # what prompts are concatenated to
+            "num_layers": getattr(config, "num_hidden_layers", None) or getattr(config, "n_layers", None),
+            "num_attention_heads": getattr(config, "num_attention_heads", None) or getattr(config, "n_heads", None),
+        }
+        options.update({k: v for k, v in sizes.items() if v is not None and options.get(k) is None})
     try:
+        config = config_class(task_type="SEQ_CLS", **options)
         return Prepared(get_peft_model(model, config))
-    except ValueError as err:
+    except (TypeError, ValueError) as err:
         message, hint = first_line(err), ""
-        if "target_modules" in message or "target modules" in message.lower():
+        if "target" in message.lower() or "feedforward" in message.lower():
             linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
-            hint = f" -- give target_modules; its linear layers are named: {', '.join(linear)}"
-        raise BenchError(f"lora on {checkpoint.spec}: {message}{hint}") from None
+            hint = f" -- name them in options; its linear layers are named: {', '.join(linear)}"
+        raise BenchError(f"peft {method} on {checkpoint.spec}: {message}{hint}") from None
+
+
+def _peft_has_targets(method: str, model: nn.Module) -> bool:
+    """Whether peft's own table names default target modules of `method` for this architecture."""
+    from peft.utils import constants
+
+    mapping = getattr(constants, f"TRANSFORMERS_MODELS_TO_{method}_TARGET_MODULES_MAPPING", {})
+    return mapping.get(model.config.model_type) is not None
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -215,7 +298,7 @@ class PooledHeadClassifier(nn.Module):
     extractor, and dropout inside it would only add noise to the features.
     """
 
-    POOLINGS = ("pooler", "cls", "mean")
+    POOLINGS = ("pooler", "cls", "mean", "max")
 
     def __init__(self, backbone: nn.Module, num_labels: int, hidden: list[int], pooling: str, dropout: float):
         super().__init__()
@@ -246,6 +329,8 @@ class PooledHeadClassifier(nn.Module):
         hidden = out.last_hidden_state
         if self.pooling == "cls":
             return hidden[:, 0]
+        if self.pooling == "max":
+            return hidden.masked_fill(~attention_mask.bool().unsqueeze(-1), torch.finfo(hidden.dtype).min).amax(1)
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
@@ -271,14 +356,19 @@ def head_parameter_names(model: nn.Module) -> list[str]:
     return [name for name, _ in model.named_parameters() if name.startswith(heads)]
 
 
-def encoder_layers(model: nn.Module) -> tuple[str, int]:
+def encoder_layers(model: nn.Module, spec: str = "") -> tuple[str, int]:
     """The name and length of the model's list of transformer layers.
 
     It is the ModuleList whose length is the config's layer count (bert.encoder.layer,
-    roberta.encoder.layer, distilbert.transformer.layer, ...).
+    roberta.encoder.layer, distilbert.transformer.layer, model.layers for ModernBERT, ...).
     """
     config = model.config
     count = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layers", None)
+    if getattr(config, "num_hidden_groups", count) != count or config.model_type == "albert":
+        raise BenchError(
+            f"{spec or config.model_type} shares its layer weights across depth (ALBERT), so layers cannot be "
+            "selected one by one; use patterns, biases, head, lora or peft"
+        )
     for name, module in model.named_modules():
         if isinstance(module, nn.ModuleList) and len(module) == count:
             return name, count

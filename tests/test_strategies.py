@@ -152,11 +152,14 @@ def test_lora_counts_roberta(roberta_dir):
     assert c["trainable_params"] == adapters + LINEAR_HH + CLASSIFIER
 
 
-def test_lora_needs_targets_where_peft_has_no_default(distilbert_dir):
-    with pytest.raises(BenchError, match="q_lin"):  # the error lists the model's linear layers
-        counts(distilbert_dir, "lora")
-    c, _ = counts(distilbert_dir, "lora", target_modules=["q_lin", "v_lin"])
+def test_lora_targets_every_linear_layer_where_peft_has_no_default(distilbert_dir):
+    c, model = counts(distilbert_dir, "lora")  # peft has no LoRA targets for DistilBERT: peft's all-linear
+    attention = 4 * 8 * (H + H)  # q_lin, k_lin, v_lin, out_lin: H -> H
+    ffn = 8 * (H + 64) + 8 * (64 + H)  # lin1: H -> 64, lin2: 64 -> H
     # pre_classifier trains too: everything outside the backbone is head
+    assert c["trainable_params"] == 2 * (attention + ffn) + LINEAR_HH + CLASSIFIER == 8_290
+    assert not any("lora" in n for n, _ in model.named_parameters() if "classifier" in n)
+    c, _ = counts(distilbert_dir, "lora", target_modules=["q_lin", "v_lin"])
     assert c["trainable_params"] == 2 * 2 * (H * 8 + 8 * H) + LINEAR_HH + CLASSIFIER
 
 
@@ -180,10 +183,14 @@ def test_meta_device_counts_equal_real_counts(bert_dir, kind, params):
 @pytest.mark.parametrize(
     "kind, params, message",
     [
-        ("lorax", {}, "unknown strategy kind 'lorax'; known kinds: freeze, full, head, lora"),
+        ("lorax", {}, "unknown strategy kind 'lorax'; known kinds: freeze, full, head, lora, peft"),
         ("lora", {"rank": 8}, "has no option 'rank'"),
         ("lora", {"r": "8"}, "'r' must be an integer"),
-        ("freeze", {"patterns": "pooler"}, "'patterns' must be a list"),
+        ("freeze", {"patterns": "pooler"}, "'patterns' must be a list of strings"),
+        ("freeze", {"layers": [1.5]}, "'layers' must be a list of integers"),
+        ("freeze", {"biases": "yes"}, "'biases' must be true or false"),
+        ("peft", {"options": ["r", 8]}, "'options' must be a mapping"),
+        ("head", {"dropout": True}, "'dropout' must be a number"),
         ("lora", {"target_modules": "query"}, "must be a list of strings"),
         ("full", {"top": 2}, "its options: none"),
     ],
