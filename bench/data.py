@@ -19,21 +19,23 @@ EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "par
 
 
 def load_splits(spec: DatasetSpec) -> tuple[datasets.DatasetDict, list, dict]:
-    """The train and eval subsets as a DatasetDict with columns `text`, `labels`, `idx`,
+    """The train and eval subsets as a DatasetDict with columns `text` (and `text_pair` for
+    sentence pairs), `labels`, `idx`,
     the sorted list of label values (label id i stands for labels[i]), and the number of
     rows of each whole split (the report projects a sample's cost to the whole train split)."""
     raw = _load_raw(spec)
+    columns = [c for c in (spec.text_column, spec.text_pair_column, spec.label_column) if c]
     for split in ("train", "eval"):
-        missing = [c for c in (spec.text_column, spec.label_column) if c not in raw[split].column_names]
+        missing = [c for c in columns if c not in raw[split].column_names]
         if missing:
             raise BenchError(
                 f"dataset {split} split has no column '{missing[0]}'; its columns are "
-                f"{', '.join(raw[split].column_names)} (set text_column / label_column in the suite)"
+                f"{', '.join(raw[split].column_names)} (set text_column / text_pair_column / label_column in the suite)"
             )
     sizes = {"train": spec.train_size, "eval": spec.eval_size}
     splits = {}
     for split, dataset in raw.items():
-        dataset = dataset.select_columns([spec.text_column, spec.label_column])
+        dataset = dataset.select_columns(columns)
         if sizes[split] is not None:
             if sizes[split] > len(dataset):
                 raise BenchError(
@@ -43,22 +45,25 @@ def load_splits(spec: DatasetSpec) -> tuple[datasets.DatasetDict, list, dict]:
         splits[split] = dataset
 
     for split, dataset in splits.items():
-        texts = dataset[spec.text_column]
-        blank = [i for i, t in enumerate(texts) if t is None or not str(t).strip()]
-        if blank:
-            raise BenchError(
-                f"dataset {split} split: {len(blank)} empty or missing text(s) in column '{spec.text_column}' "
-                f"(first at row {blank[0]} of the subset); fill or drop those rows"
-            )
+        for column in filter(None, (spec.text_column, spec.text_pair_column)):
+            blank = [i for i, t in enumerate(dataset[column]) if t is None or not str(t).strip()]
+            if blank:
+                raise BenchError(
+                    f"dataset {split} split: {len(blank)} empty or missing text(s) in column '{column}' "
+                    f"(first at row {blank[0]} of the subset); fill or drop those rows"
+                )
     values = check_labels(set(splits["train"][spec.label_column]) | set(splits["eval"][spec.label_column]), spec.label_column)
     label_id = {value: i for i, value in enumerate(values)}
 
     def standardize(batch, indices):
-        return {
+        out = {
             "text": [str(t) for t in batch[spec.text_column]],
             "labels": [label_id[v] for v in batch[spec.label_column]],
             "idx": indices,
         }
+        if spec.text_pair_column:
+            out["text_pair"] = [str(t) for t in batch[spec.text_pair_column]]
+        return out
 
     out = datasets.DatasetDict(
         {
@@ -99,10 +104,13 @@ def check_labels(found: set, column: str) -> list:
 def tokenize(splits: datasets.DatasetDict, tokenizer, max_length: int) -> datasets.DatasetDict:
     """Truncate to max_length, no padding: batches are padded to their own longest example
     by the collator. `datasets` caches the result on disk, keyed by the tokenizer."""
-    def encode(batch):
-        return tokenizer(batch["text"], truncation=True, max_length=max_length)
+    pairs = "text_pair" in splits["train"].column_names
 
-    return splits.map(encode, batched=True, remove_columns=["text"], desc="tokenizing")
+    def encode(batch):
+        # pairs: [CLS] a [SEP] b [SEP] with the family's own segment ids; truncation trims the longer text first
+        return tokenizer(batch["text"], batch["text_pair"] if pairs else None, truncation=True, max_length=max_length)
+
+    return splits.map(encode, batched=True, remove_columns=["text", "text_pair"] if pairs else ["text"], desc="tokenizing")
 
 
 def _load_raw(spec: DatasetSpec) -> dict:

@@ -53,6 +53,7 @@ COLUMNS = {
     "eval_loss": "mean cross-entropy over the evaluation set after the last epoch",
     "loss_ratio": "train_loss / eval_loss; well below 1 (the seed notebook used 0.5) signals overfitting",
     "eval_accuracy": "accuracy on the evaluation set after the last epoch",
+    "label_names": "JSON list: the label value each class id stands for (sorted values of the label column; strings are class names)",
     "degenerate": "True when the model predicts one class for every evaluation example (it learned nothing usable; never recommend it)",
     "train_samples_per_s": "global: train_examples x epochs / train_seconds",
     "steady_train_samples_per_s": "global, steady state: training steps after the first min(10, steps/10), cache building excluded",
@@ -104,6 +105,7 @@ def build_row(cell, context: dict, run: dict, result=None) -> dict:
         "num_processes": cell.num_processes,
         "mixed_precision": cell.mixed_precision,
         **{key: context[key] for key in ("train_examples", "eval_examples", "train_split_examples", "device", "versions", "git_commit")},
+        "label_names": json.dumps(context["labels"]),
         **run,
     }
     if result is not None:

@@ -34,6 +34,7 @@ class DatasetSpec:
     train_split: str = "train"
     eval_split: str = "test"
     text_column: str = "text"
+    text_pair_column: str | None = None  # a second text (sentence pairs, as GLUE's MRPC or RTE)
     label_column: str = "label"
     train_size: int | None = None  # None: the whole split
     eval_size: int | None = None
@@ -78,6 +79,9 @@ class Cell:
     def config(self) -> dict:
         """Everything that defines the run, as plain data; local paths relative to the suite file."""
         dataset = dataclasses.asdict(self.dataset)
+        for field, default in HASHED_ONLY_WHEN_SET.items():  # options added later leave older ids as they were
+            if dataset.get(field) == default:
+                dataset.pop(field)
         if dataset["data_dir"]:
             dataset["data_dir"] = self._portable(dataset["data_dir"])
         if dataset["files"]:
@@ -106,6 +110,11 @@ class Cell:
         if self.suite_dir and os.path.isabs(path):
             return os.path.relpath(path, self.suite_dir)
         return path
+
+
+# Dataset fields added after reports with run_ids existed: hashed only when a suite sets them,
+# so a suite that does not use them keeps its run_ids (and resume keeps working).
+HASHED_ONLY_WHEN_SET = {"text_pair_column": None}
 
 
 def _hash(config: dict) -> str:
