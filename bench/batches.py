@@ -20,7 +20,7 @@ import torch
 from torch.nn import functional as F
 
 IGNORE_INDEX = -100  # what cross-entropy (torch, HF models) leaves out of the loss
-SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids", "inputs_embeds")
+SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids", "inputs_embeds", "token_features")
 TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 

@@ -1,8 +1,9 @@
 """Compute once what a frozen part of the model would recompute every epoch.
 
 The strategy's plan (`Prepared`, bench/strategies.py) says what is frozen:
-- `features` (head runs): the frozen backbone's pooled vector for every example, computed
-  once in eval mode; the head then trains and evaluates on those vectors. Same result as
+- `features` (head and cnn runs): the frozen backbone's pooled vector (head) or token
+  states (cnn) for every example, computed once in eval mode; the head then trains and
+  evaluates on those. Same result as
   re-running the backbone (it is frozen and in eval mode either way), a fraction of the work.
 - `frozen_prefix` (freeze runs with `cache_frozen: true`): the hidden states entering the
   lowest trainable encoder layer, computed once in eval mode; training then runs only the
@@ -45,18 +46,22 @@ def build_cache(plan, accelerator, examples: ExampleTensors, dtype: torch.dtype)
         batch.pop("labels")  # the frozen part takes no labels
         with accelerator.autocast():
             values = frozen(**batch).to(dtype)
+        per_token = values.dim() == 3  # token states (frozen prefix, CNN head) rather than one vector per example
         if out is None:
-            shape = (len(examples), *values.shape[1:]) if plan.features is not None else (len(examples), width, values.shape[-1])
+            shape = (len(examples), width, values.shape[-1]) if per_token else (len(examples), values.shape[1])
             out = {"values": torch.zeros(shape, dtype=dtype, device=accelerator.device), "labels": examples.tensors["labels"]}
-        if plan.features is not None:
-            out["values"][idx] = values
-        else:
+        if per_token:
             out["values"][idx, : values.shape[1]] = values
+        else:
+            out["values"][idx] = values
     plan.model.train(was_training)
+    mask = examples.tensors["attention_mask"]
+    if plan.features is not None and out["values"].dim() == 3:
+        return ExampleTensors({"token_features": out["values"], "attention_mask": mask, "labels": out["labels"]}, examples.lengths)
     if plan.features is not None:
         return ExampleTensors({"features": out["values"], "labels": out["labels"]}, examples.lengths)
     return ExampleTensors(
-        {"inputs_embeds": out["values"], "attention_mask": examples.tensors["attention_mask"], "labels": out["labels"]},
+        {"inputs_embeds": out["values"], "attention_mask": mask, "labels": out["labels"]},
         examples.lengths,
     )
 

@@ -51,6 +51,7 @@ KINDS = {
     "bitfit": {"biases": True},
     "head-max": {"hidden": [8], "pooling": "max"},
     "lora": {"r": 4},
+    "cnn": {"kernel_sizes": [2, 3], "channels": 4},
 }
 
 
@@ -68,7 +69,7 @@ def family_dirs(tmp_path_factory):
 
 
 def plan_for(family_dirs, family, kind):
-    strategy = "freeze" if kind in ("freeze-top", "bitfit") else "head" if kind == "head-max" else kind
+    strategy = {"freeze-top": "freeze", "bitfit": "freeze", "head-max": "head"}.get(kind, kind)
     return build_model(strategy, Checkpoint(str(family_dirs[family]), 2), KINDS[kind])
 
 
@@ -84,6 +85,8 @@ def expected_trainable(model, family, kind) -> int:
         return head + sum(p.numel() for n, p in params.items() if n.endswith(".bias") and n.split(".")[0] not in HEADS[family])
     if kind == "head-max":
         return 32 * 8 + 8 + 8 * 2 + 2
+    if kind == "cnn":  # Conv1d(32 -> 4, k) for k = 2, 3, then Linear(2 x 4 -> 2)
+        return (4 * 32 * 2 + 4) + (4 * 32 * 3 + 4) + (8 * 2 + 2)
     base = model.base_model_prefix
     targets = [
         m for n, m in model.named_modules()
@@ -201,3 +204,18 @@ def test_a_suite_mixing_families_runs_end_to_end(tmp_path, family_dirs):
 
     rows = read_rows(output)
     assert len(rows) == 3 * len(families) and {r["status"] for r in rows} == {"ok"}
+
+
+@pytest.mark.parametrize("family", ["bert", "distilbert", "modernbert"])
+def test_cnn_head_on_cached_token_states_computes_what_it_does_on_tokens(family_dirs, family):
+    model = plan_for(family_dirs, family, "cnn").model.eval()
+    ids = torch.randint(5, 1000, (3, 12))
+    mask = torch.ones_like(ids)
+    mask[1, 4:] = 0  # a row shorter than some windows: padding must not win the max
+    with torch.no_grad():
+        direct = model(input_ids=ids, attention_mask=mask).logits
+        cached = model(token_features=model.tokens(ids, mask), attention_mask=mask).logits
+        # what a batch cut to a narrower width (the row's own length) computes for the short row
+        alone = model(input_ids=ids[1:2, :4], attention_mask=mask[1:2, :4]).logits
+    torch.testing.assert_close(cached, direct)
+    torch.testing.assert_close(alone, direct[1:2], rtol=1e-4, atol=1e-5)

@@ -33,3 +33,4 @@ def test_sentence_pairs_train_on_both_texts_and_string_labels_are_recorded(tmp_p
     assert json.loads(row["label_names"]) == ["neg", "pos"]
     predictions = (output.parent / row["predictions_file"]).read_text().splitlines()
     assert predictions[0] == "idx,label,prediction,loss" and predictions[1].split(",")[1] in ("neg", "pos")
+
