@@ -389,7 +389,7 @@ def _tradeoffs(configs: list[Config], choice: Config) -> str:
 
 def _legend(args) -> str:
     return (
-        f"Means over seeds with {CONFIDENCE:.0%} bootstrap intervals of the mean (scipy.stats.bootstrap, BCa; with 3 seeds "
+        f"Means over seeds with {CONFIDENCE:.0%} bootstrap intervals of the mean (scipy.stats.bootstrap, BCa; with few seeds "
         "an interval is rough: read the per-seed values). Fit, from train loss / eval loss as in the seed notebook: below "
         f"{args.overfit_below} overfits, {args.overfit_below}-{args.fine_above} watch, above {args.fine_above} fine. "
         "Throughput is end to end (train examples x epochs / train seconds, cache building included); "

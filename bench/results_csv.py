@@ -75,6 +75,7 @@ COLUMNS = {
     "memory_measure": "cuda_max_allocated or cpu_peak_rss",
     "history": "per-epoch JSON list: epoch, train_loss, eval_loss, eval_accuracy, train_seconds",
     "predictions_file": "per-example predictions (idx, label, prediction, loss), relative to this CSV",
+    "saved_model": "with --save: the folder of the run's trained parameters (bench/predict.py), relative to this CSV",
     "error": "why a run that is not ok stopped",
     "started_at": "UTC start time (ISO 8601)",
     "ended_at": "UTC end time",

@@ -41,6 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--shard", help="I/N: run only the I-th of N fixed parts of the suite's cells (1 <= I <= N), "
                         "e.g. one per SLURM array task; combine the reports with bench/merge.py")
     parser.add_argument("--output", help="CSV report to append to (default: reports/<suite>.csv)")
+    parser.add_argument("--save", action="store_true", help="keep each finished run's trained parameters in "
+                        "<report>.models/<run_id>/ for bench/predict.py")
     parser.add_argument("--data-dir", help="folder with <split>.csv files replacing the suite's dataset source "
                         "(default: $BENCH_DATA_DIR if set)")
     parser.add_argument("--train-size", type=int, help="override the suite's number of training examples")
@@ -181,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         if cell.run_id() in done:
             continue
         say(f"[{number}/{len(cells)}] {cell.checkpoint} | {cell.strategy.name} ({cell.strategy.kind}) | seed {cell.seed}")
-        row = run_cell(cell, accelerator, Checkpoint(cell.checkpoint, len(labels)), splits, tokenized_cache, output, context)
+        row = run_cell(cell, accelerator, Checkpoint(cell.checkpoint, len(labels)), splits, tokenized_cache, output, context, args.save)
         failures += row["status"] != "ok"
         if accelerator.is_main_process:
             from bench.results_csv import append_row
@@ -238,8 +240,9 @@ def position_limit(config) -> int | None:
     return limit
 
 
-def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Path, context: dict) -> dict:
-    """Train one cell; returns its CSV row. A run that raises becomes a diverged, oom or failed row."""
+def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Path, context: dict, save: bool = False) -> dict:
+    """Train one cell; returns its CSV row. A run that raises becomes a diverged, oom or failed row.
+    `save`: keep the trained parameters (bench/predict.py)."""
     from accelerate.utils import set_seed
 
     from bench.results_csv import build_row
@@ -252,10 +255,18 @@ def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Pat
         set_seed(cell.seed)  # before the model: new heads and adapters are initialised from it
         plan = build_model(cell.strategy.kind, checkpoint, cell.strategy.params)
         run.update(parameter_counts(plan.model))
+        # by name in the strategy's model, before training may cut a cached frozen bottom off it
+        trainable = {name: p for name, p in plan.model.named_parameters() if p.requires_grad}
         result = train_one(cell, accelerator, plan, tokenized, tokenizer, context["peak_tflops"])
         run["status"] = "ok"
         if accelerator.is_main_process:
             run["predictions_file"] = write_predictions(output, cell.run_id(), run["started_at"], result.predictions, context["labels"])
+            if save:
+                from bench.predict import save_run
+
+                folder = output.parent / f"{output.stem}.models" / cell.run_id()
+                save_run(folder, cell, trainable, context["labels"])
+                run["saved_model"] = str(folder.relative_to(output.parent))
     except BenchError:
         raise
     except Exception as err:  # a run that did not finish is recorded as what happened, never given numbers

@@ -183,7 +183,7 @@ def test_meta_device_counts_equal_real_counts(bert_dir, kind, params):
 @pytest.mark.parametrize(
     "kind, params, message",
     [
-        ("lorax", {}, "unknown strategy kind 'lorax'; known kinds: freeze, full, head, lora, peft"),
+        ("lorax", {}, "unknown strategy kind 'lorax'; known kinds: cnn, freeze, full, head, lora, peft"),
         ("lora", {"rank": 8}, "has no option 'rank'"),
         ("lora", {"r": "8"}, "'r' must be an integer"),
         ("freeze", {"patterns": "pooler"}, "'patterns' must be a list of strings"),

@@ -34,3 +34,16 @@ def test_sentence_pairs_train_on_both_texts_and_string_labels_are_recorded(tmp_p
     predictions = (output.parent / row["predictions_file"]).read_text().splitlines()
     assert predictions[0] == "idx,label,prediction,loss" and predictions[1].split(",")[1] in ("neg", "pos")
 
+
+
+def test_the_seed_notebooks_cnn_head_learns_on_cached_token_states(tmp_path, bert_dir):
+    data_dir = tmp_path / "data"  # more examples than the shared fixture: a frozen random backbone generalises slowly
+    write_csv(data_dir / "train.csv", make_examples(600, seed=5))
+    write_csv(data_dir / "test.csv", make_examples(100, seed=6))
+    suite = write_suite(tmp_path, [bert_dir], data_dir, strategies=[
+        {"name": "cnn", "kind": "cnn", "kernel_sizes": [1, 2], "channels": 16, "learning_rate": 1e-2, "epochs": 10}])
+    output = tmp_path / "cnn.csv"
+    assert main(["--suite", str(suite), "--output", str(output)]) == 0
+    (row,) = read_rows(output)
+    assert float(row["eval_accuracy"]) >= 0.9, row["eval_accuracy"]  # one sentiment word decides: a 1-token filter finds it
+    assert float(row["cache_seconds"]) > 0 and int(row["trainable_params"]) == (16 * 32 + 16) + (16 * 32 * 2 + 16) + (32 * 2 + 2)
