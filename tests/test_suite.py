@@ -23,7 +23,8 @@ def test_shipped_suites_load_and_express_the_seed_experiments():
     models = load_suite("models")
     assert models.checkpoints == ["bert-base-cased", "cardiffnlp/twitter-roberta-base-sentiment-latest"]
     kinds = {s.kind for s in load_suite("strategies").strategies}
-    assert kinds == {"full", "freeze", "head", "lora"} == {s.kind for s in load_suite("offline").strategies}
+    assert kinds == {"full", "freeze", "head", "lora", "cnn", "peft"}
+    assert {s.kind for s in load_suite("offline").strategies} == {"full", "freeze", "head", "lora"}
     head = next(s for s in load_suite("strategies").strategies if s.kind == "head")
     assert head.params == {"hidden": [64], "pooling": "pooler"}
 
