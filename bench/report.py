@@ -11,17 +11,14 @@ deviation and a 95% bootstrap interval of accuracy, loss ratio and samples/s; co
 device-hours and money (bench/cost.py); a paired test against the best configuration on the
 same evaluation examples, Holm-corrected (bench/stats.py); overfitting and degenerate flags.
 Then Pareto plots (bench/plots.py) and a recommendation: the cheapest configuration whose
-accuracy is statistically indistinguishable from the best.
+accuracy is statistically indistinguishable from the best; bench/render.py writes the pages.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import csv
 import dataclasses
-import html
-import re
 import sys
 from pathlib import Path
 
@@ -29,6 +26,7 @@ import numpy as np
 
 from bench import BenchError, OneLineParser
 from bench.cost import DEFAULT_PRICES, Price, device_hours, parse_prices, price_for, run_cost
+from bench.render import Image, Table, check_readme, to_html, to_markdown, update_readme
 from bench.stats import CONFIDENCE, PairedTest, Summary, holm, paired_example_test, paired_seed_test, summarize
 
 ALPHA = 0.05
@@ -246,18 +244,6 @@ def fit_flag(loss_ratio: float, overfit_below: float, fine_above: float) -> str:
 # ----------------------------------------------------------------------------- the document
 
 
-@dataclasses.dataclass
-class Table:
-    headers: list[str]
-    rows: list[list[str]]
-
-
-@dataclasses.dataclass
-class Image:
-    path: Path  # the PNG
-    caption: str
-
-
 def build_document(paths, configs, best, choice, why, not_ok, plots, args) -> list[tuple[str, list]]:
     """The report as sections of blocks (text, Table, Image), rendered to Markdown and HTML."""
     first = configs[0].first
@@ -416,76 +402,6 @@ def _cost_note(configs, args) -> str:
         "loading, tokenizing, evaluation and compilation are not counted. The projection to the whole train split "
         "scales the cost by the number of examples (same epochs)."
     )
-
-
-# ----------------------------------------------------------------------------- rendering
-
-
-def to_markdown(title: str, sections, folder: Path) -> str:
-    lines = [f"# {title}", ""]
-    for heading, blocks in sections:
-        if heading:
-            lines += [f"## {heading}", ""]
-        for block in blocks:
-            if isinstance(block, Table):
-                lines.append("| " + " | ".join(block.headers) + " |")
-                lines.append("|" + "---|" * len(block.headers))
-                lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in block.rows]
-            elif isinstance(block, Image):
-                lines.append(f"![{block.caption}]({block.path.relative_to(folder).as_posix()})")
-            else:
-                lines.append(block)
-            lines.append("")
-    return "\n".join(lines)
-
-
-def to_html(title: str, sections) -> str:
-    def text(value: str) -> str:
-        escaped = html.escape(value)
-        escaped = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escaped)
-        return re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)
-
-    body = [f"<h1>{html.escape(title)}</h1>"]
-    for heading, blocks in sections:
-        if heading:
-            body.append(f"<h2>{html.escape(heading)}</h2>")
-        for block in blocks:
-            if isinstance(block, Table):
-                head = "".join(f"<th>{text(h)}</th>" for h in block.headers)
-                rows = "".join("<tr>" + "".join(f"<td>{text(c)}</td>" for c in row) + "</tr>" for row in block.rows)
-                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-            elif isinstance(block, Image):
-                data = base64.b64encode(block.path.read_bytes()).decode()
-                body.append(f'<figure><img alt="{html.escape(block.caption)}" src="data:image/png;base64,{data}">'
-                            f"<figcaption>{html.escape(block.caption)}</figcaption></figure>")
-            else:
-                body.append(f"<p>{text(block)}</p>")
-    style = (
-        "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}"
-        "th{background:#f3f3f3}figure{margin:1em 0}img{max-width:100%}code{background:#f3f3f3;padding:0 3px}"
-    )
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
-
-
-README_MARKERS = ("<!-- decision-report:start -->", "<!-- decision-report:end -->")
-
-
-def check_readme(readme: Path) -> None:
-    start, end = README_MARKERS
-    text = readme.read_text() if readme.is_file() else ""
-    if start not in text or end not in text:
-        raise BenchError(f"{readme} has no '{start}' ... '{end}' block to fill; add the two lines where the table goes")
-
-
-def update_readme(readme: Path, markdown_table: str, report_md: Path) -> None:
-    """Replace the block between the README's report markers with the configurations table."""
-    start, end = README_MARKERS
-    text = readme.read_text()
-    link = report_md.relative_to(readme.parent.resolve()) if report_md.is_relative_to(readme.parent.resolve()) else report_md
-    block = f"{start}\n<!-- generated by `python -m bench.report ... --readme {readme.name}`: do not edit by hand -->\n\n{markdown_table}\n\nFull report: [{link}]({link})\n{end}"
-    readme.write_text(text[: text.index(start)] + block + text[text.index(end) + len(end):])
 
 
 # ----------------------------------------------------------------------------- the command
