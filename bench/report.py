@@ -103,8 +103,12 @@ def load_runs(paths: list[Path]) -> tuple[list[dict], list[dict]]:
             missing = [c for c in NEEDED_COLUMNS if c not in rows[0]]
             if missing:
                 raise BenchError(f"{path} has no '{missing[0]}' column: it was written by an older version; rerun the suite into a new report")
+        older = [row for row in rows if not row["config_id"]]  # from before config_id existed: cannot be grouped
+        if older:
+            print(f"note: {len(older)} row(s) of {path} predate config_id (an older version wrote them) and are left out",
+                  file=sys.stderr)
         for row in rows:
-            if not row["config_id"]:  # a row from before config_id existed: it cannot be grouped
+            if not row["config_id"]:
                 continue
             row["_folder"] = str(path.parent)
             key = row["run_id"]
