@@ -57,10 +57,10 @@ def accuracy_standard_error(accuracies: list[float], eval_examples: int) -> floa
 
 def changes(new_rows: list[dict], reference_rows: list[dict]) -> tuple[list[Change], list[str], list[str]]:
     """(matched configurations, labels only in new, labels only in the reference)."""
-    from bench.report import _labels
+    from bench.report import config_labels, group_by_config
 
-    new, ref = _group(new_rows), _group(reference_rows)
-    labels = _labels({**ref, **new})
+    new, ref = group_by_config(new_rows), group_by_config(reference_rows)
+    labels = config_labels({**ref, **new})
     matched = []
     for config_id in sorted(set(new) & set(ref), key=lambda c: labels[c]):
         n, r = new[config_id], ref[config_id]
@@ -81,13 +81,6 @@ def changes(new_rows: list[dict], reference_rows: list[dict]) -> tuple[list[Chan
     only_new = sorted(labels[c] for c in set(new) - set(ref))
     only_ref = sorted(labels[c] for c in set(ref) - set(new))
     return matched, only_new, only_ref
-
-
-def _group(rows: list[dict]) -> dict:
-    groups = {}
-    for row in rows:
-        groups.setdefault(row["config_id"], []).append(row)
-    return groups
 
 
 def _mean(rows: list[dict], column: str) -> float | None:

@@ -19,25 +19,25 @@ if __package__ in (None, ""):  # `python bench/merge.py`
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import BenchError, OneLineParser  # noqa: E402
-from bench.results_csv import COLUMNS, read_rows  # noqa: E402
+from bench.results_csv import COLUMNS, one_row_per_run, read_rows  # noqa: E402
 
 
 def merge(inputs: list[Path], output: Path) -> int:
     """Write the merged report; returns its number of rows."""
     if output.exists():
         raise BenchError(f"{output} exists; merge writes a new report (choose another --output)")
-    headers, rows = set(), {}
+    headers, all_rows = set(), []
     for path in inputs:
         if not path.is_file():
             raise BenchError(f"report {path} does not exist")
         with path.open() as f:
             headers.add(tuple(next(csv.reader(f), ())))
         for row in read_rows(path):
-            if row.get("predictions_file"):
-                row["predictions_file"] = os.path.relpath(path.parent / row["predictions_file"], output.parent)
-            kept = rows.get(row["run_id"])
-            if kept is None or kept["status"] != "ok":
-                rows[row["run_id"]] = row
+            for link in ("predictions_file", "saved_model"):
+                if row.get(link):
+                    row[link] = os.path.relpath(path.parent / row[link], output.parent)
+            all_rows.append(row)
+    rows = one_row_per_run(all_rows)
     if len(headers) != 1 or not set(next(iter(headers))) <= set(COLUMNS):
         raise BenchError(f"the reports have different columns ({', '.join(map(str, inputs))}); merge reports of one version")
     suites = {row["suite"] for row in rows.values()}

@@ -59,7 +59,7 @@ def load_run(folder: Path):
 
     run = json.loads((folder / "run.json").read_text())
     checkpoint = Checkpoint(run["checkpoint"], len(run["labels"]))
-    torch.manual_seed(0)  # new layers are overwritten below; the seed only keeps the build quiet and repeatable
+    torch.manual_seed(0)  # new layers get initial values that the saved ones then replace; fixed, so a rebuild repeats
     model = build_model(run["kind"], checkpoint, run["params"]).model
     state = load_file(folder / "trainable.safetensors")
     missing = sorted(set(state) - {name for name, _ in model.named_parameters()})

@@ -89,43 +89,43 @@ class Config:
 def load_runs(paths: list[Path]) -> tuple[list[dict], list[dict]]:
     """(ok rows, rows of runs that did not finish), one per run_id across all the CSVs (the
     latest ok row wins; a run that failed and later finished counts as finished)."""
-    from bench.results_csv import read_rows
+    from bench.results_csv import one_row_per_run, read_rows
 
-    latest = {}
+    rows = []
     for path in paths:
         if not path.is_file():
             raise BenchError(f"report {path} does not exist; pass the CSV that bench/run.py wrote")
         try:
-            rows = read_rows(path)
+            found = read_rows(path)
         except (UnicodeDecodeError, csv.Error) as err:
             raise BenchError(f"{path} is not a CSV report ({err})") from None
-        if rows:
-            missing = [c for c in NEEDED_COLUMNS if c not in rows[0]]
+        if found:
+            missing = [c for c in NEEDED_COLUMNS if c not in found[0]]
             if missing:
                 raise BenchError(f"{path} has no '{missing[0]}' column: it was written by an older version; rerun the suite into a new report")
-        older = [row for row in rows if not row["config_id"]]  # from before config_id existed: cannot be grouped
+        older = [row for row in found if not row["config_id"]]  # from before config_id existed: cannot be grouped
         if older:
             print(f"note: {len(older)} row(s) of {path} predate config_id (an older version wrote them) and are left out",
                   file=sys.stderr)
-        for row in rows:
-            if not row["config_id"]:
-                continue
-            row["_folder"] = str(path.parent)
-            key = row["run_id"]
-            previous = latest.get(key)
-            if previous is None or (row["status"] == "ok", row.get("ended_at", "")) >= (previous["status"] == "ok", previous.get("ended_at", "")):
-                latest[key] = row
+        rows += [{**row, "_folder": str(path.parent)} for row in found if row["config_id"]]
+    latest = one_row_per_run(rows)
     ok = [r for r in latest.values() if r["status"] == "ok"]
     if not ok:
         raise BenchError(f"no ok runs in {', '.join(map(str, paths))}: nothing to compare (see their status and error columns)")
     return ok, [r for r in latest.values() if r["status"] != "ok"]
 
 
-def build_configs(ok_rows: list[dict], prices: dict) -> list[Config]:
+def group_by_config(rows: list[dict]) -> dict:
+    """config_id -> its rows (one per seed)."""
     groups = {}
-    for row in ok_rows:
+    for row in rows:
         groups.setdefault(row["config_id"], []).append(row)
-    labels = _labels(groups)
+    return groups
+
+
+def build_configs(ok_rows: list[dict], prices: dict) -> list[Config]:
+    groups = group_by_config(ok_rows)
+    labels = config_labels(groups)
     configs = []
     for config_id, rows in groups.items():
         rows.sort(key=lambda r: int(r["seed"]))
@@ -150,7 +150,7 @@ def build_configs(ok_rows: list[dict], prices: dict) -> list[Config]:
     return sorted(configs, key=lambda c: -c.accuracy.mean)
 
 
-def _labels(groups: dict) -> dict:
+def config_labels(groups: dict) -> dict:
     """`strategy`, or `checkpoint / strategy` when the suite has several checkpoints; a
     configuration that differs only in other settings gets its config_id added."""
     checkpoints = {rows[0]["checkpoint"] for rows in groups.values()}
@@ -264,7 +264,7 @@ def build_document(paths, configs, best, choice, why, not_ok, plots, args) -> li
     sections = [
         ("", [intro]),
         ("Recommendation", [why, _reading(configs, best, args), _tradeoffs(configs, choice)]),
-        ("Configurations", [configuration_table(configs, best, args), _legend(args)]),
+        ("Configurations", [configuration_table(configs, best, choice, args), _legend(args)]),
         ("Pareto plots", [Image(p, caption) for p, caption in plots]),
         ("Significance", [significance_table(configs, best), _significance_note(args)]),
         ("Cost", [cost_table(configs), _cost_note(configs, args)]),
@@ -277,7 +277,7 @@ def build_document(paths, configs, best, choice, why, not_ok, plots, args) -> li
     return sections
 
 
-def configuration_table(configs: list[Config], best: Config, args) -> Table:
+def configuration_table(configs: list[Config], best: Config, choice: Config, args) -> Table:
     rows = []
     for c in configs:
         flags = [fit_flag(c.loss_ratio.mean, args.overfit_below, args.fine_above)]
@@ -286,7 +286,7 @@ def configuration_table(configs: list[Config], best: Config, args) -> Table:
         verdict = "best" if c is best else "degenerate" if c.degenerate else "same as best" if c.indistinguishable else (
             "worse" if c.p_holm is not None else "untested: no per-example predictions")
         rows.append([
-            c.label + (" (recommended)" if c is getattr(args, "_choice", None) else ""),
+            c.label + (" (recommended)" if c is choice else ""),
             str(len(c.rows)),
             _with_interval(c.accuracy, _pct),
             _per_seed(c.accuracy, _pct),
@@ -477,7 +477,6 @@ def make_report(args) -> tuple[Path, Path, Path]:
     configs = build_configs(ok, parse_prices(args.price))
     best = compare_with_best(configs)
     choice, why = recommend(configs, best)
-    args._choice = choice
     first = args.reports[0]
     folder, stem = first.parent.resolve(), first.stem
     plot_dir = folder / f"{stem}.report"
@@ -488,7 +487,7 @@ def make_report(args) -> tuple[Path, Path, Path]:
     md_path.write_text(to_markdown(title, sections, folder))
     html_path.write_text(to_html(title, sections))
     if args.readme:
-        table = to_markdown("", [("", [configuration_table(configs, best, args)])], folder).split("\n", 2)[2].strip()
+        table = to_markdown("", [("", [configuration_table(configs, best, choice, args)])], folder).split("\n", 2)[2].strip()
         update_readme(args.readme, f"{why} {_tradeoffs(configs, choice)}\n\n{table}", md_path)
     return md_path, html_path, plot_dir
 

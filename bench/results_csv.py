@@ -166,6 +166,18 @@ def read_rows(path: Path) -> list[dict]:
     return list(csv.DictReader(io.StringIO(data[: data.rfind(b"\n") + 1].decode())))
 
 
+def one_row_per_run(rows: list[dict]) -> dict:
+    """run_id -> the row that stands for that run: an ok row over any other, and of equals the
+    one that ended last (a rerun with --force replaces an earlier measurement)."""
+    kept = {}
+    for row in rows:
+        previous = kept.get(row["run_id"])
+        rank = (row.get("status") == "ok", row.get("ended_at") or "")
+        if previous is None or rank >= (previous.get("status") == "ok", previous.get("ended_at") or ""):
+            kept[row["run_id"]] = row
+    return kept
+
+
 def ok_run_ids(path: Path) -> set[str]:
     return {row["run_id"] for row in read_rows(path) if row.get("status") == "ok"}
 
