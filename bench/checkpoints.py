@@ -44,6 +44,10 @@ def resolve(spec: str) -> str:
         return str(path)
     if os.path.sep in spec and not os.path.isdir(spec) and spec.startswith((os.path.sep, ".")):
         raise BenchError(f"checkpoint directory {spec} does not exist")
+    if os.path.isdir(spec) and not (Path(spec) / "config.json").is_file():
+        what = "is empty" if not any(Path(spec).iterdir()) else "holds no config.json"
+        raise BenchError(f"checkpoint directory {spec} {what}: a checkpoint folder needs config.json, weights and "
+                         "tokenizer files (save_pretrained writes them)")
     return spec
 
 

@@ -7,6 +7,7 @@ evaluation subset (`idx`), so per-example predictions can be paired across runs.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import datasets
@@ -19,40 +20,45 @@ EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "par
 
 
 def load_splits(spec: DatasetSpec) -> tuple[datasets.DatasetDict, list, dict]:
-    """The train and eval subsets as a DatasetDict with columns `text` (and `text_pair` for
-    sentence pairs), `labels`, `idx`,
-    the sorted list of label values (label id i stands for labels[i]), and the number of
-    rows of each whole split (the report projects a sample's cost to the whole train split)."""
+    """The train, validation (when the suite has one) and eval (test) subsets as a
+    DatasetDict with columns `text` (and `text_pair` for sentence pairs), `labels`, `idx`;
+    the sorted list of label values (label id i stands for labels[i]); and the number of rows
+    of each whole split (the report projects a sample's cost to the whole train split).
+
+    The train subset is the largest train size the suite asks for; a cell with a smaller
+    `train_size` takes its first rows (learning curves are nested). Validation is disjoint
+    from train, by row and by text: carved first from the shuffled train split
+    (`validation_size`), or taken from a named split, and train rows whose text is also a
+    validation text are dropped before the train subset is drawn."""
     raw = _load_raw(spec)
     columns = [c for c in (spec.text_column, spec.text_pair_column, spec.label_column) if c]
-    for split in ("train", "eval"):
+    for split in raw:
         missing = [c for c in columns if c not in raw[split].column_names]
         if missing:
             raise BenchError(
                 f"dataset {split} split has no column '{missing[0]}'; its columns are "
                 f"{', '.join(raw[split].column_names)} (set text_column / text_pair_column / label_column in the suite)"
             )
-    sizes = {"train": spec.train_size, "eval": spec.eval_size}
-    splits = {}
-    for split, dataset in raw.items():
-        dataset = dataset.select_columns(columns)
-        if sizes[split] is not None:
-            if sizes[split] > len(dataset):
-                raise BenchError(
-                    f"dataset {split} split has {len(dataset)} rows, fewer than the {sizes[split]} the suite asks for"
-                )
-            dataset = dataset.shuffle(seed=spec.shuffle_seed).select(range(sizes[split]))
-        splits[split] = dataset
-
-    for split, dataset in splits.items():
-        for column in filter(None, (spec.text_column, spec.text_pair_column)):
-            blank = [i for i, t in enumerate(dataset[column]) if t is None or not str(t).strip()]
-            if blank:
-                raise BenchError(
-                    f"dataset {split} split: {len(blank)} empty or missing text(s) in column '{column}' "
-                    f"(first at row {blank[0]} of the subset); fill or drop those rows"
-                )
-    values = check_labels(set(splits["train"][spec.label_column]) | set(splits["eval"][spec.label_column]), spec.label_column)
+    raw = {split: dataset.select_columns(columns) for split, dataset in raw.items()}
+    splits = {"eval": _sample(raw["eval"], spec.eval_size, spec.shuffle_seed, "eval")}
+    train = raw["train"].shuffle(seed=spec.shuffle_seed) if spec.has_validation or spec.largest_train_size else raw["train"]
+    if "validation" in raw:
+        splits["validation"] = _sample(raw["validation"], spec.validation_size, spec.shuffle_seed, "validation")
+    elif spec.validation_size:
+        if spec.validation_size >= len(train):
+            raise BenchError(f"dataset train split has {len(train)} rows: too few to carve {spec.validation_size} "
+                             "validation examples and still train")
+        splits["validation"] = train.select(range(spec.validation_size))
+        train = train.select(range(spec.validation_size, len(train)))
+    if "validation" in splits:
+        train = _without_texts_of(train, splits["validation"], spec)
+    size = spec.largest_train_size
+    if size is not None and size > len(train):
+        rest = " after the validation examples" if "validation" in splits else ""
+        raise BenchError(f"dataset train split has {len(train)} rows{rest}, fewer than the {size} the suite asks for")
+    splits["train"] = train.select(range(size)) if size is not None else train
+    _check_texts(splits, spec)
+    values = check_labels(set().union(*(set(d[spec.label_column]) for d in splits.values())), spec.label_column)
     label_id = {value: i for i, value in enumerate(values)}
 
     def standardize(batch, indices):
@@ -65,19 +71,52 @@ def load_splits(spec: DatasetSpec) -> tuple[datasets.DatasetDict, list, dict]:
             out["text_pair"] = [str(t) for t in batch[spec.text_pair_column]]
         return out
 
+    order = [s for s in ("train", "validation", "eval") if s in splits]
     out = datasets.DatasetDict(
         {
-            split: dataset.map(
+            split: splits[split].map(
                 standardize,
                 batched=True,
                 with_indices=True,
-                remove_columns=dataset.column_names,
+                remove_columns=splits[split].column_names,
                 desc=f"preparing {split}",
             )
-            for split, dataset in splits.items()
+            for split in order
         }
     )
     return out, values, {split: len(dataset) for split, dataset in raw.items()}
+
+
+def _sample(dataset, size: int | None, seed: int, split: str):
+    """A fixed-seed sample of `size` rows (the whole split when None)."""
+    if size is None:
+        return dataset
+    if size > len(dataset):
+        raise BenchError(f"dataset {split} split has {len(dataset)} rows, fewer than the {size} the suite asks for")
+    return dataset.shuffle(seed=seed).select(range(size))
+
+
+def _without_texts_of(train, validation, spec: DatasetSpec):
+    """The train rows whose text (and pair) is not also a validation text: a duplicated review
+    in both would be a validation example the model trained on."""
+    def key(dataset):
+        pairs = dataset[spec.text_pair_column] if spec.text_pair_column else [None] * len(dataset)
+        return list(zip(dataset[spec.text_column], pairs))
+
+    held = set(key(validation))
+    keep = [i for i, k in enumerate(key(train)) if k not in held]
+    return train if len(keep) == len(train) else train.select(keep)
+
+
+def _check_texts(splits: dict, spec: DatasetSpec) -> None:
+    for split, dataset in splits.items():
+        for column in filter(None, (spec.text_column, spec.text_pair_column)):
+            blank = [i for i, t in enumerate(dataset[column]) if t is None or not str(t).strip()]
+            if blank:
+                raise BenchError(
+                    f"dataset {split} split: {len(blank)} empty or missing text(s) in column '{column}' "
+                    f"(first at row {blank[0]} of the subset); fill or drop those rows"
+                )
 
 
 def check_labels(found: set, column: str) -> list:
@@ -117,11 +156,14 @@ def _load_raw(spec: DatasetSpec) -> dict:
     if spec.data_dir:
         folder = Path(spec.data_dir)
         files = {}
-        for split, name in (("train", spec.train_split), ("eval", spec.eval_split)):
+        if not folder.is_dir():
+            raise BenchError(f"data directory {folder}{_from_env(folder)} does not exist; pass --data-dir with a folder "
+                             f"holding {spec.train_split}.csv and {spec.eval_split}.csv")
+        for split, name in _named_splits(spec):
             found = [folder / f"{name}{ext}" for ext in EXTENSIONS if (folder / f"{name}{ext}").is_file()]
             if not found:
                 raise BenchError(
-                    f"data directory {folder} has no {name}.csv/.json/.jsonl/.parquet for the {split} split"
+                    f"data directory {folder}{_from_env(folder)} has no {name}.csv/.json/.jsonl/.parquet for the {split} split"
                 )
             files[split] = str(found[0])
         return _load_files(files)
@@ -137,10 +179,22 @@ def _load_raw(spec: DatasetSpec) -> dict:
             f"cannot load dataset '{spec.name}' from the hub ({first_line(err)}); for local files pass "
             f"--data-dir DIR or set BENCH_DATA_DIR to a folder holding {spec.train_split}.csv and {spec.eval_split}.csv"
         ) from None
-    for split in (spec.train_split, spec.eval_split):
-        if split not in hub:
-            raise BenchError(f"dataset '{spec.name}' has no split '{split}'; it has {', '.join(hub)}")
-    return {"train": hub[spec.train_split], "eval": hub[spec.eval_split]}
+    for _, name in _named_splits(spec):
+        if name not in hub:
+            raise BenchError(f"dataset '{spec.name}' has no split '{name}'; it has {', '.join(hub)}")
+    return {split: hub[name] for split, name in _named_splits(spec)}
+
+
+def _named_splits(spec: DatasetSpec) -> list[tuple[str, str]]:
+    """(our split, the source's split name): train, eval, and validation when it is named."""
+    named = [("train", spec.train_split), ("eval", spec.eval_split)]
+    return named + ([("validation", spec.validation_split)] if spec.validation_split else [])
+
+
+def _from_env(folder: Path) -> str:
+    """Names BENCH_DATA_DIR when the folder came from it: the user did not type it."""
+    env = os.environ.get("BENCH_DATA_DIR")
+    return " (set by the environment variable BENCH_DATA_DIR)" if env and Path(env).resolve() == folder.resolve() else ""
 
 
 def _load_files(files: dict) -> dict:
@@ -162,7 +216,7 @@ def _load_files(files: dict) -> dict:
             cause = cause.__cause__ or cause.__context__
         detail = first_line(err) if cause is err else f"{type(cause).__name__}: {first_line(cause)}"
         raise BenchError(f"cannot read dataset files {', '.join(files.values())}: {detail}") from None
-    return {"train": loaded["train"], "eval": loaded["eval"]}
+    return {split: loaded[split] for split in files}
 
 
 class LengthGroupedBatches(torch.utils.data.Sampler):

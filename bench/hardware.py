@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from bench import BenchError
+
 # Dense TFLOP/s by GPU model (name substring) and matmul dtype. fp32 is the plain CUDA-core
 # rate; "tf32" is what fp32 matmuls get when TF32 is allowed (bench/run.py allows it).
 GPU_PEAK_TFLOPS = {
@@ -68,11 +70,17 @@ def resolve_mixed_precision(setting: str) -> str:
     or AMX), fp16 on older GPUs, otherwise fp32 ("no")."""
     import torch
 
+    if setting == "fp16" and not _gpu_in_use():  # accelerate refuses it at the first step, after loading everything
+        raise BenchError("mixed_precision fp16 needs a GPU, and this run is on the CPU; use bf16, no, or auto")
     if setting != "auto":
         return setting
-    if os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true", "yes") and torch.cuda.is_available():
+    if _gpu_in_use():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "bf16" if cpu_has_native_bf16() else "no"
+
+
+def _gpu_in_use() -> bool:
+    return os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true", "yes") and torch.cuda.is_available()
 
 
 def cpu_has_native_bf16() -> bool:
@@ -102,4 +110,16 @@ def device_name(accelerator, threads: int) -> str:
 
     if accelerator.device.type == "cuda":
         return torch.cuda.get_device_name(accelerator.device)
-    return f"cpu {platform.machine()} x{threads} threads"
+    return f"cpu {cpu_model()} x{threads} threads"
+
+
+def cpu_model() -> str:
+    """The processor's model name (/proc/cpuinfo), else the architecture: two CPUs both named
+    'x86_64' can differ twofold in speed."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

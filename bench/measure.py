@@ -31,17 +31,24 @@ def synchronized_clock(accelerator: Accelerator) -> float:
 class RunResult:
     """What one run measured; throughput and MFU are computed from it, not stored."""
 
-    train_loss: float
-    eval_loss: float
+    train_loss: float  # of the kept epoch
+    eval_loss: float  # the test split, scored once after training
     eval_accuracy: float
+    validation_loss: float | None  # the kept epoch's; None without a validation split
+    validation_accuracy: float | None
     degenerate: bool
     train_examples: int
+    validation_examples: int | None
     eval_examples: int
     epochs: int
+    epochs_run: int  # fewer than epochs when early stopping ended the run
+    selected_epoch: int  # the epoch whose weights the run kept (and scored on the test split)
     train_tokens: int  # real (non-padding) tokens of the training set, one epoch
     train_seconds: float
+    validation_seconds: float | None
     eval_seconds: float
     cache_seconds: float | None
+    reused_cache_seconds: float | None  # building the frozen outputs this run took from an earlier run
     compile_seconds: float | None
     steady_samples: int
     steady_seconds: float
@@ -61,6 +68,13 @@ class RunResult:
         return self.steady_samples / self.steady_seconds if self.steady_samples > 0 and self.steady_seconds > 0 else None
 
     @property
+    def loss_ratio(self) -> float | None:
+        """train loss / validation loss of the kept epoch (the test loss without a validation
+        split); None when that loss is 0 (confident, correct logits on a tiny set)."""
+        held_out = self.validation_loss if self.validation_loss is not None else self.eval_loss
+        return self.train_loss / held_out if held_out else None
+
+    @property
     def achieved_tflops(self) -> float | None:
         if not self.flops_per_padded_token or not self.steady_seconds or self.steady_samples <= 0:
             return None
@@ -75,17 +89,24 @@ class RunResult:
         """The report's metric columns (bench/results_csv.py)."""
         return {
             "train_loss": self.train_loss,
+            "validation_loss": self.validation_loss,
+            "validation_accuracy": self.validation_accuracy,
             "eval_loss": self.eval_loss,
-            "loss_ratio": self.train_loss / self.eval_loss,
+            "loss_ratio": self.loss_ratio,
             "eval_accuracy": self.eval_accuracy,
             "degenerate": self.degenerate,
-            "train_samples_per_s": self.train_examples * self.epochs / self.train_seconds,
+            "validation_examples": self.validation_examples,
+            "epochs_run": self.epochs_run,
+            "selected_epoch": self.selected_epoch,
+            "train_samples_per_s": self.train_examples * self.epochs_run / self.train_seconds,
             "steady_train_samples_per_s": self.steady_train_samples_per_s,
-            "train_tokens_per_s": self.train_tokens * self.epochs / self.train_seconds,
-            "eval_samples_per_s": self.eval_examples * self.epochs / self.eval_seconds,
+            "train_tokens_per_s": self.train_tokens * self.epochs_run / self.train_seconds,
+            "eval_samples_per_s": self.eval_examples / self.eval_seconds,
             "train_seconds": self.train_seconds,
+            "validation_seconds": self.validation_seconds,
             "eval_seconds": self.eval_seconds,
             "cache_seconds": self.cache_seconds,
+            "reused_cache_seconds": self.reused_cache_seconds,
             "compile_seconds": self.compile_seconds,
             "padding_waste": self.padding_waste,
             "train_flops_per_step": self.flops_per_step,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime
+import enum
 import fcntl
 import io
 import json
@@ -29,6 +30,8 @@ COLUMNS = {
     "suite": "suite name",
     "run_id": "hash of the run's full configuration, local paths relative to the suite file (same config, same id; a rerun skips ok run_ids)",
     "config_id": "the same hash without the seed: the runs of one configuration over several seeds share it",
+    "tuning_id": "the same hash with swept values replaced by the whole sweep: every point of one sweep shares it (= config_id without a sweep)",
+    "sweep_point": "JSON of this run's swept values ({} without a sweep); the report chooses one point per tuning_id on validation accuracy",
     "status": "ok; diverged (the training loss became NaN/inf: the run stopped, `error` gives the step); oom (out of memory, `error` gives the batch size); failed (any other error). Only ok rows have metrics",
     "checkpoint": "hub id, local directory or package:<pkg>/<folder> as written in the suite",
     "strategy": "the strategy's name in the suite",
@@ -39,30 +42,40 @@ COLUMNS = {
     "batch_size": "examples per device per step",
     "global_batch_size": "batch_size x processes",
     "learning_rate": "peak learning rate (AdamW, linear decay to 0)",
+    "select": "which epoch's weights the run kept: last, or best (highest validation accuracy)",
     "max_length": "tokens per example after truncation (batches are padded to their longest example, or to a length bucket when compiled)",
-    "train_examples": "training examples (a fixed-seed subset of the train split)",
-    "eval_examples": "evaluation examples scored, exactly once each",
+    "train_examples": "training examples (a fixed-seed subset of the train split, disjoint from validation by row and text)",
+    "validation_split": "where the validation examples come from: a split name, or 'carved from <train split>'; empty: no validation (old rows, or a suite without one)",
+    "validation_examples": "validation examples: every epoch is scored on them and every choice (epoch, sweep point) is made on them",
+    "eval_split": "the split scored once per run, after training, whose figures the report compares (the test split)",
+    "eval_examples": "test (eval split) examples scored, exactly once each, once per run",
     "train_split_examples": "rows of the whole train split the training examples were drawn from (for projecting cost to the full data)",
     "num_processes": "processes (GPUs or CPU workers) that trained together",
     "mixed_precision": "no, fp16 or bf16 (what the suite's `auto` resolved to on this machine)",
-    "device": "device name (GPU model, or CPU with its thread count)",
+    "device": "device name (GPU model, or CPU model with its thread count)",
     "total_params": "all parameters of the trained model (LoRA: base + adapters + head copy)",
     "trainable_params": "parameters with requires_grad",
     "trainable_pct": "trainable_params / total_params x 100",
-    "train_loss": "mean training loss over the last epoch (train mode, dropout on)",
-    "eval_loss": "mean cross-entropy over the evaluation set after the last epoch",
-    "loss_ratio": "train_loss / eval_loss; well below 1 (the seed notebook used 0.5) signals overfitting",
-    "eval_accuracy": "accuracy on the evaluation set after the last epoch",
+    "train_loss": "mean training loss over the kept epoch (train mode, dropout on)",
+    "validation_loss": "mean cross-entropy over the validation set at the kept epoch",
+    "validation_accuracy": "accuracy on the validation set at the kept epoch (what choices are made on)",
+    "eval_loss": "mean cross-entropy over the test (eval split) set, scored once after training on the kept weights",
+    "loss_ratio": "train_loss / validation_loss (without validation: / eval_loss); well below 1 (the seed notebook used 0.5) signals overfitting; empty when the held-out loss is 0",
+    "eval_accuracy": "test accuracy: the eval split, scored once after training on the kept weights",
+    "epochs_run": "epochs trained (fewer than epochs when patience stopped the run early)",
+    "selected_epoch": "the epoch whose weights were kept and scored on the test split",
     "label_names": "JSON list: the label value each class id stands for (sorted values of the label column; strings are class names)",
     "degenerate": "True when the model predicts one class for every evaluation example (it learned nothing usable; never recommend it)",
-    "train_samples_per_s": "global: train_examples x epochs / train_seconds",
+    "train_samples_per_s": "global: train_examples x epochs_run / train_seconds",
     "steady_train_samples_per_s": "global, steady state: training steps after the first min(10, steps/10), cache building excluded",
-    "train_tokens_per_s": "global: non-padding tokens of the training set x epochs / train_seconds",
-    "eval_samples_per_s": "global: eval_examples x epochs / eval_seconds",
-    "train_seconds": "wall time of the training steps (+ computing cached frozen outputs of the train set); no eval, tokenization or loading; GPU synchronised",
-    "eval_seconds": "wall time of all evaluation passes (+ computing cached frozen outputs of the eval set)",
+    "train_tokens_per_s": "global: non-padding tokens of the training set x epochs_run / train_seconds",
+    "eval_samples_per_s": "global: eval_examples / eval_seconds (the one test pass)",
+    "train_seconds": "wall time of the training steps (+ computing cached frozen outputs of the train set, when this run computed them); no evaluation, tokenization or loading; GPU synchronised",
+    "validation_seconds": "wall time of every epoch's validation pass (+ computing cached frozen outputs of the validation set); part of what a run costs",
+    "eval_seconds": "wall time of the one test pass (+ computing cached frozen outputs of the test set); measurement, not charged",
     "tokenize_seconds": "time spent tokenizing for this run; ~0 when an earlier run of the suite used the same tokenizer and length",
-    "cache_seconds": "time spent computing frozen outputs once (head runs; freeze runs with cache_frozen); empty otherwise",
+    "cache_seconds": "time this run spent computing frozen outputs once (head and cnn runs; freeze runs with cache_frozen): 0 when it reused them all; empty for runs without a frozen part",
+    "reused_cache_seconds": "time an earlier run of the suite spent computing the train and validation frozen outputs this run reused (charged to that run; the report adds it to this run's standalone cost)",
     "compile": "torch.compile mode: reduce-overhead (CUDA graphs, static shapes), default, or off",
     "compile_seconds": "compiling and capturing every batch shape before training (compiled runs); not in train_seconds",
     "padding_waste": "padded tokens / real tokens over the training steps (1.0 = no padding computed); empty for head runs on cached features",
@@ -73,8 +86,8 @@ COLUMNS = {
     "mfu": "model FLOPs utilisation: achieved_tflops / peak_tflops",
     "peak_memory_mb": "cuda: max allocated, max over processes; cpu: peak RSS during the run, max over processes",
     "memory_measure": "cuda_max_allocated or cpu_peak_rss",
-    "history": "per-epoch JSON list: epoch, train_loss, eval_loss, eval_accuracy, train_seconds",
-    "predictions_file": "per-example predictions (idx, label, prediction, loss), relative to this CSV",
+    "history": "per-epoch JSON list: epoch, train_loss, train_seconds, validation_loss, validation_accuracy (the test split is never scored per epoch)",
+    "predictions_file": "per-example test predictions (idx, label, prediction, loss), relative to this CSV",
     "saved_model": "with --save: the folder of the run's trained parameters (bench/predict.py), relative to this CSV",
     "error": "why a run that is not ok stopped",
     "started_at": "UTC start time (ISO 8601)",
@@ -82,6 +95,70 @@ COLUMNS = {
     "versions": "torch, transformers, accelerate, peft, datasets, evaluate versions",
     "git_commit": "commit of this tool's code (+dirty if it had uncommitted changes)",
 }
+
+
+class Status(str, enum.Enum):
+    """How a run ended. Only ok rows have metrics."""
+
+    OK = "ok"
+    DIVERGED = "diverged"
+    OOM = "oom"
+    FAILED = "failed"
+
+
+# Column -> type, for the typed reader (the others are text). A value that does not parse as
+# its type is a malformed row.
+_INTS = ("seed", "epochs", "batch_size", "global_batch_size", "max_length", "train_examples", "validation_examples",
+         "eval_examples", "train_split_examples", "num_processes", "total_params", "trainable_params", "epochs_run",
+         "selected_epoch")
+_FLOATS = ("learning_rate", "trainable_pct", "train_loss", "validation_loss", "validation_accuracy", "eval_loss",
+           "loss_ratio", "eval_accuracy", "train_samples_per_s", "steady_train_samples_per_s", "train_tokens_per_s",
+           "eval_samples_per_s", "train_seconds", "validation_seconds", "eval_seconds", "tokenize_seconds",
+           "cache_seconds", "reused_cache_seconds", "compile_seconds", "padding_waste", "train_flops_per_step",
+           "achieved_tflops", "peak_tflops", "mfu", "peak_memory_mb")
+TYPES = {**{c: int for c in _INTS}, **{c: float for c in _FLOATS}, "degenerate": bool, "status": Status,
+         "sweep_point": dict, "history": list, "label_names": list, "strategy_params": dict}
+assert set(TYPES) <= set(COLUMNS)
+
+
+def typed_row(row: dict, where: str = "") -> dict:
+    """A CSV row with each value as its column's type (empty -> None). A value that is not its
+    type raises BenchError naming the row and column."""
+    if None in row or None in row.values():
+        raise BenchError(f"{where}run {row.get('run_id') or '?'}: the row has "
+                         f"{'more' if None in row else 'fewer'} fields than the header")
+    out = {}
+    for column, text in row.items():
+        kind = TYPES.get(column)
+        if kind is None or text is None or text == "":
+            out[column] = text if kind is None else None
+            continue
+        try:
+            if kind is bool:
+                if text not in ("True", "False"):
+                    raise ValueError(text)
+                out[column] = text == "True"
+            elif kind is int:
+                out[column] = int(float(text)) if float(text).is_integer() else int(text)
+            elif kind in (dict, list):
+                value = json.loads(text)
+                if not isinstance(value, kind):
+                    raise ValueError(text)
+                out[column] = value
+            else:
+                out[column] = kind(text)
+        except (ValueError, TypeError):
+            raise BenchError(f"{where}run {row.get('run_id') or '?'}: column '{column}' holds {text[:40]!r}, "
+                             f"not {getattr(kind, '__name__', kind)}") from None
+    return out
+
+
+def read_results(path: Path) -> list[dict]:
+    """The report's complete rows, typed (`typed_row`); a malformed row is a BenchError."""
+    try:
+        return [typed_row(row, f"{path}: ") for row in read_rows(path)]
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise BenchError(f"{path} is not a CSV report ({err})") from None
 
 
 def build_row(cell, context: dict, run: dict, result=None) -> dict:
@@ -93,6 +170,8 @@ def build_row(cell, context: dict, run: dict, result=None) -> dict:
         "suite": cell.suite,
         "run_id": cell.run_id(),
         "config_id": cell.config_id(),
+        "tuning_id": cell.tuning_id(),
+        "sweep_point": json.dumps(dict(cell.point), sort_keys=True),
         "checkpoint": cell.checkpoint,
         "strategy": cell.strategy.name,
         "strategy_kind": cell.strategy.kind,
@@ -102,10 +181,13 @@ def build_row(cell, context: dict, run: dict, result=None) -> dict:
         "batch_size": hp.batch_size,
         "global_batch_size": hp.batch_size * cell.num_processes,
         "learning_rate": hp.learning_rate,
+        "select": hp.select,
         "max_length": hp.max_length,
         "num_processes": cell.num_processes,
         "mixed_precision": cell.mixed_precision,
-        **{key: context[key] for key in ("train_examples", "eval_examples", "train_split_examples", "device", "versions", "git_commit")},
+        **{key: context[key] for key in ("eval_examples", "train_split_examples", "validation_split", "eval_split",
+                                         "device", "versions", "git_commit")},
+        "train_examples": cell.dataset.train_size or context["train_examples"],
         "label_names": json.dumps(context["labels"]),
         **run,
     }
@@ -239,6 +321,11 @@ def check_writable(path: Path, create_folder: bool = False) -> None:
                 f"{path} has columns this version does not write ({', '.join(extra[:3])}); "
                 "pass --output with a new file (the existing one is left untouched)"
             )
+        try:  # every row must read back: resume and the report rely on them
+            read_results(path)
+        except BenchError as err:
+            raise BenchError(f"{err}: the existing report has a malformed row; fix or remove it, "
+                             "or pass --output with a new file") from None
 
 
 # ----------------------------------------------------------------------------- beside the rows

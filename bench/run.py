@@ -46,7 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data-dir", help="folder with <split>.csv files replacing the suite's dataset source "
                         "(default: $BENCH_DATA_DIR if set)")
     parser.add_argument("--train-size", type=int, help="override the suite's number of training examples")
-    parser.add_argument("--eval-size", type=int, help="override the suite's number of evaluation examples")
+    parser.add_argument("--eval-size", type=int, help="override the suite's number of test (eval split) examples")
     parser.add_argument("--epochs", type=int, help="override every strategy's epochs")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the suite's seeds")
     parser.add_argument("--mixed-precision", choices=["auto", "no", "fp16", "bf16"], help="override the suite's mixed precision")
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         dataloader_config=DataLoaderConfiguration(non_blocking=True),
     )
     check_processes_connected(accelerator)
-    cells = suite.cells(accelerator.num_processes, accelerator.mixed_precision)
+    cells = suite.cells(accelerator.num_processes, accelerator.mixed_precision, accelerator.device.type)
     if args.shard:  # every I-th cell: fixed by the suite's order, the same on every machine
         index, count = args.shard
         cells = cells[index - 1 :: count]
@@ -145,12 +145,15 @@ def run(args: argparse.Namespace) -> int:
 
     for spec in suite.checkpoints:  # config, tokenizer, weight files: seconds, before the dataset is read
         checkpoint = Checkpoint(spec, num_labels=2, meta=True)
-        checkpoint.tokenizer()
+        check_room_for_text(checkpoint.tokenizer(), suite, spec)
         checkpoint.check_weights()
     with accelerator.main_process_first():  # the first process fills datasets' cache, the others read it
         splits, labels, split_sizes = load_splits(suite.dataset)
     say(f"suite {suite.name}: {suite.description}" if suite.description else f"suite {suite.name}")
-    say(f"{len(cells)} runs; {len(splits['train'])} train / {len(splits['eval'])} eval "
+    validation = f"{len(splits['validation'])} validation / " if "validation" in splits else "no validation / "
+    deferred = sum(cell.needs_choice for cell in cells)
+    say(f"{len(cells) - deferred} runs" + (f" (+ {deferred} later seeds, run for each sweep's chosen point only)" if deferred else "")
+        + f"; {len(splits['train'])} train / {validation}{len(splits['eval'])} test "
         f"examples, {len(labels)} labels; {accelerator.num_processes} process(es) on {accelerator.device}")
 
     counts = preflight(suite, len(labels))
@@ -171,26 +174,41 @@ def run(args: argparse.Namespace) -> int:
         "train_examples": len(splits["train"]),
         "eval_examples": len(splits["eval"]),
         "train_split_examples": split_sizes["train"],
+        "validation_split": validation_source(suite.dataset),
+        "eval_split": suite.dataset.eval_split,
     }
     from bench.results_csv import ok_run_ids
 
     done = set() if args.force else ok_run_ids(output) & {cell.run_id() for cell in cells}
     if done:
         say(f"{len(done)} of {len(cells)} runs already have an ok row in {output}: skipped (--force reruns them)")
-    tokenized_cache = {}
-    failures = 0
+    tokenized_cache, shared_features = {}, {}
+    failures, waiting = 0, 0
     for number, cell in enumerate(cells, 1):
         if cell.run_id() in done:
             continue
-        say(f"[{number}/{len(cells)}] {cell.checkpoint} | {cell.strategy.name} ({cell.strategy.kind}) | seed {cell.seed}")
-        row = run_cell(cell, accelerator, Checkpoint(cell.checkpoint, len(labels)), splits, tokenized_cache, output, context, args.save)
+        if cell.needs_choice:
+            accelerator.wait_for_everyone()  # every process reads the report after the main one wrote it
+            chosen = chosen_point(output, cell, cells)
+            if chosen is None:
+                waiting += 1
+                continue
+            if chosen != cell.point:
+                continue
+        if shared_features and next(iter(shared_features))[0] != cell.checkpoint:
+            shared_features.clear()  # frozen outputs of the previous checkpoint: no later cell needs them
+        point = f" | {cell.point_label()}" if cell.point else ""
+        say(f"[{number}/{len(cells)}] {cell.checkpoint} | {cell.strategy.name} ({cell.strategy.kind}){point} | seed {cell.seed}")
+        row = run_cell(cell, accelerator, Checkpoint(cell.checkpoint, len(labels)), splits, tokenized_cache, output, context,
+                       args.save, shared_features)
         failures += row["status"] != "ok"
         if accelerator.is_main_process:
             from bench.results_csv import append_row
 
             append_row(output, row)
             summary = (
-                f"accuracy {row['eval_accuracy']:.4f}, loss ratio {row['loss_ratio']:.3f}, "
+                (f"validation {row['validation_accuracy']:.4f} (epoch {row['selected_epoch']}), " if row.get("validation_accuracy") is not None else "")
+                + f"test accuracy {row['eval_accuracy']:.4f}, loss ratio {_ratio(row['loss_ratio'])}, "
                 f"{row['train_samples_per_s']:.1f} train samples/s" + (" (DEGENERATE: one class predicted)" if row["degenerate"] else "")
                 if row["status"] == "ok"
                 else f"{row['status'].upper()}: {row['error']}"
@@ -198,9 +216,53 @@ def run(args: argparse.Namespace) -> int:
             say(f"    -> {summary}; row {row['run_id']} appended to {output}")
     accelerator.wait_for_everyone()  # a rank ending early can abort its peers (see NOTES)
     accelerator.end_training()
+    if waiting:
+        say(f"{waiting} later-seed run(s) wait for their sweep's first-seed points, which are not all in {output}: "
+            "merge the shards' reports into it and rerun the same command to run them")
     if failures:
         say(f"{failures} of {len(cells)} runs did not finish ok; see the status and error columns of {output}")
     return 1 if failures else 0
+
+
+def _ratio(value) -> str:
+    return f"{value:.3f}" if value is not None else "n/a (held-out loss 0)"
+
+
+def validation_source(dataset) -> str:
+    if dataset.validation_split:
+        return dataset.validation_split
+    if dataset.files and "validation" in dataset.files:
+        return "validation file"
+    return f"carved from {dataset.train_split}" if dataset.validation_size else ""
+
+
+def chosen_point(output: Path, cell, cells) -> tuple | None:
+    """For a later seed of a sweep (`sweep_seeds: first`): the swept values of the point the
+    selection protocol chooses from the first-seed rows in the report, or None while some of
+    those rows are missing (a shard's report holds only its own cells)."""
+    from bench.results_csv import one_row_per_run, read_results
+    from bench.selection import Point, choose_point
+
+    first_seed = [c for c in cells if c.tuning_id() == cell.tuning_id() and not c.needs_choice]
+    rows = one_row_per_run(read_results(output)) if output.exists() else {}
+    if any(c.run_id() not in rows for c in first_seed):
+        return None
+    ok = [c for c in first_seed if rows[c.run_id()]["status"] == "ok"]
+    if not ok:
+        return ()  # no point finished: no later seeds to run
+    points = [Point(c.config_id(), dict(c.point), [rows[c.run_id()]]) for c in ok]
+    chosen = choose_point(cell.tuning_id(), points).chosen
+    return next(c.point for c in ok if c.config_id() == chosen.config_id)
+
+
+def check_room_for_text(tokenizer, suite, spec: str) -> None:
+    """A max_length that the special tokens alone fill leaves no room for the text."""
+    pairs = bool(suite.dataset.text_pair_column)
+    special = tokenizer.num_special_tokens_to_add(pair=pairs)
+    shortest = min(cell.hparams.max_length for cell in suite.cells())
+    if shortest <= special:
+        raise BenchError(f"max_length {shortest} leaves no room for text: {spec}'s tokenizer adds {special} special tokens "
+                         f"to each {'pair' if pairs else 'example'}; set max_length > {special}")
 
 
 def preflight(suite, num_labels: int) -> dict:
@@ -240,7 +302,8 @@ def position_limit(config) -> int | None:
     return limit
 
 
-def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Path, context: dict, save: bool = False) -> dict:
+def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Path, context: dict, save: bool = False,
+             shared_features: dict | None = None) -> dict:
     """Train one cell; returns its CSV row. A run that raises becomes a diverged, oom or failed row.
     `save`: keep the trained parameters (bench/predict.py)."""
     from accelerate.utils import set_seed
@@ -257,7 +320,7 @@ def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Pat
         run.update(parameter_counts(plan.model))
         # by name in the strategy's model, before training may cut a cached frozen bottom off it
         trainable = {name: p for name, p in plan.model.named_parameters() if p.requires_grad}
-        result = train_one(cell, accelerator, plan, tokenized, tokenizer, context["peak_tflops"])
+        result = train_one(cell, accelerator, plan, tokenized, tokenizer, context["peak_tflops"], shared_features)
         run["status"] = "ok"
         if accelerator.is_main_process:
             run["predictions_file"] = write_predictions(output, cell.run_id(), run["started_at"], result.predictions, context["labels"])
@@ -291,6 +354,9 @@ def tokenized_for(cell, checkpoint, splits, tokenized_cache: dict, accelerator):
         with accelerator.main_process_first():
             tokenized_cache[key] = (tokenize(splits, tokenizer, cell.hparams.max_length), tokenizer)
     tokenized, tokenizer = tokenized_cache[key]
+    size = cell.dataset.train_size
+    if size is not None and size < len(tokenized["train"]):  # a learning curve's smaller sizes: the first rows
+        tokenized = {**tokenized, "train": tokenized["train"].select(range(size))}
     return tokenized, tokenizer, round(time.perf_counter() - start, 3)
 
 
@@ -329,6 +395,7 @@ def print_cells(cells, counts: dict, accelerator, say) -> None:
             f"{cell.run_id():12}  {_short(cell.checkpoint, 40):40}  {_short(cell.strategy.name, 22):22}  {cell.strategy.kind:6}  "
             f"{cell.seed:>4}  {cell.hparams.epochs:>2}  {cell.hparams.learning_rate:>8.1e}  {c['trainable_params']:>12,}  "
             f"{c['total_params']:>12,}  {c['trainable_pct']:>7.3f}"
+            + (f"  {cell.point_label()}" if cell.point else "") + ("  (if its point is chosen)" if cell.needs_choice else "")
         )
 
 

@@ -13,19 +13,19 @@ Add a strategy by writing one function here with `@strategy("kind")`.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import re
-import types
-import typing
 import warnings
-from typing import Callable
+from typing import Annotated, Callable
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from bench import BenchError, first_line
+from bench.schema import NonNegative, Positive, Text
 
 STRATEGIES = {}
+Probability = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]  # a dropout rate
 
 # peft calls a transformers method that transformers 5 deprecated; not ours to fix, and it
 # would repeat for every LoRA run.
@@ -46,6 +46,16 @@ class Prepared:
     frozen_prefix: tuple[str, int] | None = None
     features: Callable | None = None
 
+    @property
+    def cache_key(self) -> tuple | None:
+        """What the frozen part computes, for sharing its cached outputs between runs: the
+        pooled vector or token states of the backbone, or the frozen bottom up to a layer."""
+        if self.frozen_prefix is not None:
+            return ("prefix", *self.frozen_prefix)
+        if self.features is not None:
+            return (type(self.model).__name__, getattr(self.model, "pooling", "tokens"))
+        return None
+
 
 def strategy(kind: str):
     def register(fn):
@@ -55,46 +65,24 @@ def strategy(kind: str):
     return register
 
 
-def validate_strategy_params(kind: str, params: dict, where: str) -> None:
-    """Unknown kinds and unknown or mistyped options fail here, before any model is loaded.
-    An option's type is its annotation in the strategy's signature."""
-    if kind not in STRATEGIES:
-        raise BenchError(f"{where}: unknown strategy kind '{kind}'; known kinds: {', '.join(sorted(STRATEGIES))}")
-    hints = typing.get_type_hints(STRATEGIES[kind])
-    known = [name for name in inspect.signature(STRATEGIES[kind]).parameters if name != "checkpoint"]
-    for name, value in params.items():
-        if name not in known:
-            raise BenchError(f"{where}: kind '{kind}' has no option '{name}'; its options: {', '.join(known) or 'none'}")
-        if not _matches(value, hints[name]):
-            raise BenchError(f"{where}: option '{name}' must be {_describe(hints[name])}, got {value!r}")
+def validate_strategy_params(kind: str, params: dict, where: str) -> dict:
+    """Unknown kinds and unknown, mistyped or out-of-range options fail here, before any model
+    is loaded. An option's type and range are its annotation in the strategy's signature
+    (bench/schema.py builds the checking model from it). Returns the options as given."""
+    from bench.schema import strategy_options_model, validated
+
+    if not isinstance(kind, str) or kind not in STRATEGIES:
+        raise BenchError(f"{where}: unknown strategy kind {kind!r}; known kinds: {', '.join(sorted(STRATEGIES))}")
+    if kind not in _OPTION_MODELS:
+        _OPTION_MODELS[kind] = strategy_options_model(kind, STRATEGIES[kind])
+    try:
+        validated(_OPTION_MODELS[kind], params, where)
+    except BenchError as err:
+        raise BenchError(str(err).replace("unknown key", f"kind '{kind}' has no option", 1)) from None
+    return params
 
 
-def _matches(value, hint) -> bool:
-    """Whether a YAML value fits a type annotation (int, float, bool, str, list[...], dict, X | None)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, arg) for arg in args)
-    if hint is type(None):
-        return value is None
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if origin is list:
-        return isinstance(value, list) and all(_matches(v, args[0]) for v in value) if args else isinstance(value, list)
-    if origin is dict or hint is dict:
-        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
-    return isinstance(value, hint)
-
-
-def _describe(hint) -> str:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in args if a is not type(None))
-    if origin is list:
-        return f"a list of {_describe(args[0]).split(' ', 1)[1]}s" if args else "a list"
-    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a mapping"}
-    return names.get(origin or hint, str(hint))
+_OPTION_MODELS: dict = {}
 
 
 def build_model(kind: str, checkpoint, params: dict) -> Prepared:
@@ -118,8 +106,8 @@ def full(checkpoint) -> Prepared:
 
 @strategy("freeze")
 def freeze(
-    checkpoint, patterns: list[str] = (), top: int = 0, bottom: int = 0, layers: list[int] = (), biases: bool = False,
-    cache_frozen: bool = False,
+    checkpoint, patterns: list[Text] = (), top: NonNegative = 0, bottom: NonNegative = 0, layers: list[int] = (),
+    biases: bool = False, cache_frozen: bool = False,
 ) -> Prepared:
     """Only the selected parameters train; everything else is frozen.
 
@@ -191,7 +179,7 @@ def frozen_bottom(model: nn.Module, spec: str) -> tuple[str, int]:
 
 
 @strategy("head")
-def head(checkpoint, hidden: list[int] = (64,), pooling: str = "pooler", dropout: float = 0.0) -> Prepared:
+def head(checkpoint, hidden: list[Positive] = (64,), pooling: str = "pooler", dropout: Probability = 0.0) -> Prepared:
     """Frozen backbone, a new MLP head on its pooled output (the second notebook:
     pooler output -> Linear(H, 64) -> ReLU -> Linear(64, num_labels)).
 
@@ -211,8 +199,8 @@ def head(checkpoint, hidden: list[int] = (64,), pooling: str = "pooler", dropout
 
 
 @strategy("cnn")
-def cnn(checkpoint, kernel_sizes: list[int] = (3, 4, 5), channels: int = 64, hidden: list[int] = (),
-        dropout: float = 0.1) -> Prepared:
+def cnn(checkpoint, kernel_sizes: list[Positive] = (3, 4, 5), channels: Positive = 64, hidden: list[Positive] = (),
+        dropout: Probability = 0.1) -> Prepared:
     """Frozen backbone, a trainable text CNN over its last hidden states (the seed notebook's
     CNN head, section 1.4). The token states are computed once per example and the head
     trains on them (bench/caching.py).
@@ -227,7 +215,7 @@ def cnn(checkpoint, kernel_sizes: list[int] = (3, 4, 5), channels: int = 64, hid
 
 
 @strategy("lora")
-def lora(checkpoint, r: int = 8, alpha: int = 16, dropout: float = 0.1, target_modules: list[str] | None = None) -> Prepared:
+def lora(checkpoint, r: Positive = 8, alpha: Positive = 16, dropout: Probability = 0.1, target_modules: list[Text] | None = None) -> Prepared:
     """peft LoRA adapters; the classification head trains in full. The shorthand for
     `kind: peft, method: lora` with these options.
 
@@ -246,7 +234,7 @@ UNSUPPORTED_PEFT = {"ADALORA": "it needs update_and_allocate() called from the t
 
 
 @strategy("peft")
-def peft_method(checkpoint, method: str = "lora", options: dict | None = None) -> Prepared:
+def peft_method(checkpoint, method: Text = "lora", options: dict[str, object] | None = None) -> Prepared:
     """Any method peft supports for sequence classification, by name: `lora` (with
     `use_dora: true` for DoRA, `use_rslora: true` for rsLoRA), `loha`, `lokr`, `ia3`,
     `prompt_tuning`, `prefix_tuning`, ... `options` are the method's own config fields,

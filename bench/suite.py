@@ -1,58 +1,38 @@
-"""Read a suite YAML, validate it strictly, and expand it into cells.
+"""Read a suite YAML, validate it against the schema (bench/schema.py), expand it into cells.
 
-A cell is one run: one checkpoint x one strategy x one seed, with every hyperparameter
-resolved. Its `run_id` is a hash of everything that defines the run, so the same
-configuration always gets the same id (the key for resuming and comparing later).
+A cell is one run: one checkpoint x one strategy x one sweep point x one train size x one
+seed, with every hyperparameter resolved. Its `run_id` is a hash of everything that defines
+the run, so the same configuration always gets the same id (the key for resuming and
+comparing later). `config_id` leaves out the seed (the runs of one configuration);
+`tuning_id` also leaves out the swept values (the points of one sweep, among which the
+selection protocol, bench/selection.py, chooses on validation).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
-import math
 import os
+import re
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from bench import BenchError, first_line
+from bench.schema import (
+    HPARAM_FIELDS,
+    MIXED_PRECISIONS,  # noqa: F401 (re-exported for the command line)
+    DatasetSpec,
+    Defaults,
+    Hyperparameters,
+    SuiteFile,
+    validated,
+)
 from bench.strategies import validate_strategy_params
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
-MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
-    """Where the examples come from and how many of them a run uses."""
-
-    name: str | None = None  # a hub dataset id, e.g. "imdb"
-    files: dict | None = None  # local files per split: {"train": path, "eval": path}
-    data_dir: str | None = None  # a folder holding <split>.csv/.json/.jsonl/.parquet
-    train_split: str = "train"
-    eval_split: str = "test"
-    text_column: str = "text"
-    text_pair_column: str | None = None  # a second text (sentence pairs, as GLUE's MRPC or RTE)
-    label_column: str = "label"
-    train_size: int | None = None  # None: the whole split
-    eval_size: int | None = None
-    shuffle_seed: int = 42  # fixed, so every cell sees the same examples
-
-
-@dataclasses.dataclass(frozen=True)
-class Hyperparameters:
-    """Training settings; the suite's `defaults`, overridable per strategy."""
-
-    epochs: int = 2
-    batch_size: int = 16  # per device; the global batch is this x processes
-    learning_rate: float = 5e-5
-    max_length: int = 100
-    weight_decay: float = 0.0  # HF Trainer's default, which the seed notebook used
-    warmup_ratio: float = 0.0
-    # torch.compile: auto = on CUDA (CUDA graphs, static shapes), off on CPU; true / false force it
-    compile: bool | str = "auto"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,31 +51,35 @@ class Cell:
     strategy: StrategySpec
     seed: int
     hparams: Hyperparameters
-    dataset: DatasetSpec
+    dataset: DatasetSpec  # train_size is this cell's (one of train_sizes for a learning curve)
     mixed_precision: str  # no, fp16, bf16 once resolved for the machine (bench/run.py); auto before
     num_processes: int = 1  # the global batch grows with processes
     suite_dir: str = ""  # local paths are hashed relative to it: ids survive a move of the checkout
+    device_kind: str = "cpu"  # cpu or cuda: a GPU run of a cell is not the CPU run of it
+    sweep: tuple = ()  # ((key, (values...)), ...): the space this cell's point was drawn from
+    point: tuple = ()  # ((key, value), ...): this cell's swept values
+    needs_choice: bool = False  # sweep_seeds: first, a later seed: runs only if its point is chosen
 
     def config(self) -> dict:
         """Everything that defines the run, as plain data; local paths relative to the suite file."""
-        dataset = dataclasses.asdict(self.dataset)
-        for field, default in HASHED_ONLY_WHEN_SET.items():  # options added later leave older ids as they were
-            if dataset.get(field) == default:
-                dataset.pop(field)
+        dataset = _drop_unset(self.dataset.model_dump(), HASHED_ONLY_WHEN_SET["dataset"])
         if dataset["data_dir"]:
             dataset["data_dir"] = self._portable(dataset["data_dir"])
         if dataset["files"]:
             dataset["files"] = {split: self._portable(p) for split, p in dataset["files"].items()}
-        return {
+        config = {
             "suite": self.suite,
             "checkpoint": self._portable(self.checkpoint),
             "strategy": dataclasses.asdict(self.strategy),
             "seed": self.seed,
-            "hparams": dataclasses.asdict(self.hparams),
+            "hparams": _drop_unset(self.hparams.model_dump(), HASHED_ONLY_WHEN_SET["hparams"]),
             "dataset": dataset,
             "num_processes": self.num_processes,
             "mixed_precision": self.mixed_precision,
         }
+        if self.device_kind != "cpu":  # ids written before device kinds were hashed are CPU runs
+            config["device_kind"] = self.device_kind
+        return config
 
     def run_id(self) -> str:
         """Hash of everything that changes the run's results, launch settings included."""
@@ -106,19 +90,45 @@ class Cell:
         groups seeds by it)."""
         return _hash({k: v for k, v in self.config().items() if k != "seed"})
 
+    def tuning_id(self) -> str:
+        """The same without the swept values, which are replaced by the whole sweep: every
+        point of one sweep shares it. Without a sweep it is the config_id."""
+        if not self.sweep:
+            return self.config_id()
+        config = {k: v for k, v in self.config().items() if k != "seed"}
+        for key, values in self.sweep:
+            section = config["hparams"] if key in HPARAM_FIELDS else config["strategy"]["params"]
+            section[key] = list(values)
+        return _hash(config)
+
+    def point_label(self) -> str:
+        """`learning_rate=0.001, r=16`, or '' without a sweep."""
+        return ", ".join(f"{k}={_short_value(v)}" for k, v in self.point)
+
     def _portable(self, path: str) -> str:
         if self.suite_dir and os.path.isabs(path):
             return os.path.relpath(path, self.suite_dir)
         return path
 
 
-# Dataset fields added after reports with run_ids existed: hashed only when a suite sets them,
-# so a suite that does not use them keeps its run_ids (and resume keeps working).
-HASHED_ONLY_WHEN_SET = {"text_pair_column": None}
+# Fields added after reports with run_ids existed: hashed only when a suite sets them, so a
+# suite that does not use them keeps its run_ids (and resume keeps working).
+HASHED_ONLY_WHEN_SET = {
+    "dataset": {"text_pair_column": None, "validation_split": None, "validation_size": None, "train_sizes": None},
+    "hparams": {"select": "last", "patience": None},
+}
+
+
+def _drop_unset(values: dict, unset: dict) -> dict:
+    return {k: v for k, v in values.items() if not (k in unset and v == unset[k])}
 
 
 def _hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _short_value(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else json.dumps(value) if isinstance(value, (list, dict)) else str(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,23 +141,44 @@ class Suite:
     seeds: list[int]
     defaults: Hyperparameters
     overrides: dict  # strategy name -> {hyperparameter: value}
+    sweeps: dict  # strategy name -> {key: [values]} (the defaults' sweep merged in)
+    sweep_seeds: str  # all, or first: sweep points on the first seed, the chosen point on every seed
     mixed_precision: str
     path: Path
 
-    def cells(self, num_processes: int = 1, mixed_precision: str | None = None) -> list[Cell]:
-        """Every checkpoint x strategy x seed, checkpoints outermost (one load of data per
-        tokenizer), for a launch of `num_processes` with the precision resolved for the machine."""
+    def cells(self, num_processes: int = 1, mixed_precision: str | None = None, device_kind: str = "cpu") -> list[Cell]:
+        """Every checkpoint x train size x strategy x sweep point x seed, checkpoints outermost
+        (one tokenization per tokenizer), for a launch of `num_processes` with the precision
+        resolved for the machine. With `sweep_seeds: first`, the later seeds of every point
+        come last, marked `needs_choice` (bench/run.py runs those of the chosen point only)."""
         precision = mixed_precision or self.mixed_precision
-        cells = []
-        for checkpoint in self.checkpoints:
-            for strategy in self.strategies:
-                hparams = dataclasses.replace(self.defaults, **self.overrides.get(strategy.name, {}))
-                for seed in self.seeds:
-                    cells.append(
-                        Cell(self.name, checkpoint, strategy, seed, hparams, self.dataset, precision, num_processes,
-                             str(self.path.resolve().parent))
-                    )
-        return cells
+        first, later = [], []
+        for checkpoint, size, strategy in itertools.product(self.checkpoints, self.train_sizes(), self.strategies):
+            dataset = self.dataset.model_copy(update={"train_size": size, "train_sizes": None})
+            for strategy_point, hparams, point in self.points(strategy):
+                space = tuple((k, tuple(v)) for k, v in self.sweeps.get(strategy.name, {}).items())
+                for n, seed in enumerate(self.seeds):
+                    deferred = bool(space) and self.sweep_seeds == "first" and n > 0
+                    cell = Cell(self.name, checkpoint, strategy_point, seed, hparams, dataset, precision, num_processes,
+                                str(self.path.resolve().parent), device_kind, space, point, deferred)
+                    (later if deferred else first).append(cell)
+        return first + later
+
+    def train_sizes(self) -> list[int | None]:
+        return sorted(self.dataset.train_sizes) if self.dataset.train_sizes else [self.dataset.train_size]
+
+    def points(self, strategy: StrategySpec) -> list[tuple[StrategySpec, Hyperparameters, tuple]]:
+        """(strategy, hyperparameters, swept values) for every point of the strategy's sweep
+        (one point without a sweep). Each point was validated when the suite was loaded."""
+        base = {**self.defaults.model_dump(), **self.overrides.get(strategy.name, {})}
+        sweep = self.sweeps.get(strategy.name, {})
+        out = []
+        for values in itertools.product(*sweep.values()):
+            point = tuple(zip(sweep, values))
+            hp = {**base, **{k: v for k, v in point if k in HPARAM_FIELDS}}
+            params = {**strategy.params, **{k: v for k, v in point if k not in HPARAM_FIELDS}}
+            out.append((dataclasses.replace(strategy, params=params), Hyperparameters(**hp), point))
+        return out
 
 
 def available_suites() -> list[str]:
@@ -175,74 +206,115 @@ def load_suite(name_or_path: str, data_dir: str | None = None, overrides: dict |
     source; `overrides` come from the command line (train_size, eval_size, epochs, seeds,
     mixed_precision). Both are applied once, to the raw file, and then validated with it."""
     path = find_suite(name_or_path)
+    where = f"suite {path}"
+    raw = _read_yaml(path)
+    top = validated(SuiteFile, raw, where)
+    env_dir = None if data_dir else os.environ.get("BENCH_DATA_DIR")
+    _apply_overrides(raw, overrides or {}, data_dir or env_dir)
+    dataset = _dataset(raw["dataset"], path, f"{where}: dataset" + (" (from BENCH_DATA_DIR)" if env_dir else ""))
+
+    checkpoints = [_resolve_checkpoint_path(c, path) for c in top.checkpoints]
+    repeated = sorted({c for c in checkpoints if checkpoints.count(c) > 1})
+    if repeated:
+        raise BenchError(f"{where}: checkpoint {repeated[0]} is listed twice; list each checkpoint once (seeds repeat runs)")
+
+    defaults = validated(Defaults, raw.get("defaults") or {}, f"{where}: defaults")
+    strategies, hparam_overrides, sweeps = [], {}, {}
+    for i, entry in enumerate(raw["strategies"]):
+        strategy, hp, sweep = _strategy(entry, i, defaults, where)
+        if any(s.name == strategy.name for s in strategies):
+            raise BenchError(f"{where}: two strategies are named '{strategy.name}'; give each a unique 'name'")
+        strategies.append(strategy)
+        hparam_overrides[strategy.name] = hp
+        if sweep:
+            sweeps[strategy.name] = sweep
+    if sweeps and not dataset.has_validation:
+        raise BenchError(f"{where}: a sweep is chosen on validation data, and the dataset has none; "
+                         "add validation_size: N (carved from train) or validation_split: NAME")
+    needs_validation = {s.name for s in strategies if Hyperparameters(**{**defaults.hyperparameters(), **hparam_overrides[s.name]}).select == "best"}
+    if needs_validation and not dataset.has_validation:
+        raise BenchError(f"{where}: select: best chooses an epoch on validation data, and the dataset has none; "
+                         "add validation_size: N or validation_split: NAME")
+
+    return Suite(
+        name=top.name or path.stem,
+        description=top.description.strip(),
+        dataset=dataset,
+        checkpoints=checkpoints,
+        strategies=strategies,
+        seeds=list(defaults.seeds),
+        defaults=Hyperparameters(**defaults.hyperparameters()),
+        overrides=hparam_overrides,
+        sweeps=sweeps,
+        sweep_seeds=defaults.sweep_seeds,
+        mixed_precision=defaults.mixed_precision,
+        path=path,
+    )
+
+
+def _strategy(entry, i: int, defaults: Defaults, where: str) -> tuple[StrategySpec, dict, dict]:
+    """One `strategies` entry: (its spec, its hyperparameter overrides, its sweep). Its own
+    values and every point of its sweep are validated here."""
+    if not isinstance(entry, dict):
+        raise BenchError(f"{where}: strategies[{i}]: expected a mapping of keys to values, got {type(entry).__name__}")
+    if "kind" not in entry:
+        raise BenchError(f"{where}: strategies[{i}] has no 'kind'")
+    kind, name = entry["kind"], entry.get("name", entry["kind"])
+    if not isinstance(name, str) or not name.strip():
+        raise BenchError(f"{where}: strategies[{i}]: 'name' must be a non-empty text, got {name!r}")
+    swhere = f"{where}: strategy '{name}'"
+    hp = {k: v for k, v in entry.items() if k in HPARAM_FIELDS}
+    params = {k: v for k, v in entry.items() if k not in HPARAM_FIELDS | {"name", "kind", "sweep"}}
+    validate_strategy_params(kind, params, swhere)
+    base = {**defaults.hyperparameters(), **hp}
+    validated(Hyperparameters, base, swhere)
+    sweep = {**(defaults.sweep or {}), **_sweep(entry.get("sweep"), swhere)}
+    for key in sweep:
+        if key not in HPARAM_FIELDS and key not in _option_names(kind):
+            raise BenchError(f"{swhere}: sweep: '{key}' is neither a hyperparameter nor an option of kind '{kind}'")
+    for values in itertools.product(*sweep.values()):
+        point = dict(zip(sweep, values))
+        pwhere = f"{swhere}: sweep point {', '.join(f'{k}={v!r}' for k, v in point.items())}"
+        validated(Hyperparameters, {**base, **{k: v for k, v in point.items() if k in HPARAM_FIELDS}}, pwhere)
+        validate_strategy_params(kind, {**params, **{k: v for k, v in point.items() if k not in HPARAM_FIELDS}}, pwhere)
+    return StrategySpec(name=name, kind=kind, params=params), hp, sweep
+
+
+def _sweep(raw, where: str) -> dict:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not raw:
+        raise BenchError(f"{where}: 'sweep' must map a hyperparameter or option to a list of values, got {raw!r}")
+    for key, values in raw.items():
+        if not isinstance(values, list) or not values:
+            raise BenchError(f"{where}: sweep: '{key}' must be a non-empty list of values, got {values!r}")
+        if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
+            raise BenchError(f"{where}: sweep: '{key}' lists a value twice: {values}")
+        if key in ("seeds", "mixed_precision", "select", "patience", "compile"):
+            raise BenchError(f"{where}: sweep: '{key}' cannot be swept (seeds repeat runs; the others are not choices to tune)")
+    return dict(raw)
+
+
+def _option_names(kind: str) -> set:
+    import inspect
+
+    from bench.strategies import STRATEGIES
+
+    return set(inspect.signature(STRATEGIES[kind]).parameters) - {"checkpoint"}
+
+
+def _read_yaml(path: Path):
     try:
-        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise BenchError(f"suite {path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+    try:
+        return yaml.load(text, Loader=_SuiteLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         problem = getattr(err, "problem", None) or first_line(err)
         raise BenchError(f"suite {path}{where}: malformed YAML ({problem})") from None
-    where = f"suite {path}"
-    raw = _mapping(raw, where)
-    _no_unknown_keys(raw, {"name", "description", "dataset", "checkpoints", "strategies", "defaults"}, where)
-    for key in ("dataset", "checkpoints", "strategies"):
-        if key not in raw:
-            raise BenchError(f"{where}: missing '{key}'")
-    _apply_overrides(raw, overrides or {}, data_dir or os.environ.get("BENCH_DATA_DIR"))
-
-    dataset = _dataset(raw["dataset"], path, f"{where}: dataset")
-
-    checkpoints = raw["checkpoints"]
-    if not isinstance(checkpoints, list) or not checkpoints or not all(isinstance(c, str) for c in checkpoints):
-        raise BenchError(f"{where}: 'checkpoints' must be a non-empty list of hub ids or local directories")
-    checkpoints = [_resolve_checkpoint_path(c, path) for c in checkpoints]
-    repeated = sorted({c for c in checkpoints if checkpoints.count(c) > 1})
-    if repeated:
-        raise BenchError(f"{where}: checkpoint {repeated[0]} is listed twice; list each checkpoint once (seeds repeat runs)")
-
-    defaults_raw = _mapping(raw.get("defaults") or {}, f"{where}: defaults")
-    _no_unknown_keys(defaults_raw, _HPARAM_KEYS | {"seeds", "mixed_precision"}, f"{where}: defaults")
-    defaults = dataclasses.replace(Hyperparameters(), **_hparams(defaults_raw, f"{where}: defaults"))
-    seeds = defaults_raw.get("seeds", [42])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise BenchError(f"{where}: defaults: 'seeds' must be a non-empty list of integers")
-    if len(set(seeds)) != len(seeds):
-        raise BenchError(f"{where}: defaults: seed {next(x for x in seeds if seeds.count(x) > 1)} is listed twice; list each seed once")
-    mixed_precision = defaults_raw.get("mixed_precision", "auto")
-    if mixed_precision not in MIXED_PRECISIONS:
-        raise BenchError(f"{where}: mixed_precision must be one of {', '.join(MIXED_PRECISIONS)}, got {mixed_precision!r}")
-
-    strategies_raw = raw["strategies"]
-    if not isinstance(strategies_raw, list) or not strategies_raw:
-        raise BenchError(f"{where}: 'strategies' must be a non-empty list")
-    strategies, hparam_overrides = [], {}
-    for i, entry in enumerate(strategies_raw):
-        entry = _mapping(entry, f"{where}: strategies[{i}]")
-        name = entry.get("name") or entry.get("kind")
-        swhere = f"{where}: strategy '{name}'"
-        if "kind" not in entry:
-            raise BenchError(f"{where}: strategies[{i}] has no 'kind'")
-        if any(s.name == name for s in strategies):
-            raise BenchError(f"{where}: two strategies are named '{name}'; give each a unique 'name'")
-        hp = {k: v for k, v in entry.items() if k in _HPARAM_KEYS}
-        params = {k: v for k, v in entry.items() if k not in _HPARAM_KEYS | {"name", "kind"}}
-        validate_strategy_params(entry["kind"], params, swhere)
-        hp = _hparams(hp, swhere)
-        strategies.append(StrategySpec(name=str(name), kind=entry["kind"], params=params))
-        hparam_overrides[str(name)] = hp
-
-    return Suite(
-        name=str(raw.get("name") or path.stem),
-        description=str(raw.get("description") or "").strip(),
-        dataset=dataset,
-        checkpoints=checkpoints,
-        strategies=strategies,
-        seeds=seeds,
-        defaults=defaults,
-        overrides=hparam_overrides,
-        mixed_precision=mixed_precision,
-        path=path,
-    )
 
 
 def _apply_overrides(raw: dict, overrides: dict, data_dir: str | None) -> None:
@@ -254,6 +326,8 @@ def _apply_overrides(raw: dict, overrides: dict, data_dir: str | None) -> None:
     dataset, defaults = raw["dataset"], raw["defaults"]
     if isinstance(dataset, dict):
         dataset.update({key: overrides[key] for key in ("train_size", "eval_size") if key in overrides})
+        if "train_size" in overrides:
+            dataset.pop("train_sizes", None)
         if data_dir:  # relative to where the command runs, not to the suite file
             dataset["data_dir"] = str(Path(data_dir).resolve())
             dataset.pop("files", None)
@@ -265,8 +339,9 @@ def _apply_overrides(raw: dict, overrides: dict, data_dir: str | None) -> None:
                 entry.pop("epochs", None)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load, except that a key given twice in one mapping is an error, not the last value."""
+class _SuiteLoader(yaml.SafeLoader):
+    """safe_load, except that a key given twice in one mapping is an error, not the last value,
+    and `5e-5` is a number (YAML 1.1 wants `5.0e-5`; YAML 1.2 and every user read it as one)."""
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -278,71 +353,29 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-_HPARAM_KEYS = {f.name for f in dataclasses.fields(Hyperparameters)}
-_DATASET_KEYS = {f.name for f in dataclasses.fields(DatasetSpec)}
-
-
-def _hparams(raw: dict, where: str) -> dict:
-    """Type-check hyperparameters. YAML reads `5e-5` as a string, so numbers are coerced."""
-    out = {}
-    for key, value in raw.items():
-        if key not in _HPARAM_KEYS:
-            continue
-        if key == "compile":
-            if not isinstance(value, bool) and value != "auto":
-                raise BenchError(f"{where}: 'compile' must be auto, true or false, got {value!r}")
-            out[key] = value
-            continue
-        kind = int if key in ("epochs", "batch_size", "max_length") else float
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            number = kind(value)
-            if kind is int and number != float(value):
-                raise ValueError
-        except (TypeError, ValueError):
-            raise BenchError(f"{where}: '{key}' must be {'an integer' if kind is int else 'a number'}, got {value!r}") from None
-        if not math.isfinite(number):
-            raise BenchError(f"{where}: '{key}' must be a finite number, got {value!r}")
-        if number < 0 or (number == 0 and key in ("epochs", "batch_size", "max_length", "learning_rate")):
-            raise BenchError(f"{where}: '{key}' must be positive, got {value!r}")
-        out[key] = number
-    return out
+_SuiteLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"), list("-+0123456789.")
+)
 
 
 def _dataset(raw, suite_path: Path, where: str) -> DatasetSpec:
-    raw = dict(_mapping(raw, where))
-    _no_unknown_keys(raw, _DATASET_KEYS, where)
-    for key in ("train_size", "eval_size"):
-        if raw.get(key) is not None and (not isinstance(raw[key], int) or isinstance(raw[key], bool) or raw[key] <= 0):
-            raise BenchError(f"{where}: '{key}' must be a positive integer, got {raw[key]!r}")
-    if raw.get("data_dir"):  # paths written in a suite are relative to the suite file
-        raw["data_dir"] = str((suite_path.parent / raw["data_dir"]).resolve())
-    if raw.get("files"):
-        files = _mapping(raw["files"], f"{where}: files")
-        _no_unknown_keys(files, {"train", "eval"}, f"{where}: files")
-        raw["files"] = {split: str((suite_path.parent / p).resolve()) for split, p in files.items()}
-        if set(raw["files"]) != {"train", "eval"}:
-            raise BenchError(f"{where}: files must name both 'train' and 'eval'")
-    if not (raw.get("name") or raw.get("files") or raw.get("data_dir")):
-        raise BenchError(f"{where}: give a hub 'name', local 'files' or a 'data_dir'")
-    return DatasetSpec(**raw)
+    spec = validated(DatasetSpec, raw, where)
+    update = {}
+    if spec.data_dir:  # paths written in a suite are relative to the suite file
+        update["data_dir"] = str((suite_path.parent / spec.data_dir).resolve())
+        if not Path(update["data_dir"]).is_dir():
+            raise BenchError(f"{where}: data_dir {update['data_dir']} is not a folder")
+    if spec.files:
+        update["files"] = {split: str((suite_path.parent / p).resolve()) for split, p in spec.files.items()}
+    return spec.model_copy(update=update)
 
 
 def _resolve_checkpoint_path(spec: str, suite_path: Path) -> str:
-    """Relative local directories (./x, ../x) are relative to the suite file; hub ids stay as they are."""
+    """Relative local directories (./x, ../x, or a folder that exists beside the suite file) are
+    relative to the suite file; hub ids stay as they are."""
     if spec.startswith(("./", "../")):
         return str((suite_path.parent / spec).resolve())
+    beside = suite_path.parent / spec
+    if not spec.startswith("package:") and beside.is_dir():
+        return str(beside.resolve())
     return spec
-
-
-def _mapping(value: Any, where: str) -> dict:
-    if not isinstance(value, dict):
-        raise BenchError(f"{where}: expected a mapping of keys to values, got {type(value).__name__}")
-    return value
-
-
-def _no_unknown_keys(raw: dict, known: set, where: str) -> None:
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise BenchError(f"{where}: unknown key '{unknown[0]}'; known keys: {', '.join(sorted(known))}")

@@ -15,6 +15,7 @@ bench/batches.py), and the step is compiled and captured before the clocks start
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from types import MethodType
 
@@ -43,93 +44,191 @@ COMPUTE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 COMPILED_WIDTHS = 1
 
 
-def train_one(cell: Cell, accelerator: Accelerator, plan: Prepared, tokenized, tokenizer, peak_tflops=None) -> RunResult:
-    """Train and evaluate one cell. `peak_tflops`: this process's peak for the run's matmul
-    dtype (bench/hardware.py), for MFU."""
+@dataclasses.dataclass
+class Loop:
+    """Everything one run's loop works on, so each step below is a short function of it."""
+
+    cell: Cell
+    accelerator: Accelerator
+    model: torch.nn.Module
+    sets: dict  # split -> ExampleTensors: train, validation (when the suite has one), test
+    measure: Measurements
+    compile_mode: str | None
+    cached: bool  # the sets are a frozen part's cached outputs
+    reused_cache_seconds: float = 0.0  # building the caches this run took from an earlier run
+    rows: int | None = None  # the static batch size of a compiled run
+    loaders: dict = dataclasses.field(default_factory=dict)
+    optimizer: torch.optim.Optimizer | None = None
+    scheduler: object = None
+    samples: int = 0  # examples this process trained on
+    history: list = dataclasses.field(default_factory=list)
+    best: dict | None = None  # the kept epoch: epoch, train_loss, validation figures, trainable tensors
+    accuracy: object = None
+
+
+def train_one(cell: Cell, accelerator: Accelerator, plan: Prepared, tokenized, tokenizer, peak_tflops=None,
+              shared_features: dict | None = None) -> RunResult:
+    """Train one cell, choosing its epoch on validation, then score the test split once on the
+    weights it keeps. `peak_tflops`: this process's peak for the run's matmul dtype
+    (bench/hardware.py), for MFU. `shared_features`: frozen outputs computed by earlier runs
+    of the suite, reused when they are the same computation (bench/caching.py)."""
     hp = cell.hparams
-    device = accelerator.device
-    compile_mode = resolve_compile(hp.compile, device)
-    measure = Measurements(accelerator)
-    model, train_set, eval_set, cached = device_examples(plan, tokenized, tokenizer, hp.max_length, accelerator, measure)
-
-    buckets = length_buckets(hp.max_length, COMPILED_WIDTHS) if compile_mode else None
-    rows = hp.batch_size if compile_mode else None  # static batch size for compiled shapes
-    train_loader, eval_loader = make_loaders(cell, train_set, eval_set, buckets, device)
-    train_widths = train_loader.collate_fn.widths() if buckets else None
-    optimizer, scheduler = make_optimizer(model, hp, total_steps=len(train_loader) * hp.epochs, cuda=device.type == "cuda")
-    if compile_mode:
-        compile_forward(model, compile_mode)
-    model, optimizer, train_loader, eval_loader, scheduler = accelerator.prepare(
-        model, optimizer, train_loader, eval_loader, scheduler
-    )
-
-    widest = max(train_widths) if train_widths else max(train_set.lengths)
-    measure.count_flops(
-        lambda: one_step_no_update(model, train_set, widest, hp.batch_size, rows, accelerator),
-        rows or min(hp.batch_size, len(train_set)),
-        width_of(train_set, widest),
-    )
-    if compile_mode:
-        with measure.timed("compile"):
-            capture_shapes(model, train_set, train_widths, rows, accelerator)
-    measure.start(warmup_steps=min(10, max(1, len(train_loader) // 10)))
-
-    accuracy = evaluate.load(ACCURACY, keep_in_memory=True)  # in memory: no cache files shared between processes
-    history, train_loss, evaluation = [], None, None
+    loop = prepare_loop(cell, accelerator, plan, tokenized, tokenizer, shared_features)
+    warm_up(loop)
     progress = tqdm(
-        total=len(train_loader) * hp.epochs,
+        total=len(loop.loaders["train"]) * hp.epochs,
         desc=f"{cell.checkpoint.rsplit('/', 1)[-1]} | {cell.strategy.name} | seed {cell.seed}",
         disable=not accelerator.is_local_main_process,
         leave=False,
     )
-    samples = 0  # examples this process trained on
     for epoch in range(1, hp.epochs + 1):
-        with measure.timed("train_steps") as interval:
-            loss_sum, seen = fit_epoch(
-                model, train_loader, train_set, optimizer, scheduler, accelerator, measure, rows, progress, interval.start, samples
-            )
-        samples += seen
-        train_loss = (accelerator.reduce(loss_sum, "sum") / accelerator.reduce(torch.tensor(float(seen), device=device), "sum")).item()
-        with measure.timed("eval"):
-            evaluation = evaluate_model(model, eval_loader, eval_set, accelerator, accuracy)
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": round(train_loss, 6),
-                "eval_loss": round(evaluation["eval_loss"], 6),
-                "eval_accuracy": round(evaluation["eval_accuracy"], 6),
-                "train_seconds": round(interval.elapsed, 3),
-            }
-        )
-        progress.set_postfix(epoch=epoch, train_loss=f"{train_loss:.4f}", acc=f"{evaluation['eval_accuracy']:.4f}")
+        with loop.measure.timed("train_steps") as interval:
+            loss_sum, seen = fit_epoch(loop, progress, interval.start)
+        loop.samples += seen
+        train_loss = global_mean(accelerator, loss_sum, seen)
+        record_epoch(loop, epoch, train_loss, interval.elapsed)
+        progress.set_postfix(epoch=epoch, train_loss=f"{train_loss:.4f}", **_validation_postfix(loop))
+        if stop_early(loop, epoch):
+            break
     progress.close()
-
-    if len(evaluation["predictions"]) != len(eval_set):  # gather_for_metrics must drop the padding
-        raise RuntimeError(f"scored {len(evaluation['predictions'])} evaluation examples, expected {len(eval_set)}")
-    result = collect_result(measure, accelerator, hp, samples, train_loss, evaluation, history, train_set, eval_set, cached, peak_tflops, compile_mode)
+    keep_chosen_epoch(loop)
+    with loop.measure.timed("test"):  # the test split, scored once, on the weights the run keeps
+        test = evaluate_model(loop.model, loop.loaders["test"], loop.sets["test"], accelerator, loop.accuracy)
+    if len(test["predictions"]) != len(loop.sets["test"]):  # gather_for_metrics must drop the padding
+        raise RuntimeError(f"scored {len(test['predictions'])} test examples, expected {len(loop.sets['test'])}")
+    result = collect_result(loop, test, peak_tflops)
     accelerator.free_memory()  # drop the references prepare() kept, before the next cell
     return result
 
 
-def device_examples(plan: Prepared, tokenized, tokenizer, max_length: int, accelerator, measure):
+def prepare_loop(cell, accelerator, plan, tokenized, tokenizer, shared_features) -> Loop:
+    """Examples on the device (cached outputs of a frozen part where the plan has one),
+    loaders, optimizer and schedule, compilation, `accelerator.prepare`."""
+    hp = cell.hparams
+    measure = Measurements(accelerator)
+    model, sets, cached, reused = device_examples(cell, plan, tokenized, tokenizer, accelerator, measure, shared_features)
+    compile_mode = resolve_compile(hp.compile, accelerator.device)
+    loop = Loop(cell, accelerator, model, sets, measure, compile_mode, cached, reused, rows=hp.batch_size if compile_mode else None)
+    buckets = length_buckets(hp.max_length, COMPILED_WIDTHS) if compile_mode else None
+    loop.loaders = make_loaders(cell, sets, buckets, accelerator.device)
+    steps = len(loop.loaders["train"]) * hp.epochs
+    loop.optimizer, loop.scheduler = make_optimizer(model, hp, total_steps=steps, cuda=accelerator.device.type == "cuda")
+    if compile_mode:
+        compile_forward(model, compile_mode)
+    names = list(loop.loaders)
+    prepared = accelerator.prepare(loop.model, loop.optimizer, *loop.loaders.values(), loop.scheduler)
+    loop.model, loop.optimizer, *loaders, loop.scheduler = prepared
+    loop.loaders = dict(zip(names, loaders))
+    loop.accuracy = evaluate.load(ACCURACY, keep_in_memory=True)  # in memory: no cache files shared between processes
+    return loop
+
+
+def warm_up(loop: Loop) -> None:
+    """Count one step's FLOPs (eager, nothing trains), compile and capture every batch shape
+    when compiled, then start the clocks and the memory peak."""
+    hp, train_set, accelerator = loop.cell.hparams, loop.sets["train"], loop.accelerator
+    widths = loop.loaders["train"].collate_fn.widths() if loop.compile_mode else None
+    widest = max(widths) if widths else max(train_set.lengths)
+    loop.measure.count_flops(
+        lambda: one_step_no_update(loop.model, train_set, widest, hp.batch_size, loop.rows, accelerator),
+        loop.rows or min(hp.batch_size, len(train_set)),
+        width_of(train_set, widest),
+    )
+    if loop.compile_mode:
+        with loop.measure.timed("compile"):
+            capture_shapes(loop.model, train_set, widths, loop.rows, accelerator)
+    loop.measure.start(warmup_steps=min(10, max(1, len(loop.loaders["train"]) // 10)))
+
+
+def global_mean(accelerator, loss_sum: torch.Tensor, seen: int) -> float:
+    """The mean training loss over every process's examples."""
+    count = accelerator.reduce(torch.tensor(float(seen), device=accelerator.device), "sum")
+    return (accelerator.reduce(loss_sum, "sum") / count).item()
+
+
+def record_epoch(loop: Loop, epoch: int, train_loss: float, seconds: float) -> None:
+    """The epoch's figures; with a validation split, its validation pass, and the epoch kept
+    when it is the one the run keeps (the last, or with select: best the best so far)."""
+    entry = {"epoch": epoch, "train_loss": round(train_loss, 6), "train_seconds": round(seconds, 3)}
+    validation = None
+    if "validation" in loop.sets:
+        with loop.measure.timed("validation"):
+            validation = evaluate_model(loop.model, loop.loaders["validation"], loop.sets["validation"], loop.accelerator, loop.accuracy)
+        entry.update(validation_loss=round(validation["eval_loss"], 6), validation_accuracy=round(validation["eval_accuracy"], 6))
+    loop.history.append(entry)
+    better = loop.best is None or validation is None or loop.cell.hparams.select == "last" or (
+        validation["eval_accuracy"] > loop.best["validation"]["eval_accuracy"]
+    )
+    if better:
+        weights = trainable_copy(loop.model) if loop.cell.hparams.select == "best" else None
+        loop.best = {"epoch": epoch, "train_loss": train_loss, "validation": validation, "weights": weights}
+
+
+def stop_early(loop: Loop, epoch: int) -> bool:
+    """select: best with patience: stop when the last `patience` epochs found nothing better."""
+    patience = loop.cell.hparams.patience
+    return patience is not None and epoch - loop.best["epoch"] >= patience
+
+
+def keep_chosen_epoch(loop: Loop) -> None:
+    """select: best puts back the kept epoch's trainable tensors (the rest never changed)."""
+    if loop.best["weights"] is not None and loop.best["epoch"] != loop.history[-1]["epoch"]:
+        with torch.no_grad():
+            for name, param in loop.model.named_parameters():
+                if name in loop.best["weights"]:
+                    param.copy_(loop.best["weights"][name])
+
+
+def trainable_copy(model: torch.nn.Module) -> dict:
+    """Copies of the trainable tensors, the only ones training changes."""
+    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _validation_postfix(loop: Loop) -> dict:
+    last = loop.history[-1]
+    return {"val_acc": f"{last['validation_accuracy']:.4f}"} if "validation_accuracy" in last else {}
+
+
+def device_examples(cell, plan: Prepared, tokenized, tokenizer, accelerator, measure, shared_features):
     """The examples as tensors on the device and the model that trains on them. Where the plan
-    has a frozen part, its outputs are computed once and the model starts after it; the cost
-    is counted (the train set's pass in train_seconds, the eval set's in eval_seconds).
-    Returns (model, train set, eval set, whether they are cached outputs)."""
-    device = accelerator.device
+    has a frozen part, its outputs are computed once (or taken from `shared_features`, where an
+    earlier run of the suite computed the same thing) and the model starts after it; the cost
+    of computing them is counted in the split's own clock (train_seconds, validation_seconds,
+    eval_seconds). Returns (model, sets, whether they are cached outputs, seconds of reused
+    train and validation caches)."""
+    device, max_length = accelerator.device, cell.hparams.max_length
     plan.model.to(device)  # before any pass without gradients: the parameters stay trainable tensors
     set_problem_type(plan.model)
-    train_set = ExampleTensors.from_tokenized(tokenized["train"], tokenizer.pad_token_id, max_length, device)
-    eval_set = ExampleTensors.from_tokenized(tokenized["eval"], tokenizer.pad_token_id, max_length, device)
+    splits = {"train": "train", "validation": "validation", "test": "eval"}
+    sets = {
+        name: ExampleTensors.from_tokenized(tokenized[split], tokenizer.pad_token_id, max_length, device)
+        for name, split in splits.items()
+        if split in tokenized
+    }
     if plan.features is None and plan.frozen_prefix is None:
-        return plan.model, train_set, eval_set, False
+        return plan.model, sets, False, 0.0
     dtype = COMPUTE_DTYPES.get(accelerator.mixed_precision, torch.float32)
-    with measure.timed("train_cache"):
-        train_set = build_cache(plan, accelerator, train_set, dtype)
-    with measure.timed("eval_cache"):
-        eval_set = build_cache(plan, accelerator, eval_set, dtype)
+    reused = 0.0
+    for name in list(sets):
+        key = feature_key(cell, plan, name, len(sets[name]))
+        if shared_features is not None and key in shared_features:
+            sets[name], seconds = shared_features[key]
+            reused += seconds if name != "test" else 0.0
+            continue
+        with measure.timed(f"{name}_cache") as interval:
+            sets[name] = build_cache(plan, accelerator, sets[name], dtype)
+        if shared_features is not None:
+            shared_features[key] = (sets[name], interval.elapsed)
     model = to_suffix_model(plan.model, plan.frozen_prefix) if plan.frozen_prefix else plan.model
-    return model, train_set, eval_set, True
+    return model, sets, True, reused
+
+
+def feature_key(cell: Cell, plan: Prepared, split: str, examples: int) -> tuple:
+    """What a cached frozen output depends on: the checkpoint, the examples, their length,
+    the compute dtype and what the frozen part computes. Not the seed, the learning rate or
+    anything else that only the trained part sees."""
+    return (cell.checkpoint, cell.dataset.model_dump_json(exclude={"train_size"}), split, examples,
+            cell.hparams.max_length, cell.mixed_precision, plan.cache_key)
 
 
 class Diverged(RuntimeError):
@@ -140,22 +239,24 @@ class Diverged(RuntimeError):
         self.step = step
 
 
-def fit_epoch(model, loader, examples, optimizer, scheduler, accelerator, measure, rows, progress, epoch_start, samples_before):
+def fit_epoch(loop: Loop, progress, epoch_start: float):
     """One pass over the training batches. Returns (sum of loss x examples, on the device;
     examples seen by this process). The loss stays on the device: no sync per step; the
     first non-finite loss is noted on the device and looked at every few steps (`Diverged`)."""
+    model, examples, accelerator, measure = loop.model, loop.sets["train"], loop.accelerator, loop.measure
+    loader = loop.loaders["train"]
     model.train()
     loss_sum = torch.zeros((), device=accelerator.device)
     first_bad = torch.full((), -1, dtype=torch.long, device=accelerator.device)
     seen = 0
     for batch in loader:
         idx, width = batch["idx"], batch["width"]
-        inputs = examples.batch(idx, width, rows)
+        inputs = examples.batch(idx, width, loop.rows)
         outputs = model(**inputs)
         accelerator.backward(outputs.loss)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        loop.optimizer.step()
+        loop.scheduler.step()
+        loop.optimizer.zero_grad(set_to_none=True)
         real = idx.shape[0]
         loss = outputs.loss.detach().float()  # read before the next step replays the graph
         loss_sum += loss * real
@@ -164,7 +265,7 @@ def fit_epoch(model, loader, examples, optimizer, scheduler, accelerator, measur
         measure.step(inputs["labels"].shape[0], width_of(examples, width), batch["tokens"])
         progress.update(1)
         if measure.steps == measure.warmup_steps and measure.warmup_at is None:
-            measure.end_warmup(epoch_start, samples_before + seen)
+            measure.end_warmup(epoch_start, loop.samples + seen)
         if measure.steps % DIVERGENCE_CHECK_STEPS == 0:
             check_diverged(first_bad, accelerator, measure, len(loader))
     check_diverged(first_bad, accelerator, measure, len(loader))
@@ -208,26 +309,24 @@ def evaluate_model(model, loader, examples, accelerator, accuracy) -> dict:
     }
 
 
-def make_loaders(cell: Cell, train_set: ExampleTensors, eval_set: ExampleTensors, buckets, device):
-    """Loaders of example indices. Batches of similar length: dynamic padding then pads
-    little (same seed, same order). On CUDA widths are multiples of 8 (tensor cores)."""
+def make_loaders(cell: Cell, sets: dict, buckets, device) -> dict:
+    """Loaders of example indices, one per split. Batches of similar length: dynamic padding
+    then pads little (same seed, same order). On CUDA widths are multiples of 8 (tensor
+    cores); evaluation batches are 4x the training batch there."""
     hp = cell.hparams
     multiple = 8 if device.type == "cuda" else 1
     pin = device.type == "cuda"  # pinned + non-blocking copies (bench/run.py): no sync per batch
-    indices = lambda examples: range(len(examples))  # noqa: E731
-    train_loader = DataLoader(
-        indices(train_set),
-        batch_sampler=LengthGroupedBatches(train_set.lengths, hp.batch_size, shuffle=True, seed=cell.seed),
-        collate_fn=IndexBatches(train_set.lengths, buckets, multiple),
-        pin_memory=pin,
-    )
-    eval_loader = DataLoader(
-        indices(eval_set),
-        batch_sampler=LengthGroupedBatches(eval_set.lengths, hp.batch_size * (4 if pin else 1), shuffle=False),
-        collate_fn=IndexBatches(eval_set.lengths, None, multiple),
-        pin_memory=pin,
-    )
-    return train_loader, eval_loader
+    loaders = {}
+    for name, examples in sets.items():
+        training = name == "train"
+        loaders[name] = DataLoader(
+            range(len(examples)),
+            batch_sampler=LengthGroupedBatches(examples.lengths, hp.batch_size * (1 if training or not pin else 4),
+                                               shuffle=training, seed=cell.seed if training else 0),
+            collate_fn=IndexBatches(examples.lengths, buckets if training else None, multiple),
+            pin_memory=pin,
+        )
+    return loaders
 
 
 def make_optimizer(model, hp, total_steps: int, cuda: bool):
@@ -312,25 +411,35 @@ def width_of(examples: ExampleTensors, width) -> int | None:
     return width if examples.has_sequence else None
 
 
-def collect_result(measure, accelerator, hp, samples, train_loss, evaluation, history, train_set, eval_set, cached, peak_tflops, compile_mode):
+def collect_result(loop: Loop, test: dict, peak_tflops) -> RunResult:
     """Global figures: per-process counters summed over processes, clocks already global."""
-    seconds = measure.seconds
+    measure, accelerator, hp = loop.measure, loop.accelerator, loop.cell.hparams
+    seconds, train_set = measure.seconds, loop.sets["train"]
     step_seconds = seconds["train_steps"]
-    steady = measure.steady(step_seconds, samples)
+    steady = measure.steady(step_seconds, loop.samples)
     counts = torch.tensor([steady[0], steady[2], measure.padded_tokens, measure.real_tokens], dtype=torch.float64)
     steady_samples, steady_padded, padded, real = accelerator.reduce(counts.to(accelerator.device), "sum").tolist()
+    kept = loop.best
+    validation = kept["validation"]
     return RunResult(
-        train_loss=train_loss,
-        eval_loss=evaluation["eval_loss"],
-        eval_accuracy=evaluation["eval_accuracy"],
-        degenerate=evaluation["degenerate"],
+        train_loss=kept["train_loss"],
+        eval_loss=test["eval_loss"],
+        eval_accuracy=test["eval_accuracy"],
+        validation_loss=validation["eval_loss"] if validation else None,
+        validation_accuracy=validation["eval_accuracy"] if validation else None,
+        degenerate=test["degenerate"],
         train_examples=len(train_set),
-        eval_examples=len(eval_set),
+        validation_examples=len(loop.sets["validation"]) if "validation" in loop.sets else None,
+        eval_examples=len(loop.sets["test"]),
         epochs=hp.epochs,
+        epochs_run=len(loop.history),
+        selected_epoch=kept["epoch"],
         train_tokens=sum(train_set.lengths),
         train_seconds=step_seconds + seconds.get("train_cache", 0.0),
-        eval_seconds=seconds["eval"] + seconds.get("eval_cache", 0.0),
-        cache_seconds=seconds["train_cache"] + seconds["eval_cache"] if cached else None,
+        validation_seconds=seconds.get("validation", 0.0) + seconds.get("validation_cache", 0.0) if "validation" in loop.sets else None,
+        eval_seconds=seconds["test"] + seconds.get("test_cache", 0.0),
+        cache_seconds=sum(seconds.get(f"{s}_cache", 0.0) for s in loop.sets) if loop.cached else None,
+        reused_cache_seconds=loop.reused_cache_seconds or None,
         compile_seconds=seconds.get("compile"),
         steady_samples=int(steady_samples),
         steady_seconds=steady[1],
@@ -341,7 +450,7 @@ def collect_result(measure, accelerator, hp, samples, train_loss, evaluation, hi
         peak_tflops=peak_tflops * accelerator.num_processes if peak_tflops else None,
         peak_memory_mb=measure.memory.peak_mb(),
         memory_measure=measure.memory.measure,
-        compile_mode=compile_mode,
-        history=history,
-        predictions=evaluation["predictions"],
+        compile_mode=loop.compile_mode,
+        history=loop.history,
+        predictions=test["predictions"],
     )
