@@ -2,8 +2,9 @@
 
     python -m bench.compare reports/new.csv reports/reference.csv [--tolerance 0.10]
 
-Rows are matched on `config_id` (the configuration without the seed; never on time), their
-seeds averaged. Exit 1 when a configuration's accuracy fell below the reference's by more
+Only each sweep's chosen point is compared (bench/selection.py: chosen on validation, as the
+decision report chooses); rows are matched on `config_id` (the configuration without the
+seed; never on time), their seeds averaged. Exit 1 when a configuration's accuracy fell below the reference's by more
 than the noise (1.96 standard errors of the difference: from the seeds' spread when both
 have 2 or more seeds, else from the binomial noise of the evaluation set), or its throughput
 fell by more than the tolerance; exit 0 otherwise; exit 2 on bad input. Prints what moved.
@@ -122,13 +123,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def chosen_rows(rows: list[dict]) -> list[dict]:
+    """The rows of each sweep's chosen point (the selection protocol's one definition)."""
+    from bench.selection import choose
+
+    try:
+        return [row for tuned in choose(rows) for row in tuned.chosen.rows]
+    except ValueError as err:
+        raise BenchError(str(err)) from None
+
+
 def main(argv=None) -> int:
     from bench.report import load_runs
 
     args = parse_args(argv)
     try:
-        new_rows, _ = load_runs([args.new])
-        reference_rows, _ = load_runs([args.reference])
+        new_rows = chosen_rows(load_runs([args.new])[0])
+        reference_rows = chosen_rows(load_runs([args.reference])[0])
         matched, only_new, only_ref = changes(new_rows, reference_rows)
         if not matched:
             raise BenchError(f"{args.new} and {args.reference} have no configuration in common (config_id); nothing to compare")

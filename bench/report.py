@@ -6,12 +6,16 @@
 Writes `<stem>.report.md` and a self-contained `<stem>.report.html` (plots embedded) beside
 the first CSV, and the plots as PNGs in `<stem>.report/`; prints where they are.
 
-Per configuration (a `config_id`: everything but the seed) over its seeds: mean, standard
-deviation and a 95% bootstrap interval of accuracy, loss ratio and samples/s; cost in
-device-hours and money (bench/cost.py); a paired test against the best configuration on the
-same evaluation examples, Holm-corrected (bench/stats.py); overfitting and degenerate flags.
-Then Pareto plots (bench/plots.py) and a recommendation: the cheapest configuration whose
-accuracy is statistically indistinguishable from the best; bench/render.py writes the pages.
+First the selection protocol (bench/selection.py): each sweep's point is chosen on
+validation accuracy; only chosen points go on. Per chosen configuration (a `config_id`:
+everything but the seed) over its seeds: mean, standard deviation and a 95% bootstrap
+interval of test accuracy, loss ratio and samples/s; cost per run and the tuning cost of its
+whole sweep, in device-hours and money (bench/cost.py); a paired test against the best
+configuration on the same test examples, Holm-corrected (bench/stats.py); overfitting and
+degenerate flags. Then Pareto plots, sweep plots and learning curves (bench/plots.py) and a
+recommendation: the cheapest configuration whose test accuracy is statistically
+indistinguishable from the best (costs within 10% are ties, broken by accuracy);
+bench/render.py writes the pages.
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from bench import BenchError, OneLineParser
-from bench.cost import DEFAULT_PRICES, Price, device_hours, parse_prices, price_for, run_cost
+from bench.cost import DEFAULT_PRICES, Price, parse_prices, price_for
+from bench.selection import Tuned, choose, standalone_device_seconds
 from bench.render import Image, Table, check_readme, to_html, to_markdown, update_readme
 from bench.stats import CONFIDENCE, PairedTest, Summary, holm, paired_example_test, paired_seed_test, summarize
 
 ALPHA = 0.05
+COST_TIE = 0.10  # costs within 10% of each other are one cost: timings of the same run vary by about that
 NEEDED_COLUMNS = ("run_id", "config_id", "status", "checkpoint", "strategy", "seed", "eval_accuracy", "train_seconds")
 
 
@@ -47,6 +53,9 @@ class Config:
     price: Price
     majority_rate: float | None  # the most frequent label's share of the evaluation set
     correct: np.ndarray | None  # seeds x evaluation examples (ordered by idx), None without predictions
+    tuned: Tuned | None = None  # the sweep it was chosen from (or itself alone)
+    validation: Summary | None = None  # validation accuracy over its seeds (None: rows without a validation split)
+    tuning_cost_usd: float = 0.0  # every run of its sweep: every point and seed
     degenerate: bool = False
     vs_best: PairedTest | None = None
     p_holm: float | None = None
@@ -72,7 +81,11 @@ class Config:
 
     @property
     def device_hours(self) -> float:
-        return float(np.mean([device_hours(float(r["train_seconds"]), int(r.get("num_processes") or 1)) for r in self.rows]))
+        return float(np.mean([standalone_device_seconds(r) for r in self.rows])) / 3600
+
+    @property
+    def tuning_runs(self) -> int:
+        return sum(len(p.rows) for p in self.tuned.points) if self.tuned else len(self.rows)
 
     @property
     def full_data_cost(self) -> float | None:
@@ -89,16 +102,13 @@ class Config:
 def load_runs(paths: list[Path]) -> tuple[list[dict], list[dict]]:
     """(ok rows, rows of runs that did not finish), one per run_id across all the CSVs (the
     latest ok row wins; a run that failed and later finished counts as finished)."""
-    from bench.results_csv import one_row_per_run, read_rows
+    from bench.results_csv import one_row_per_run, read_results
 
     rows = []
     for path in paths:
         if not path.is_file():
             raise BenchError(f"report {path} does not exist; pass the CSV that bench/run.py wrote")
-        try:
-            found = read_rows(path)
-        except (UnicodeDecodeError, csv.Error) as err:
-            raise BenchError(f"{path} is not a CSV report ({err})") from None
+        found = read_results(path)
         if found:
             missing = [c for c in NEEDED_COLUMNS if c not in found[0]]
             if missing:
@@ -123,31 +133,60 @@ def group_by_config(rows: list[dict]) -> dict:
     return groups
 
 
-def build_configs(ok_rows: list[dict], prices: dict) -> list[Config]:
-    groups = group_by_config(ok_rows)
+def row_cost(row: dict, prices: dict, seconds=standalone_device_seconds) -> float:
+    """USD of one run at its own device's price (a configuration's seeds may have run on
+    different devices)."""
+    return seconds(row) / 3600 * price_for(row.get("device") or "", prices).usd_per_hour
+
+
+def build_configs(tuned: list[Tuned], prices: dict) -> list[Config]:
+    """One configuration per sweep: its chosen point, with the sweep's tuning cost."""
+    from bench.selection import charged_device_seconds
+
+    groups = {t.chosen.config_id: t.chosen.rows for t in tuned}
     labels = config_labels(groups)
     configs = []
-    for config_id, rows in groups.items():
-        rows.sort(key=lambda r: int(r["seed"]))
+    for t in tuned:
+        rows = t.chosen.rows
         price = price_for(rows[0].get("device") or "", prices)
         correct, majority = _correctness(rows)
+        validation = [r.get("validation_accuracy") for r in rows]
         config = Config(
-            config_id=config_id,
-            label=labels[config_id],
+            config_id=t.chosen.config_id,
+            label=labels[t.chosen.config_id],
             rows=rows,
             accuracy=summarize(float(r["eval_accuracy"]) for r in rows),
-            loss_ratio=summarize(float(r["loss_ratio"]) for r in rows),
+            loss_ratio=_summary_or_nan([r.get("loss_ratio") for r in rows]),
             speed=summarize(float(r["train_samples_per_s"]) for r in rows),
-            cost_usd=summarize(run_cost(float(r["train_seconds"]), int(r.get("num_processes") or 1), price) for r in rows),
+            cost_usd=summarize(row_cost(r, prices) for r in rows),
             price=price,
             majority_rate=majority,
             correct=correct,
+            tuned=t,
+            validation=summarize(float(v) for v in validation) if None not in validation else None,
+            tuning_cost_usd=sum(row_cost(r, prices, charged_device_seconds) for p in t.points for r in p.rows),
         )
         config.degenerate = any(str(r.get("degenerate")) == "True" for r in rows) or (
             majority is not None and config.accuracy.mean <= majority + 1e-9
         )
         configs.append(config)
     return sorted(configs, key=lambda c: -c.accuracy.mean)
+
+
+def _summary_or_nan(values: list) -> Summary:
+    """A summary of the values that exist; NaN when none does (a held-out loss of 0)."""
+    present = [float(v) for v in values if v is not None]
+    return summarize(present) if present else Summary((), float("nan"), None, None, None)
+
+
+def check_devices(rows: list[dict], mixed_ok: bool) -> list[str]:
+    """The devices the ok rows ran on. Throughput and cost measured on two devices do not
+    compare; several devices are refused unless the user says they know (`--mixed-devices`)."""
+    devices = sorted({r.get("device") or "?" for r in rows})
+    if len(devices) > 1 and not mixed_ok:
+        raise BenchError(f"the rows come from {len(devices)} devices ({'; '.join(devices)}): their speed and cost do not "
+                         "compare; report one device's rows, or pass --mixed-devices to compare them anyway (the report says so)")
+    return devices
 
 
 def config_labels(groups: dict) -> dict:
@@ -217,27 +256,47 @@ def compare_with_best(configs: list[Config], alpha: float = ALPHA) -> Config:
     return best
 
 
-def recommend(configs: list[Config], best: Config) -> tuple[Config, str]:
-    """The cheapest configuration indistinguishable from the best (degenerate ones never), and why."""
-    choice = min((c for c in configs if c.indistinguishable and not c.degenerate), key=lambda c: c.cost_usd.mean)
+def recommend(configs: list[Config], best: Config, tie: float = COST_TIE) -> tuple[Config, str]:
+    """The cheapest configuration indistinguishable from the best (degenerate ones never), and
+    why. Costs within `tie` of the cheapest are one cost (timing noise): the most accurate of
+    those is chosen."""
+    same = [c for c in configs if c.indistinguishable and not c.degenerate]
+    cheapest = min(c.cost_usd.mean for c in same)
+    tied = [c for c in same if c.cost_usd.mean <= cheapest * (1 + tie)]
+    choice = max(tied, key=lambda c: c.accuracy.mean)
+    ties = (f" Costs within {tie:.0%} of the cheapest count as equal (run-to-run timing noise), and among "
+            f"{', '.join(c.label for c in tied)} the most accurate was taken." if len(tied) > 1 else "")
+    tuning = _tuning_sentence(choice)
     if choice is best:
         return choice, (
-            f"**{choice.label}**: the most accurate configuration ({_pct(best.accuracy.mean)}), and no configuration that "
-            f"is statistically as accurate costs less ({_usd(choice.cost_usd.mean)} per run)."
+            f"**{choice.label}**: the most accurate configuration ({_pct(best.accuracy.mean)} test accuracy), and no "
+            f"configuration that is statistically as accurate costs less ({_usd(choice.cost_usd.mean)} per run).{ties}{tuning}"
         )
     if best.cost_usd.mean == 0:  # a price of 0 was given: there is no cost to compare
-        return choice, f"**{choice.label}**: statistically indistinguishable from the best, {best.label}; both cost nothing at the given price."
+        return choice, f"**{choice.label}**: statistically indistinguishable from the best, {best.label}; both cost nothing at the given price.{ties}"
     ratio = choice.cost_usd.mean / best.cost_usd.mean
     return choice, (
-        f"**{choice.label}**: accuracy {_pct(choice.accuracy.mean)} against the best's {_pct(best.accuracy.mean)} "
+        f"**{choice.label}**: test accuracy {_pct(choice.accuracy.mean)} against the best's {_pct(best.accuracy.mean)} "
         f"({best.label}), statistically indistinguishable ({choice.vs_best.test} on the same {choice.vs_best.examples:,} "
-        f"evaluation examples, Holm-adjusted p {_p(choice.p_holm, '= ')}), at {_usd(choice.cost_usd.mean)} per run: {ratio:.2f}x the best's "
-        f"{_usd(best.cost_usd.mean)} ({(1 / ratio if ratio else float('inf')):.1f}x cheaper), with {_count(choice.trainable_params)} trainable parameters."
+        f"test examples, Holm-adjusted p {_p(choice.p_holm, '= ')}), at {_usd(choice.cost_usd.mean)} per run: {ratio:.2f}x the best's "
+        f"{_usd(best.cost_usd.mean)} ({(1 / ratio if ratio else float('inf')):.1f}x cheaper), with {_count(choice.trainable_params)} "
+        f"trainable parameters.{ties}{tuning}"
     )
 
 
+def _tuning_sentence(config: Config) -> str:
+    t = config.tuned
+    if t is None or not t.swept:
+        return ""
+    point = ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in t.chosen.values.items())
+    return (f" Its {point} was chosen on validation among {len(t.points)} points; the sweep cost "
+            f"{_usd(config.tuning_cost_usd)} in all ({config.tuning_runs} runs).")
+
+
 def fit_flag(loss_ratio: float, overfit_below: float, fine_above: float) -> str:
-    """The seed notebook's reading of train loss / eval loss."""
+    """The seed notebook's reading of train loss / validation loss."""
+    if loss_ratio != loss_ratio:  # NaN: no held-out loss to compare with
+        return "n/a"
     if loss_ratio < overfit_below:
         return "overfits"
     if loss_ratio <= fine_above:
@@ -248,33 +307,101 @@ def fit_flag(loss_ratio: float, overfit_below: float, fine_above: float) -> str:
 # ----------------------------------------------------------------------------- the document
 
 
-def build_document(paths, configs, best, choice, why, not_ok, plots, args) -> list[tuple[str, list]]:
+def build_document(paths, decision: "Decision", plots, sweep_plots, curve_plots, args) -> list[tuple[str, list]]:
     """The report as sections of blocks (text, Table, Image), rendered to Markdown and HTML."""
-    first = configs[0].first
-    eval_examples = first.get("eval_examples", "?")
-    devices = sorted({c.first.get("device", "?") for c in configs})
-    runs = sum(len(c.rows) for c in configs)
-    seeds = sorted({len(c.rows) for c in configs})
-    intro = (
-        f"From {', '.join(f'`{p}`' for p in paths)}: {runs} ok runs of {len(configs)} configurations "
-        f"({'/'.join(map(str, seeds))} seed(s) each), {len(not_ok)} run(s) that did not finish; "
-        f"{int(eval_examples):,} evaluation and {int(first.get('train_examples') or 0):,} training examples; "
-        f"device: {', '.join(devices)}."
-    )
+    configs, best, choice, not_ok = decision.configs, decision.best, decision.choice, decision.not_ok
     sections = [
-        ("", [intro]),
-        ("Recommendation", [why, _reading(configs, best, args), _tradeoffs(configs, choice)]),
+        ("", [_intro(paths, decision)]),
+        ("Recommendation", [decision.why, _reading(configs, best, args), _tradeoffs(configs, choice)]),
+        ("Protocol", [_protocol(decision)]),
         ("Configurations", [configuration_table(configs, best, choice, args), _legend(args)]),
         ("Pareto plots", [Image(p, caption) for p, caption in plots]),
+    ]
+    swept = [c for c in configs if c.tuned and c.tuned.swept]
+    if swept:
+        sections.append(("Tuning", [tuning_table(swept), _tuning_note(swept)] + [Image(p, caption) for p, caption in sweep_plots]))
+    if curve_plots:
+        sections.append(("Learning curves", [learning_curve_table(decision.curves)] + [Image(p, c) for p, c in curve_plots]))
+    sections += [
         ("Significance", [significance_table(configs, best), _significance_note(args)]),
         ("Cost", [cost_table(configs), _cost_note(configs, args)]),
     ]
     if not_ok:
         sections.append(("Runs that did not finish", [Table(
             ["checkpoint", "strategy", "seed", "status", "error"],
-            [[short_checkpoint(r["checkpoint"]), r["strategy"], r["seed"], r["status"], r.get("error", "")[:160]] for r in not_ok],
+            [[short_checkpoint(r["checkpoint"]), r["strategy"], r["seed"], r["status"], (r.get("error") or "")[:160]] for r in not_ok],
         )]))
     return sections
+
+
+def _intro(paths, decision: "Decision") -> str:
+    configs = decision.configs
+    first = configs[0].first
+    runs = sum(len(p.rows) for t in decision.tuned for p in t.points)
+    seeds = sorted({len(c.rows) for c in configs})
+    validation = first.get("validation_examples")
+    split = f"{int(validation):,} validation ({first.get('validation_split') or 'validation'}), " if validation else "no validation, "
+    text = (
+        f"From {', '.join(f'`{p}`' for p in paths)}: {runs} ok runs; {len(configs)} configurations compete "
+        f"({'/'.join(map(str, seeds))} seed(s) each), {len(decision.not_ok)} run(s) did not finish; "
+        f"{int(first.get('train_examples') or 0):,} training, {split}{int(first.get('eval_examples') or 0):,} test examples "
+        f"({first.get('eval_split') or 'eval split'}); device: {', '.join(decision.devices)}."
+    )
+    if len(decision.devices) > 1:
+        text += (" **MIXED DEVICES** (--mixed-devices): speed and cost were measured on different devices and each run is "
+                 "priced at its own device's rate; differences in them may be the devices', not the strategies'.")
+    unvalidated = [c.label for c in configs if c.validation is None]
+    if unvalidated:
+        text += (f" Without a validation split (rows from an older version, or a suite without one): "
+                 f"{', '.join(unvalidated)}: untuned, epoch and settings as run.")
+    return text
+
+
+def _protocol(decision: "Decision") -> str:
+    first = decision.configs[0].first
+    if not first.get("validation_examples"):
+        return ("These rows have no validation split: nothing was chosen on held-out data, and the test figures are those "
+                "of the configurations as run.")
+    return (
+        f"Chosen on validation, reported on test. Each run kept its {'best validation' if any(r.get('select') == 'best' for c in decision.configs for r in c.rows) else 'last'} "
+        f"epoch; each sweep's point is the one with the best mean validation accuracy over the seeds every point ran "
+        f"(bench/selection.py); the test split ({first.get('eval_split')}, {int(first['eval_examples']):,} examples) was scored "
+        "once per run, after training, and only the chosen points are compared on it. Cost per run is the chosen point's "
+        "(training + validation time); the tuning cost is what every point and seed of its sweep used, shown beside it."
+    )
+
+
+def tuning_table(swept: list[Config]) -> Table:
+    rows = []
+    for c in swept:
+        t = c.tuned
+        for point in t.points:
+            score = point.validation_on(set(t.seeds_compared))
+            rows.append([
+                c.label,
+                ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.values.items()),
+                ", ".join(str(int(r["seed"])) for r in point.rows),
+                _pct(score) if score is not None else "",
+                "**chosen**" if point is t.chosen else "",
+            ])
+    return Table(["configuration", "point", "seeds run", "validation accuracy (seeds compared)", "choice"], rows)
+
+
+def _tuning_note(swept: list[Config]) -> str:
+    edges = [f"{c.label}'s chosen {key} is the {end} value swept" for c in swept for key, end in c.tuned.at_edge]
+    edge = (f" **At the edge of the sweep:** {'; '.join(edges)}: the best may lie beyond it; widen the sweep."
+            if edges else "")
+    return ("Validation accuracy is averaged over the seeds every point ran (with sweep_seeds: first, the first seed); the "
+            "chosen point alone then ran the other seeds. Test accuracy of the points not chosen is never shown or used: "
+            "choosing among them on it would report the luckiest." + edge)
+
+
+def learning_curve_table(curves: dict) -> Table:
+    sizes = sorted({size for points in curves.values() for size in points})
+    rows = []
+    for label, points in curves.items():
+        rows.append([label] + [f"{_pct(points[s].accuracy.mean)} ({_usd(points[s].cost_usd.mean)})" if s in points else "" for s in sizes])
+    return Table(["configuration"] + [f"{s:,} labels: test accuracy (cost per run)" for s in sizes], rows)
 
 
 def configuration_table(configs: list[Config], best: Config, choice: Config, args) -> Table:
@@ -288,18 +415,21 @@ def configuration_table(configs: list[Config], best: Config, choice: Config, arg
         rows.append([
             c.label + (" (recommended)" if c is choice else ""),
             str(len(c.rows)),
+            _with_interval(c.validation, _pct) if c.validation else "none",
             _with_interval(c.accuracy, _pct),
             _per_seed(c.accuracy, _pct),
             verdict,
             _with_interval(c.loss_ratio, lambda v: f"{v:.2f}") + f" {', '.join(flags)}",
-            _with_interval(c.speed, lambda v: f"{v:,.1f}"),
+            _with_interval(c.speed, lambda v: f"{v:,.1f}") + (" *shared features*" if any(r.get("reused_cache_seconds") for r in c.rows) else ""),
             _count(c.trainable_params),
             f"{c.peak_memory_mb:,.0f}" if c.peak_memory_mb is not None else "",
             _usd(c.cost_usd.mean),
+            f"{_usd(c.tuning_cost_usd)} ({c.tuning_runs} runs)" if c.tuned and c.tuned.swept else "(not swept)",
         ])
     return Table(
-        ["configuration", "seeds", f"accuracy, mean [{CONFIDENCE:.0%} CI]", "accuracy per seed", "vs best",
-         "loss ratio, fit", "train samples/s", "trainable params", "peak memory MB", "cost per run"],
+        ["configuration", "seeds", "validation accuracy (chooses)", f"test accuracy, mean [{CONFIDENCE:.0%} CI]",
+         "test accuracy per seed", "vs best", "loss ratio, fit", "train samples/s", "trainable params", "peak memory MB",
+         "cost per run", "tuning cost (every point and seed)"],
         rows,
     )
 
@@ -338,12 +468,13 @@ def cost_table(configs: list[Config]) -> Table:
             f"{c.device_hours * 3600:,.0f}",
             f"{c.device_hours:.4f}",
             _usd(c.cost_usd.mean),
+            _usd(c.tuning_cost_usd) + (f" ({c.tuning_runs} runs)" if c.tuned and c.tuned.swept else ""),
             f"{gain * 100 / c.cost_usd.mean:,.0f}" if c.majority_rate is not None and c.cost_usd.mean > 0 else "",
             _usd(full) if full is not None else "(ran on the whole split)",
         ])
     whole = configs[0].first.get("train_split_examples")
-    return Table(["configuration", "device-seconds per run", "device-hours", "cost per run",
-                  "accuracy points above the majority class per $",
+    return Table(["configuration", "device-seconds per run", "device-hours", "cost per run", "tuning cost (all its runs)",
+                  "test accuracy points above the majority class per $",
                   f"projected cost on the whole train split ({int(whole):,} examples)" if whole else "projected cost on the whole split"],
                  rows)
 
@@ -352,10 +483,10 @@ def _reading(configs, best, args) -> str:
     same = [c.label for c in configs if c.indistinguishable and c is not best]
     worse = [c.label for c in configs if c.p_holm is not None and c.p_holm < ALPHA]
     degenerate = [c.label for c in configs if c.degenerate]
-    parts = [f"The best is **{best.label}** at {_pct(best.accuracy.mean)} mean accuracy."]
+    parts = [f"The best is **{best.label}** at {_pct(best.accuracy.mean)} mean test accuracy."]
     parts.append(f"Statistically indistinguishable from it: {', '.join(same)}." if same else "No other configuration is statistically as accurate.")
     if worse:
-        parts.append(f"Worse, beyond the noise of the evaluation set: {', '.join(worse)}.")
+        parts.append(f"Worse, beyond the noise of the test set: {', '.join(worse)}.")
     if degenerate:
         parts.append(f"Degenerate (one class predicted, or accuracy at the majority rate), never recommended: {', '.join(degenerate)}.")
     return " ".join(parts)
@@ -380,16 +511,19 @@ def _tradeoffs(configs: list[Config], choice: Config) -> str:
 def _legend(args) -> str:
     return (
         f"Means over seeds with {CONFIDENCE:.0%} bootstrap intervals of the mean (scipy.stats.bootstrap, BCa; with few seeds "
-        "an interval is rough: read the per-seed values). Fit, from train loss / eval loss as in the seed notebook: below "
+        "an interval is rough: read the per-seed values). Validation accuracy is what chose the epoch and the sweep point; "
+        "test accuracy, scored once per run, is what is compared. Fit, from train loss / validation loss as in the seed notebook: below "
         f"{args.overfit_below} overfits, {args.overfit_below}-{args.fine_above} watch, above {args.fine_above} fine. "
-        "Throughput is end to end (train examples x epochs / train seconds, cache building included); "
+        "Throughput is end to end (train examples x epochs run / train seconds, cache building included; a run that "
+        "reused frozen features another run computed, marked *shared features*, excludes computing them, though its cost "
+        "per run includes them); "
         "memory is the peak of the run (CUDA max allocated, or CPU peak RSS)."
     )
 
 
 def _significance_note(args) -> str:
     return (
-        "Each configuration against the best on the same evaluation examples: McNemar's exact test when both ran one "
+        "Each chosen configuration against the best on the same test examples: McNemar's exact test when both ran one "
         "seed, otherwise a paired bootstrap over examples of the accuracy difference (each example's correctness "
         f"averaged over seeds, {10_000:,} resamples). Holm's correction over all comparisons with the best. "
         f"Indistinguishable means Holm-adjusted p >= {ALPHA}: the data cannot tell the two apart, not that they are equal. "
@@ -401,10 +535,12 @@ def _cost_note(configs, args) -> str:
     sources = sorted({c.price.source for c in configs})
     defaults = ", ".join(f"{k} ${v:g}" for k, v in DEFAULT_PRICES.items())
     return (
-        f"Cost = training wall time x processes x price per device-hour ({'; '.join(sources)}). "
+        f"Cost per run = (training + validation) wall time x processes x price per device-hour of the run's own device "
+        f"({'; '.join(sources)}), plus the frozen outputs it reused from an earlier run (charged once in the tuning cost). "
+        "Tuning cost = what every run of the sweep used, every point and seed. "
         f"ASSUMPTIONS unless given with --price: on-demand list prices per device-hour ({defaults}); "
-        "loading, tokenizing, evaluation and compilation are not counted. The projection to the whole train split "
-        "scales the cost by the number of examples (same epochs)."
+        "loading, tokenizing, the test pass and compilation are not counted. The projection to the whole train split "
+        "scales the cost per run by the number of examples (same epochs)."
     )
 
 
@@ -463,6 +599,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="price per device-hour: NAME matched in the device name (CPU: per thread), or one price for all")
     parser.add_argument("--overfit-below", type=float, default=0.5, help="loss ratio below which a run overfits (default 0.5)")
     parser.add_argument("--fine-above", type=float, default=0.7, help="loss ratio above which a run fits fine (default 0.7)")
+    parser.add_argument("--mixed-devices", action="store_true",
+                        help="compare rows measured on different devices (refused otherwise: their speed and cost do not compare)")
     parser.add_argument("--readme", type=Path, help="also write the configurations table into this file's decision-report block")
     args = parser.parse_args(argv)
     if not 0 < args.overfit_below <= args.fine_above:
@@ -470,26 +608,87 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+@dataclasses.dataclass
+class Decision:
+    """What the report decided, as objects: the chosen configurations, the best, the
+    recommendation and why, every sweep, the learning curves, the runs that did not finish."""
+
+    configs: list[Config]  # one per sweep (its chosen point), at the largest train size; most accurate first
+    best: Config
+    choice: Config
+    why: str
+    tuned: list[Tuned]  # every sweep, every train size
+    curves: dict  # label -> {train examples: Config}, with several train sizes
+    not_ok: list[dict]
+    devices: list[str]
+
+
+def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = False) -> Decision:
+    """Rows in, decision out: choose on validation (bench/selection.py), compare the chosen
+    configurations on test, recommend."""
+    ok, not_ok = load_runs(paths)
+    devices = check_devices(ok, mixed_devices)
+    prices = prices or {}
+    try:
+        tuned = choose(ok)
+    except ValueError as err:
+        raise BenchError(str(err)) from None
+    size = lambda t: int(t.chosen.rows[0].get("train_examples") or 0)  # noqa: E731
+    largest = max(size(t) for t in tuned)
+    configs = sorted(build_configs([t for t in tuned if size(t) == largest], prices), key=lambda c: -c.accuracy.mean)
+    best = compare_with_best(configs)
+    choice, why = recommend(configs, best)
+    curves = {}
+    if len({size(t) for t in tuned}) > 1:
+        for config in build_configs(tuned, prices):
+            name = config.first["strategy"] if len({c.first["checkpoint"] for c in configs}) == 1 else (
+                f"{short_checkpoint(config.first['checkpoint'])} / {config.first['strategy']}")
+            curves.setdefault(name, {})[int(config.first.get("train_examples") or 0)] = config
+    return Decision(configs, best, choice, why, tuned, curves, not_ok, devices)
+
+
 def make_report(args) -> tuple[Path, Path, Path]:
     if args.readme:
         check_readme(args.readme)  # before anything is written
-    ok, not_ok = load_runs(args.reports)
-    configs = build_configs(ok, parse_prices(args.price))
-    best = compare_with_best(configs)
-    choice, why = recommend(configs, best)
+    decision = decide(args.reports, parse_prices(args.price), args.mixed_devices)
+    configs, best, choice = decision.configs, decision.best, decision.choice
     first = args.reports[0]
     folder, stem = first.parent.resolve(), first.stem
     plot_dir = folder / f"{stem}.report"
     plots = pareto_plots(configs, plot_dir, stem, choice)
-    sections = build_document(args.reports, configs, best, choice, why, not_ok, plots, args)
-    title = f"Decision report: {ok[0].get('suite') or stem}"
+    sweep_plots = make_sweep_plots(configs, plot_dir, stem)
+    curve_plots = make_curve_plots(decision.curves, plot_dir, stem)
+    sections = build_document(args.reports, decision, plots, sweep_plots, curve_plots, args)
+    title = f"Decision report: {configs[0].first.get('suite') or stem}"
     md_path, html_path = folder / f"{stem}.report.md", folder / f"{stem}.report.html"
     md_path.write_text(to_markdown(title, sections, folder))
     html_path.write_text(to_html(title, sections))
     if args.readme:
         table = to_markdown("", [("", [configuration_table(configs, best, choice, args)])], folder).split("\n", 2)[2].strip()
-        update_readme(args.readme, f"{why} {_tradeoffs(configs, choice)}\n\n{table}", md_path)
+        update_readme(args.readme, f"{decision.why} {_tradeoffs(configs, choice)}\n\n{table}", md_path)
     return md_path, html_path, plot_dir
+
+
+def make_sweep_plots(configs: list[Config], plot_dir: Path, stem: str) -> list[tuple[Path, str]]:
+    from bench.plots import plot_sweep
+
+    out = []
+    for config in configs:
+        if config.tuned and config.tuned.swept:
+            name = "sweep-" + "".join(ch if ch.isalnum() else "-" for ch in config.label) + ".png"
+            plot_sweep(config.tuned, config.label, plot_dir / name, f"{stem}: {config.label}")
+            out.append((plot_dir / name, f"{config.label}: validation accuracy of each point of its sweep; the star is the chosen point"))
+    return out
+
+
+def make_curve_plots(curves: dict, plot_dir: Path, stem: str) -> list[tuple[Path, str]]:
+    if not curves:
+        return []
+    from bench.plots import plot_learning_curves
+
+    path = plot_dir / "learning-curves.png"
+    plot_learning_curves(curves, path, f"{stem}: how many labels do we need?")
+    return [(path, "Test accuracy (chosen points, mean over seeds) and cost per run against the number of labelled training examples")]
 
 
 def pareto_plots(configs: list[Config], plot_dir: Path, stem: str, chosen: Config) -> list[tuple[Path, str]]:
@@ -498,7 +697,7 @@ def pareto_plots(configs: list[Config], plot_dir: Path, stem: str, chosen: Confi
     measures = {r.get("memory_measure", "") for c in configs for r in c.rows}
     memory = "CPU: peak RSS of the whole process" if any(m.startswith("cpu") for m in measures) else "CUDA max allocated"
     specs = [
-        ("pareto-cost.png", lambda c: c.cost_usd.mean, "training cost per run (USD, log scale; prices: see Cost)",
+        ("pareto-cost.png", lambda c: c.cost_usd.mean, "cost per run: training + validation (USD, log scale; prices: see Cost)",
          "accuracy vs money", "nothing cheaper is as accurate", lambda v: f"${v:.2g}"),
         ("pareto-params.png", lambda c: c.trainable_params, "trainable parameters (log scale)",
          "accuracy vs trainable parameters", "nothing with fewer trainable parameters is as accurate", None),

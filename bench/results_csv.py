@@ -105,6 +105,11 @@ class Status(str, enum.Enum):
     OOM = "oom"
     FAILED = "failed"
 
+    def __str__(self) -> str:  # written and shown as its value, on every Python version
+        return self.value
+
+    __format__ = str.__format__
+
 
 # Column -> type, for the typed reader (the others are text). A value that does not parse as
 # its type is a malformed row.

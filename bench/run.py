@@ -47,6 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(default: $BENCH_DATA_DIR if set)")
     parser.add_argument("--train-size", type=int, help="override the suite's number of training examples")
     parser.add_argument("--eval-size", type=int, help="override the suite's number of test (eval split) examples")
+    parser.add_argument("--validation-size", type=int, help="override the suite's number of validation examples "
+                        "(carved from train, or sampled from its validation split)")
     parser.add_argument("--epochs", type=int, help="override every strategy's epochs")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the suite's seeds")
     parser.add_argument("--mixed-precision", choices=["auto", "no", "fp16", "bf16"], help="override the suite's mixed precision")
@@ -58,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
             parser.error(f"--shard must be I/N with 1 <= I <= N, got {args.shard!r}")
         args.shard = (int(index), int(count))
-    for name in ("train_size", "eval_size", "epochs"):
+    for name in ("train_size", "eval_size", "validation_size", "epochs"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     return args
@@ -103,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         for key, value in {
             "train_size": args.train_size,
             "eval_size": args.eval_size,
+            "validation_size": args.validation_size,
             "epochs": args.epochs,
             "seeds": args.seeds,
             "mixed_precision": args.mixed_precision,

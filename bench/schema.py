@@ -177,6 +177,8 @@ def _wanted(error: dict) -> str:
         return "positive" if ctx.get("gt") == 0 else f"greater than {ctx['gt']}"
     if kind == "greater_than_equal":
         return "zero or more" if ctx.get("ge") == 0 else f"at least {ctx['ge']}"
+    if kind == "less_than":
+        return f"less than {ctx['lt']}"
     if kind == "less_than_equal":
         return f"at most {ctx['le']}"
     if kind == "literal_error":

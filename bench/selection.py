@@ -49,6 +49,18 @@ class Tuned:
         return len(self.points) > 1
 
     @property
+    def at_edge(self) -> list[tuple[str, str]]:
+        """(key, 'smallest' or 'largest') for each numeric swept key whose chosen value is an end
+        of its swept range: the best may lie beyond it."""
+        edges = []
+        for key, value in self.chosen.values.items():
+            values = {p.values.get(key) for p in self.points}
+            if len(values) > 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                if value in (min(values), max(values)):
+                    edges.append((key, "smallest" if value == min(values) else "largest"))
+        return edges
+
+    @property
     def tuning_device_seconds(self) -> float:
         return sum(charged_device_seconds(r) for p in self.points for r in p.rows)
 

@@ -78,7 +78,8 @@ def validate_strategy_params(kind: str, params: dict, where: str) -> dict:
     try:
         validated(_OPTION_MODELS[kind], params, where)
     except BenchError as err:
-        raise BenchError(str(err).replace("unknown key", f"kind '{kind}' has no option", 1)) from None
+        message = str(err).replace("unknown key", f"kind '{kind}' has no option", 1).replace("known keys:", "its options:")
+        raise BenchError(message[:-1] + " none" if message.endswith("its options: ") else message) from None
     return params
 
 

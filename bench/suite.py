@@ -203,8 +203,8 @@ def find_suite(name_or_path: str) -> Path:
 
 def load_suite(name_or_path: str, data_dir: str | None = None, overrides: dict | None = None) -> Suite:
     """Parse and validate a suite. `data_dir` (flag or BENCH_DATA_DIR) replaces the dataset's
-    source; `overrides` come from the command line (train_size, eval_size, epochs, seeds,
-    mixed_precision). Both are applied once, to the raw file, and then validated with it."""
+    source; `overrides` come from the command line (train_size, eval_size, validation_size,
+    epochs, seeds, mixed_precision). Both are applied once, to the raw file, and then validated with it."""
     path = find_suite(name_or_path)
     where = f"suite {path}"
     raw = _read_yaml(path)
@@ -260,6 +260,7 @@ def _strategy(entry, i: int, defaults: Defaults, where: str) -> tuple[StrategySp
     if "kind" not in entry:
         raise BenchError(f"{where}: strategies[{i}] has no 'kind'")
     kind, name = entry["kind"], entry.get("name", entry["kind"])
+    validate_strategy_params(kind, {}, f"{where}: strategies[{i}]")  # a known kind, before it names anything
     if not isinstance(name, str) or not name.strip():
         raise BenchError(f"{where}: strategies[{i}]: 'name' must be a non-empty text, got {name!r}")
     swhere = f"{where}: strategy '{name}'"
@@ -325,7 +326,7 @@ def _apply_overrides(raw: dict, overrides: dict, data_dir: str | None) -> None:
         raw["defaults"] = {}
     dataset, defaults = raw["dataset"], raw["defaults"]
     if isinstance(dataset, dict):
-        dataset.update({key: overrides[key] for key in ("train_size", "eval_size") if key in overrides})
+        dataset.update({key: overrides[key] for key in ("train_size", "eval_size", "validation_size") if key in overrides})
         if "train_size" in overrides:
             dataset.pop("train_sizes", None)
         if data_dir:  # relative to where the command runs, not to the suite file

@@ -1,10 +1,15 @@
-"""One run: train a strategy's plan with Accelerate, evaluate after every epoch, measure.
+"""One run: train a strategy's plan with Accelerate, validate after every epoch, keep the
+chosen epoch, score the test split once, measure.
 
-Read `train_one` top to bottom like accelerate's nlp_example: examples as tensors on the
-device, the frozen part computed once if the plan allows it (bench/caching.py), loaders of
-example indices, AdamW with the linear schedule the seed's HF Trainer used, compilation,
-`accelerator.prepare`, then epochs of `fit_epoch` followed by `evaluate`, whose
-`gather_for_metrics` scores every evaluation example exactly once with N processes.
+Read `train_one` top to bottom like accelerate's nlp_example. `prepare_loop` puts the
+examples on the device as tensors (the frozen part computed once if the plan allows it,
+bench/caching.py, or taken from an earlier run that computed the same thing), makes loaders
+of example indices, AdamW with the linear schedule the seed's HF Trainer used, compiles and
+calls `accelerator.prepare`; all of it lives in one `Loop`. Then epochs of `fit_epoch`, each
+followed by `record_epoch` (the validation pass; with `select: best` a copy of the trainable
+tensors when validation accuracy improves; `patience` stops early), `keep_chosen_epoch`,
+and one `evaluate_model` on the test split. `gather_for_metrics` scores every example exactly
+once with N processes.
 
 Speed without changing what is computed: with compilation on (by default on CUDA), the
 model's forward is compiled with CUDA graphs (`mode="reduce-overhead"`); batches then have

@@ -130,11 +130,12 @@ def distilbert_dir(tmp_path_factory) -> Path:
     return build_checkpoint(tmp_path_factory.mktemp("tiny-distilbert"), "distilbert")
 
 
-def write_suite(folder: Path, checkpoints, data_dir: Path, strategies=None, name="tiny", **defaults) -> Path:
-    """A suite YAML over the test data; the defaults keep a run to a second or two."""
+def write_suite(folder: Path, checkpoints, data_dir: Path, strategies=None, name="tiny", dataset=None, **defaults) -> Path:
+    """A suite YAML over the test data; the defaults keep a run to a second or two. `dataset`:
+    more dataset fields (validation_size, train_sizes, ...)."""
     suite = {
         "name": name,
-        "dataset": {"data_dir": str(data_dir), "train_split": "train", "eval_split": "test"},
+        "dataset": {"data_dir": str(data_dir), "train_split": "train", "eval_split": "test", **(dataset or {})},
         "checkpoints": [str(c) for c in checkpoints],
         # fp32 unless a test asks otherwise: `auto` would pick bf16 on CPUs that have it
         "defaults": {"epochs": 1, "batch_size": 8, "learning_rate": 1e-3, "max_length": 32, "seeds": [0],

@@ -54,6 +54,10 @@ def _cases(tmp, bert_dir, roberta_dir, data_dir):
                                         "classifier.bias": "model-00002-of-00002.safetensors"}}))
     corrupt = build_checkpoint(tmp / "corrupt", "bert")
     (corrupt / "config.json").write_text("{ not json")
+    not_utf8 = tmp / "latin1.yaml"
+    not_utf8.write_bytes(suite("l1").read_bytes().replace(b"name: l1", "name: caf\xe9".encode("latin-1")))
+    empty_folder = tmp / "empty-checkpoint"
+    empty_folder.mkdir()
     named = [(t, ("neg", "pos")[y]) for t, y in good]  # the test split names its labels, the train split numbers them
     return {
         "truncated-weights": (write_suite(tmp, [truncated], data_dir, name="tw"), "model.safetensors is truncated"),
@@ -82,8 +86,27 @@ def _cases(tmp, bert_dir, roberta_dir, data_dir):
         "single-class": (write_suite(tmp, [bert_dir], _data(tmp, "sc", [(t, 1) for t, _ in good]), name="sc"),
                          "holds a single label"),
         "top-beyond-depth": (suite("td", strategies=[{"kind": "freeze", "top": 5}]), "exceeds the 2 layers"),
-        "lora-r-0": (suite("r0", strategies=[{"kind": "lora", "r": 0}]), "`r` should be a positive integer"),
-        "head-hidden-negative": (suite("hn", strategies=[{"kind": "head", "hidden": [-1]}]), "positive integers"),
+        "lora-r-0": (suite("r0", strategies=[{"kind": "lora", "r": 0}]), "'r' must be positive, got 0"),
+        "head-hidden-negative": (suite("hn", strategies=[{"kind": "head", "hidden": [-1]}]), "'hidden[0]' must be positive"),
+        # the schema's classes (bench/schema.py): wrong types inside dataset and strategies, values out of range
+        "data-dir-number": (suite("dn", dataset={"data_dir": 5}), "dataset: 'data_dir' must be a string, got 5"),
+        "kind-a-list": (suite("kl", strategies=[{"kind": ["full"]}]), "unknown strategy kind ['full']"),
+        "negative-seed": (suite("ns", seeds=[-1]), "'seeds[0]' must be zero or more, got -1"),
+        "negative-shuffle-seed": (suite("nss", dataset={"shuffle_seed": -3}), "'shuffle_seed' must be zero or more"),
+        "warmup-above-1": (suite("wu", warmup_ratio=1.5), "'warmup_ratio' must be at most 1"),
+        "negative-layer-count": (suite("nl", strategies=[{"kind": "freeze", "top": -1}]), "'top' must be zero or more"),
+        "max-length-below-special-tokens": (suite("mls", max_length=2), "max_length 2 leaves no room for text"),
+        "not-utf8": (not_utf8, "is not UTF-8"),
+        "text-column-is-label-column": (suite("tl", dataset={"label_column": "text"}), "must be different columns"),
+        "fp16-on-cpu": (suite("f16", mixed_precision="fp16"), "fp16 needs a GPU"),
+        "empty-checkpoint-folder": (write_suite(tmp, [empty_folder], data_dir, name="ecf"), "is empty"),
+        "empty-freeze-pattern": (suite("efp", strategies=[{"kind": "freeze", "patterns": [""]}]), "'patterns[0]' must be a non-empty text"),
+        "sweep-of-unknown-key": (suite("suk", strategies=[{"kind": "lora", "sweep": {"lr": [1e-3]}}], dataset={"validation_size": 5}),
+                                 "sweep: 'lr' is neither a hyperparameter nor an option"),
+        "sweep-without-validation": (suite("swv", strategies=[{"kind": "lora", "sweep": {"learning_rate": [1e-3]}}]),
+                                     "a sweep is chosen on validation data, and the dataset has none"),
+        "patience-without-select-best": (suite("pw", patience=2), "patience (early stopping) needs select: best"),
+        "validation-too-large": (suite("vl", dataset={"validation_size": 500}), "too few to carve 500 validation examples"),
     }
 
 
@@ -91,7 +114,10 @@ CASES = [
     "nan-learning-rate", "inf-learning-rate", "batch-size-0", "epochs-string", "max-length-beyond-positions",
     "duplicate-yaml-key", "duplicate-checkpoint", "duplicate-seed", "empty-seeds", "empty-suite", "suite-is-a-list",
     "blank-text", "float-labels", "labels-out-of-range", "single-class", "top-beyond-depth", "lora-r-0",
-    "head-hidden-negative", "truncated-weights", "truncated-bin-weights", "missing-shard", "corrupt-config", "mixed-label-types", "header-only-csv",
+    "head-hidden-negative", "data-dir-number", "kind-a-list", "negative-seed", "negative-shuffle-seed", "warmup-above-1",
+    "negative-layer-count", "max-length-below-special-tokens", "not-utf8", "text-column-is-label-column", "fp16-on-cpu",
+    "empty-checkpoint-folder", "empty-freeze-pattern", "sweep-of-unknown-key", "sweep-without-validation",
+    "patience-without-select-best", "validation-too-large", "truncated-weights", "truncated-bin-weights", "missing-shard", "corrupt-config", "mixed-label-types", "header-only-csv",
 ]
 
 
@@ -147,3 +173,25 @@ def test_option_errors_are_one_line():
     result = run_cli("--suite", "offline", "--epochs", "two")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: argument --epochs: invalid int value: 'two' (see --help)"]
+
+
+def test_a_data_folder_from_the_environment_is_named_as_such(tmp_path, bert_dir, data_dir):
+    suite = write_suite(tmp_path, [bert_dir], tmp_path / "nowhere")
+    result = run_cli("--suite", suite, "--output", tmp_path / "r.csv", env={"BENCH_DATA_DIR": str(tmp_path / "missing")})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "BENCH_DATA_DIR" in line and "does not exist" in line
+
+
+def test_an_existing_report_with_a_malformed_row_is_refused_before_training(tmp_path, bert_dir, data_dir):
+    """Found only after training, the run's result would have nowhere to go."""
+    suite = write_suite(tmp_path, [bert_dir], data_dir)
+    output = tmp_path / "kept.csv"
+    append_row(output, {"suite": "earlier", "run_id": "0123456789ab", "status": "ok", "eval_accuracy": 0.8})
+    output.write_text(output.read_text().replace(",0.8,", ",eighty percent,"))
+    before = output.read_bytes()
+    result = run_cli("--suite", suite, "--output", output)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "column 'eval_accuracy' holds 'eighty percent'" in line and "malformed row" in line
+    assert output.read_bytes() == before and not list(tmp_path.glob("*.predictions"))

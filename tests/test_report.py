@@ -118,7 +118,8 @@ def test_report_recommends_the_cheapest_configuration_as_good_as_the_best(tmp_pa
     assert "0.10x the best's $2" in recommendation  # 360 s vs 3600 s at $2 per hour
     assert "Statistically indistinguishable from it: small." in md and "Worse, beyond the noise" in md
     assert "DEGENERATE" in md and "overfits" in md  # one-class; big's loss ratio 0.4 < 0.5
-    assert "| big | 3,600 | 1.0000 | $2 | 20 | $50 |" in md  # 1,000 -> 25,000 train examples: $2 x 25; (0.9 - 0.5) x 100 / $2
+    # tuning cost of an unswept configuration: its 3 seeds; 1,000 -> 25,000 train examples: $2 x 25; (0.9 - 0.5) x 100 / $2
+    assert "| big | 3,600 | 1.0000 | $2 | $6 | 20 | $50 |" in md
     html = (tmp_path / "constructed.report.html").read_text()
     assert html.count("data:image/png;base64,") == 3 and "<table>" in html
     for name in ("pareto-cost", "pareto-params", "pareto-memory"):
@@ -213,3 +214,118 @@ def test_readme_block_is_generated(tmp_path):
     result = run_report(report, "--readme", readme)
     assert result.returncode == 2 and "decision-report:start" in result.stderr
     assert not (tmp_path / "constructed.report.md").exists()  # nothing written
+
+
+# ----------------------------------------------------------------------------- the selection protocol
+
+
+def write_point(report, seed, learning_rate, validation, wrong, train_seconds, validation_seconds=0.0, device="NVIDIA H100 80GB HBM3"):
+    """One run of a learning-rate sweep of the strategy 'swept' (all points share a tuning_id)."""
+    config_id = hashlib.sha256(f"swept-{learning_rate}".encode()).hexdigest()[:12]
+    run_id = hashlib.sha256(f"swept-{learning_rate}-{seed}".encode()).hexdigest()[:12]
+    predictions = predictions_with_errors(wrong)
+    started = f"2026-11-26T11:{seed:02d}:{int(learning_rate * 1e4) % 60:02d}+00:00"
+    file = write_predictions(report, run_id, started, predictions, LABELS)
+    append_row(report, {
+        "suite": "constructed", "run_id": run_id, "config_id": config_id, "tuning_id": "sweep-of-swept",
+        "sweep_point": f'{{"learning_rate": {learning_rate}}}', "status": "ok", "checkpoint": "org/model-a",
+        "strategy": "swept", "strategy_kind": "lora", "seed": seed, "learning_rate": learning_rate,
+        "validation_accuracy": validation, "validation_examples": 200, "validation_split": "carved from train",
+        "eval_accuracy": sum(y == p for _, y, p, _ in predictions) / EVAL, "loss_ratio": 0.9, "train_samples_per_s": 100.0,
+        "train_seconds": train_seconds, "validation_seconds": validation_seconds, "num_processes": 1, "device": device,
+        "trainable_params": 1000, "peak_memory_mb": 100.0, "train_examples": 1000, "eval_examples": EVAL,
+        "train_split_examples": 25000, "degenerate": False, "predictions_file": file, "started_at": started, "ended_at": started,
+    })
+
+
+def test_the_point_chosen_is_the_validation_best_not_the_test_best(tmp_path):
+    """Point 1e-3 is best on validation, 4e-3 on test: the report takes 1e-3, shows its test
+    accuracy, and never the test accuracy of the point it did not choose."""
+    report = tmp_path / "constructed.csv"
+    for seed in (1, 2):
+        write_point(report, seed, 1e-3, validation=0.90, wrong=set(range(80)), train_seconds=100)  # test 0.80
+        write_point(report, seed, 4e-3, validation=0.85, wrong=set(range(20)), train_seconds=100)  # test 0.95
+    result = run_report(report, "--price", "H100=3.6")
+    assert result.returncode == 0, result.stderr
+    md = (tmp_path / "constructed.report.md").read_text()
+    swept = next(line for line in md.splitlines() if line.startswith("| swept (recommended)"))
+    assert "| 0.900 [0.900, 0.900] | 0.800 [0.800, 0.800] |" in swept  # the chosen point's validation, its test accuracy
+    assert "0.950" not in md  # the unchosen point's test accuracy appears nowhere
+    tuning = md.split("## Tuning")[1].split("\n## ")[0]
+    assert "| swept | learning_rate=0.001 | 1, 2 | 0.900 | **chosen** |" in tuning
+    assert "| swept | learning_rate=0.004 | 1, 2 | 0.850 |  |" in tuning
+    assert "learning_rate = 0.001 was chosen on validation among 2 points" in md
+    # tuning cost = every point and seed: 4 runs x 100 s at $3.60/h = $0.40; cost per run $0.10
+    assert "the sweep cost $0.4 in all (4 runs)" in md
+    png = tmp_path / "constructed.report" / "sweep-swept.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tuning_cost_is_the_sum_over_points_and_seeds_with_validation_time(tmp_path):
+    from bench.report import decide
+
+    report = tmp_path / "constructed.csv"
+    seconds = {(1, 1e-3): (100, 10), (1, 2e-3): (200, 20), (1, 4e-3): (50, 5), (2, 2e-3): (300, 30)}
+    for (seed, lr), (train, validation) in seconds.items():
+        write_point(report, seed, lr, validation={1e-3: 0.8, 2e-3: 0.9, 4e-3: 0.7}[lr], wrong={seed},
+                    train_seconds=train, validation_seconds=validation)
+    decision = decide([report], parse_prices(["H100=3.6"]))
+    (config,) = decision.configs
+    assert config.tuned.chosen.values == {"learning_rate": 2e-3}  # chosen on seed 1, the seed every point ran
+    assert config.tuned.seeds_compared == [1]
+    total = sum(t + v for t, v in seconds.values())
+    assert config.tuning_cost_usd == pytest.approx(total / 3600 * 3.6)
+    assert config.cost_usd.mean == pytest.approx((220 + 330) / 2 / 3600 * 3.6)  # the chosen point's own runs
+
+
+def test_rows_from_two_devices_are_refused_unless_asked(tmp_path):
+    report = tmp_path / "constructed.csv"
+    constructed_suite(report, seeds=(1,))
+    write_run(report, "other", 1, {3}, train_seconds=100, trainable=10, device="NVIDIA A100-SXM4-80GB")
+    result = run_report(report)
+    assert result.returncode == 2 and "2 devices" in result.stderr and "--mixed-devices" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "constructed.report.md").exists()
+    assert run_report(report, "--mixed-devices").returncode == 0
+    assert "**MIXED DEVICES**" in (tmp_path / "constructed.report.md").read_text()
+
+
+def test_costs_within_ten_percent_are_a_tie_broken_by_accuracy(tmp_path):
+    """'a' is the best; 'b' and 'c' are indistinguishable from it; 'c' is 5% dearer than 'b' and
+    more accurate: within the noise of timing, so 'c' is recommended."""
+    report = tmp_path / "constructed.csv"
+    write_run(report, "a", 1, set(range(40)), train_seconds=1000, trainable=10)
+    write_run(report, "b", 1, set(range(44)), train_seconds=100, trainable=10)
+    write_run(report, "c", 1, set(range(42)), train_seconds=105, trainable=10)
+    assert run_report(report).returncode == 0
+    recommendation = (tmp_path / "constructed.report.md").read_text().split("## Recommendation")[1].split("##")[0]
+    assert recommendation.strip().startswith("**c**") and "within 10% of the cheapest count as equal" in recommendation
+
+
+def test_learning_curves_from_several_train_sizes(tmp_path):
+    """Rows at 250 and 1,000 training examples: the decision is made at the largest size, the
+    learning-curve section shows both."""
+    from bench.report import decide
+
+    report = tmp_path / "constructed.csv"
+    for size, errors in ((250, 120), (1000, 40)):
+        for strategy, extra in (("a", 0), ("b", 30)):
+            config_id = hashlib.sha256(f"{strategy}-{size}".encode()).hexdigest()[:12]
+            run_id = hashlib.sha256(f"{strategy}-{size}-1".encode()).hexdigest()[:12]
+            predictions = predictions_with_errors(set(range(errors + extra)))
+            started = f"2026-11-26T12:{size % 60:02d}:{extra:02d}+00:00"
+            append_row(report, {
+                "suite": "constructed", "run_id": run_id, "config_id": config_id, "status": "ok", "checkpoint": "org/m",
+                "strategy": strategy, "seed": 1, "validation_accuracy": 0.8, "validation_examples": 100,
+                "eval_accuracy": 1 - (errors + extra) / EVAL, "loss_ratio": 0.9, "train_samples_per_s": 10.0,
+                "train_seconds": size / 10, "num_processes": 1, "device": "NVIDIA H100 80GB HBM3", "train_examples": size,
+                "eval_examples": EVAL, "train_split_examples": 25000, "degenerate": False, "started_at": started,
+                "ended_at": started, "predictions_file": write_predictions(report, run_id, started, predictions, LABELS),
+            })
+    decision = decide([report])
+    assert {int(c.first["train_examples"]) for c in decision.configs} == {1000}
+    assert {label: sorted(points) for label, points in decision.curves.items()} == {"a": [250, 1000], "b": [250, 1000]}
+    assert decision.curves["a"][250].accuracy.mean == pytest.approx(1 - 120 / EVAL)
+    assert run_report(report).returncode == 0
+    md = (tmp_path / "constructed.report.md").read_text()
+    assert "## Learning curves" in md and "| a | 0.700 ($0.0208) | 0.900 ($0.0831) |" in md
+    assert (tmp_path / "constructed.report" / "learning-curves.png").read_bytes()[:4] == b"\x89PNG"

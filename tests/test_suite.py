@@ -17,7 +17,8 @@ def test_shipped_suites_load_and_express_the_seed_experiments():
         ["layer.10.", "layer.11.", "pooler", "classifier"],
         None,
     ]
-    assert (freezing.dataset.name, freezing.dataset.train_size, freezing.dataset.eval_size) == ("imdb", 25000, 5000)
+    dataset = freezing.dataset  # the notebook's 25,000 train reviews: 1,000 held out for validation, 24,000 to train
+    assert (dataset.name, dataset.train_size, dataset.validation_size, dataset.eval_size) == ("imdb", 24000, 1000, 5000)
     assert freezing.defaults.epochs == 2 and freezing.defaults.batch_size == 16
     assert freezing.defaults.learning_rate == 5e-5 and freezing.defaults.max_length == 100
     models = load_suite("models")
@@ -27,6 +28,12 @@ def test_shipped_suites_load_and_express_the_seed_experiments():
     assert {s.kind for s in load_suite("offline").strategies} == {"full", "freeze", "head", "lora"}
     head = next(s for s in load_suite("strategies").strategies if s.kind == "head")
     assert head.params == {"hidden": [64], "pooling": "pooler"}
+    for name in available_suites():  # every shipped suite chooses on validation; only non-notebook rates are swept
+        suite = load_suite(name)
+        assert suite.dataset.has_validation, name
+        for strategy in suite.strategies:
+            rate = {**suite.defaults.model_dump(), **suite.overrides[strategy.name]}["learning_rate"]
+            assert "learning_rate" in suite.sweeps.get(strategy.name, {}) or rate == 5e-5, (name, strategy.name)
 
 
 def test_cells_are_checkpoints_x_strategies_x_seeds_with_overrides(tmp_path, data_dir):
@@ -93,8 +100,8 @@ def test_command_line_overrides_win(tmp_path, data_dir):
     "overrides, message",
     [
         ({"seeds": [3, 3]}, "seed 3 is listed twice"),
-        ({"train_size": True}, "'train_size' must be a positive integer"),
-        ({"mixed_precision": "fp8"}, "mixed_precision must be one of"),
+        ({"train_size": True}, "'train_size' must be an integer"),
+        ({"mixed_precision": "fp8"}, "'mixed_precision' must be one of"),
     ],
 )
 def test_command_line_overrides_are_validated_like_the_file(tmp_path, data_dir, overrides, message):
@@ -143,13 +150,14 @@ def _suite_with(tmp_path, data_dir, **changes):
         ({"defaults__batch_size": 1.5}, "'batch_size' must be an integer"),
         ({"defaults__learning_rate": "fast"}, "'learning_rate' must be a number"),
         ({"defaults__seeds": []}, "'seeds' must be a non-empty list"),
-        ({"defaults__mixed_precision": "fp8"}, "mixed_precision must be one of auto, no, fp16, bf16"),
+        ({"defaults__mixed_precision": "fp8"}, "'mixed_precision' must be one of auto, no, fp16 or bf16"),
         ({"defaults__epoch": 2}, "unknown key 'epoch'"),
         ({"dataset__text_col": "x"}, "unknown key 'text_col'"),
         ({"dataset": {"train_split": "train"}}, "give a hub 'name', local 'files' or a 'data_dir'"),
-        ({"dataset__train_size": -5}, "'train_size' must be a positive integer"),
+        ({"dataset__train_size": -5}, "'train_size' must be positive"),
         ({"dataset__files": {"train": "a.csv"}}, "files must name both 'train' and 'eval'"),
-        ({"strategies": "full"}, "'strategies' must be a non-empty list"),
+        ({"strategies": "full"}, "'strategies' must be a list"),
+        ({"strategies": []}, "'strategies' must be a non-empty list"),
     ],
 )
 def test_malformed_suites_fail_with_one_clear_line(tmp_path, data_dir, changes, message):
@@ -172,3 +180,23 @@ def test_malformed_yaml_names_the_line(tmp_path):
     path.write_text("- just\n- a list\n")
     with pytest.raises(BenchError, match="expected a mapping"):
         load_suite(str(path))
+
+
+def test_a_bare_folder_name_beside_the_suite_is_that_folder_not_a_hub_id(tmp_path, data_dir):
+    (tmp_path / "my-checkpoint").mkdir()
+    suite = load_suite(str(write_suite(tmp_path, ["my-checkpoint", "org/hub-model"], data_dir)))
+    assert suite.checkpoints == [str((tmp_path / "my-checkpoint").resolve()), "org/hub-model"]
+
+
+def test_yaml_reads_5e_5_as_a_number_and_sweeps_expand(tmp_path, data_dir):
+    path = write_suite(tmp_path, ["m"], data_dir, dataset={"validation_size": 10})
+    path.write_text(path.read_text().replace("learning_rate: 0.001", "learning_rate: 5e-5"))
+    assert load_suite(str(path)).defaults.learning_rate == 5e-5
+    raw = yaml.safe_load(path.read_text())
+    raw["defaults"]["sweep"] = {"weight_decay": [0.0, 0.01]}
+    raw["strategies"] = [{"name": "h", "kind": "head", "sweep": {"hidden": [[8], [16, 8]]}}]
+    path.write_text(yaml.safe_dump(raw))
+    cells = load_suite(str(path)).cells()
+    assert sorted((c.hparams.weight_decay, tuple(c.strategy.params["hidden"])) for c in cells) == [
+        (0.0, (8,)), (0.0, (16, 8)), (0.01, (8,)), (0.01, (16, 8))]
+    assert len({c.tuning_id() for c in cells}) == 1 and cells[0].point_label() == "weight_decay=0, hidden=[8]"

@@ -1,0 +1,74 @@
+"""Benchmark: a learning-rate sweep of a frozen-backbone head costs little more than one run.
+
+    python benchmarks/head_sweep.py [--data-dir ../shared/data/imdb]
+
+Runs, one after the other in one call (the same machine state for both), two suites built from
+the `offline` suite's `mlp-head-mean` strategy (all-MiniLM-L6-v2, 2,000 train / 500 validation /
+1,000 test IMDB reviews, 2 epochs):
+- one run: one learning rate, one seed;
+- the sweep: 4 learning rates x 3 seeds = 12 runs.
+Every cell of the sweep reuses the backbone features the first one computed (bench/train.py,
+`shared_features`). Prints the wall time of each command end to end (loading, tokenizing,
+training, validation, test) and their ratio; the target is a ratio of at most 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def suite(folder: Path, name: str, learning_rates: list[float], seeds: list[int], data_dir: str) -> Path:
+    base = yaml.safe_load((ROOT / "suites" / "offline.yaml").read_text())
+    head = next(s for s in base["strategies"] if s["name"] == "mlp-head-mean")
+    head.pop("sweep", None)
+    if len(learning_rates) > 1:
+        head["sweep"] = {"learning_rate": learning_rates}
+    else:
+        head["learning_rate"] = learning_rates[0]
+    base.update(name=name, strategies=[head])
+    base["dataset"]["data_dir"] = str(Path(data_dir).resolve())
+    base["defaults"]["seeds"] = seeds
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(base, sort_keys=False))
+    return path
+
+
+def timed_run(path: Path, output: Path) -> tuple[float, list[dict]]:
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--suite", str(path), "--output", str(output)],
+                            cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"{path.name} failed:\n{result.stderr[-2000:]}")
+    with output.open() as f:
+        return seconds, list(csv.DictReader(f))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "imdb"))
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="head-sweep-"))
+    one_seconds, one = timed_run(suite(folder, "head-one", [1e-3], [42], args.data_dir), folder / "one.csv")
+    sweep_seconds, sweep = timed_run(suite(folder, "head-sweep", [3e-4, 1e-3, 3e-3, 1e-2], [42, 43, 44], args.data_dir),
+                                     folder / "sweep.csv")
+    cached = sum(1 for r in sweep if float(r["cache_seconds"] or 0) > 0)
+    print(f"one run:           {one_seconds:7.1f} s wall ({len(one)} run; train {float(one[0]['train_seconds']):.1f} s, "
+          f"cache {float(one[0]['cache_seconds']):.1f} s)")
+    print(f"4 points x 3 seeds: {sweep_seconds:7.1f} s wall ({len(sweep)} runs; frozen features computed by {cached} of them; "
+          f"train seconds summed {sum(float(r['train_seconds']) for r in sweep):.1f})")
+    print(f"ratio: {sweep_seconds / one_seconds:.2f}x (target <= 2x)")
+
+
+if __name__ == "__main__":
+    main()
