@@ -364,8 +364,10 @@ def _dataset(raw, suite_path: Path, where: str) -> DatasetSpec:
     update = {}
     if spec.data_dir:  # paths written in a suite are relative to the suite file
         update["data_dir"] = str((suite_path.parent / spec.data_dir).resolve())
-        if not Path(update["data_dir"]).is_dir():
-            raise BenchError(f"{where}: data_dir {update['data_dir']} is not a folder")
+        folder = Path(update["data_dir"])
+        if not folder.is_dir():
+            problem = "is not a folder" if folder.exists() else "does not exist"
+            raise BenchError(f"{where}: data_dir {folder} {problem}; point data_dir (or BENCH_DATA_DIR) at a folder holding train.csv and test.csv")
     if spec.files:
         update["files"] = {split: str((suite_path.parent / p).resolve()) for split, p in spec.files.items()}
     return spec.model_copy(update=update)

@@ -197,7 +197,7 @@ def test_shards_and_reruns_are_combined_by_run_id(tmp_path):
     result = run_report(tmp_path / "shard1.csv", tmp_path / "shard2.csv", tmp_path / "rerun.csv")
     assert result.returncode == 0, result.stderr
     md = (tmp_path / "shard1.report.md").read_text()
-    assert "12 ok runs of 4 configurations (3 seed(s) each)" in md
+    assert "12 ok runs; 4 configurations compete (3 seed(s) each)" in md
 
 
 def test_readme_block_is_generated(tmp_path):

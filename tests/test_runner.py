@@ -148,9 +148,9 @@ def _bad_suites(tmp, bert_dir, data_dir):
         "kind": (write_suite(tmp, [bert_dir], data_dir, name="k", strategies=[{"kind": "adapter"}]), "unknown strategy kind 'adapter'"),
         "hub-checkpoint": (write_suite(tmp, ["no-such-org/no-such-model"], data_dir, name="h"),
                            "cannot load tokenizer of checkpoint 'no-such-org/no-such-model'"),
-        "missing-dir": (write_suite(tmp, [bert_dir], tmp / "nowhere", name="d"), "has no train.csv"),
+        "missing-dir": (write_suite(tmp, [bert_dir], tmp / "nowhere", name="d"), "nowhere does not exist"),
         "lora-option": (write_suite(tmp, [bert_dir], data_dir, name="l", strategies=[{"kind": "lora", "dropout": 2}]),
-                        "dropout probability has to be between 0 and 1"),
+                        "'dropout' must be less than 1.0, got 2"),
     }
 
 
