@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
             if chosen is None:
                 waiting += 1
                 continue
-            if chosen != cell.point:
+            if chosen != cell.config_id():
                 continue
         if shared_features and next(iter(shared_features))[0] != cell.checkpoint:
             shared_features.clear()  # frozen outputs of the previous checkpoint: no later cell needs them
@@ -239,23 +239,23 @@ def validation_source(dataset) -> str:
     return f"carved from {dataset.train_split}" if dataset.validation_size else ""
 
 
-def chosen_point(output: Path, cell, cells) -> tuple | None:
-    """For a later seed of a sweep (`sweep_seeds: first`): the swept values of the point the
-    selection protocol chooses from the first-seed rows in the report, or None while some of
-    those rows are missing (a shard's report holds only its own cells)."""
-    from bench.results_csv import one_row_per_run, read_results
-    from bench.selection import Point, choose_point
+def chosen_point(output: Path, cell, cells) -> str | None:
+    """For a later seed of a sweep (`sweep_seeds: first`): the config_id of the point the
+    selection protocol chooses from the report's first-seed rows of this sweep ('' when none
+    finished), or None while some of this suite's first-seed runs are missing from the report
+    (a shard's report holds only its own cells). First-seed rows of points since dropped from
+    the sweep still compete, as they do in the decision report."""
+    from bench.results_csv import Status, one_row_per_run, read_results
+    from bench.selection import choose
 
     first_seed = [c for c in cells if c.tuning_id() == cell.tuning_id() and not c.needs_choice]
     rows = one_row_per_run(read_results(output)) if output.exists() else {}
     if any(c.run_id() not in rows for c in first_seed):
         return None
-    ok = [c for c in first_seed if rows[c.run_id()]["status"] == "ok"]
-    if not ok:
-        return ()  # no point finished: no later seeds to run
-    points = [Point(c.config_id(), dict(c.point), [rows[c.run_id()]]) for c in ok]
-    chosen = choose_point(cell.tuning_id(), points).chosen
-    return next(c.point for c in ok if c.config_id() == chosen.config_id)
+    seed = first_seed[0].seed
+    ok = [r for r in rows.values()
+          if r["tuning_id"] == cell.tuning_id() and int(r["seed"]) == seed and r["status"] == Status.OK]
+    return choose(ok)[0].chosen.config_id if ok else ""
 
 
 def check_room_for_text(tokenizer, suite, spec: str) -> None:

@@ -91,14 +91,16 @@ class Cell:
         return _hash({k: v for k, v in self.config().items() if k != "seed"})
 
     def tuning_id(self) -> str:
-        """The same without the swept values, which are replaced by the whole sweep: every
-        point of one sweep shares it. Without a sweep it is the config_id."""
+        """The same with each swept value replaced by a marker: every point of one sweep shares
+        it, and it stays the same when the sweep is widened (the report's advice when a choice
+        lands at the edge), so the points already run join the new ones. Without a sweep it is
+        the config_id."""
         if not self.sweep:
             return self.config_id()
         config = {k: v for k, v in self.config().items() if k != "seed"}
-        for key, values in self.sweep:
+        for key, _values in self.sweep:
             section = config["hparams"] if key in HPARAM_FIELDS else config["strategy"]["params"]
-            section[key] = list(values)
+            section[key] = "<swept>"
         return _hash(config)
 
     def point_label(self) -> str:

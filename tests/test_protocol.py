@@ -108,8 +108,22 @@ def test_sweep_seeds_first_runs_later_seeds_for_the_chosen_point_only(tmp_path, 
     assert len(first) == 2 and len(rows) == 4  # 2 points on seed 0, then the chosen one on seeds 1 and 2
     chosen = max(first, key=lambda r: r["validation_accuracy"])
     assert {r["config_id"] for r in rows if r["seed"] != 0} == {chosen["config_id"]}
+    chosen_before = chosen["config_id"]
     assert main(["--suite", str(suite), "--output", str(output)]) == 0  # resume: nothing left to run
     assert len(read_results(output)) == 4
+
+    # Widened (the report's advice when a choice lands at an edge): the points already run keep
+    # their rows and join the new point in one sweep; the later seeds follow the new choice.
+    strategies[0]["sweep"]["learning_rate"].append(3e-4)
+    widened = write_suite(tmp_path, [bert_dir], data_dir, strategies=strategies, seeds=[0, 1, 2], epochs=4,
+                          sweep_seeds="first", dataset={"validation_size": 20})
+    assert main(["--suite", str(widened), "--output", str(output)]) == 0
+    rows = read_results(output)
+    assert len({r["tuning_id"] for r in rows}) == 1 and len({r["run_id"] for r in rows}) == len(rows)
+    first = [r for r in rows if r["seed"] == 0]
+    chosen = max(first, key=lambda r: r["validation_accuracy"])  # ties: max keeps the earliest, as the protocol does
+    assert len(first) == 3 and {r["seed"] for r in rows if r["config_id"] == chosen["config_id"]} == {0, 1, 2}
+    assert len(rows) == (5 if chosen["config_id"] == chosen_before else 7)  # the new point, and its later seeds if chosen
 
 
 def test_select_best_keeps_the_best_validation_epoch(tmp_path, bert_dir, data_dir):
