@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import time
 from pathlib import Path
 
@@ -113,13 +114,22 @@ def device_name(accelerator, threads: int) -> str:
     return f"cpu {cpu_model()} x{threads} threads"
 
 
-def cpu_model() -> str:
+def cpu_model(cpuinfo: str | None = None) -> str:
     """The processor's model name (/proc/cpuinfo), else the architecture: two CPUs both named
-    'x86_64' can differ twofold in speed."""
+    'x86_64' can differ twofold in speed. A virtual machine may hide the model number ('AMD
+    EPYC' on two generations, one with native bf16 and one without): then the family and model
+    numbers say which."""
+    fields = {}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return " ".join(line.split(":", 1)[1].split())
+        text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        text = ""
+    for line in text.splitlines():  # the first processor's fields
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), " ".join(value.split()))
+    name = fields.get("model name")
+    if not name:
+        return platform.processor() or platform.machine()
+    if not re.search(r"\d", name) and "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']} model {fields['model']})"
+    return name

@@ -98,6 +98,16 @@ def test_pareto_front_and_cost():
     assert price_for("NVIDIA H100 80GB HBM3", {}).usd_per_hour == 2.99
     assert price_for("NVIDIA H200", {}).usd_per_hour == 3.50
     assert price_for("cpu x86_64 x2 threads", {}).usd_per_hour == pytest.approx(0.09)
+
+
+def test_a_cpu_whose_name_hides_its_model_is_told_apart_by_family_and_model():
+    from bench.hardware import cpu_model
+
+    zen = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: {}\nmodel\t\t: {}\nmodel name\t: AMD EPYC\n"
+    assert cpu_model(zen.format(25, 17)) == "AMD EPYC (family 25 model 17)"
+    assert cpu_model(zen.format(25, 17)) != cpu_model(zen.format(23, 49))
+    xeon = "processor\t: 0\ncpu family\t: 6\nmodel\t\t: 143\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n"
+    assert cpu_model(xeon) == "Intel(R) Xeon(R) Platinum 8480+"  # a named model says enough
     assert price_for("NVIDIA H100 80GB HBM3", parse_prices(["h100=2"])).usd_per_hour == 2.0
     assert price_for("anything", parse_prices(["1.5"])).usd_per_hour == 1.5
     assert run_cost(3600, 2, price_for("NVIDIA H100", {})) == pytest.approx(2 * 2.99)
