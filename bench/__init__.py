@@ -4,7 +4,8 @@ The path through the code follows the file names:
     suites/<name>.yaml -> bench/suite.py (cells) -> bench/data.py + bench/checkpoints.py
     -> bench/strategies.py (model to train) -> bench/train.py (one run) -> bench/results_csv.py (CSV row)
     -> bench/report.py (the decision: seeds, significance, cost, Pareto plots)
-`bench/run.py` is the command line that strings them together; `bench/compare.py` gates a new
+`bench/run.py` is the command line that strings them together (`bench/pool.py` runs several
+cells at once with `--workers`); `bench/compare.py` gates a new
 report against a reference; `bench/merge.py` combines shard reports.
 """
 
@@ -29,3 +30,9 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message):
         print(f"error: {message} (see --help)", file=sys.stderr)
         sys.exit(2)
+
+
+def progress_interval() -> float:
+    """Seconds between progress-bar updates: live on a terminal; every 10 s when the output is
+    a file (a SLURM log, a worker's log), so a log holds lines, not thousands of bar redraws."""
+    return 0.1 if sys.stderr.isatty() else 10.0

@@ -52,6 +52,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, help="override every strategy's epochs")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the suite's seeds")
     parser.add_argument("--mixed-precision", choices=["auto", "no", "fp16", "bf16"], help="override the suite's mixed precision")
+    parser.add_argument("--workers", type=int, help="run N cells at once, each in its own process on one GPU (or an equal "
+                        "share of the CPU cores); every run is the run the sequential path makes (bench/pool.py)")
+    parser.add_argument("--runs-per-gpu", type=int, default=1, help="with --workers: pack K runs onto each GPU (small "
+                        "models leave a GPU mostly idle at batch 16)")
+    parser.add_argument("--run-ids", help=argparse.SUPPRESS)  # a worker's task: these run_ids only, in suite order
     args = parser.parse_args(argv)
     if not args.list and not args.suite:
         parser.error("--suite is required (or --list)")
@@ -60,7 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
             parser.error(f"--shard must be I/N with 1 <= I <= N, got {args.shard!r}")
         args.shard = (int(index), int(count))
-    for name in ("train_size", "eval_size", "validation_size", "epochs"):
+    for name in ("train_size", "eval_size", "validation_size", "epochs", "workers", "runs_per_gpu"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     return args
@@ -94,41 +99,45 @@ def main(argv=None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.suite import available_suites, load_suite
+    from bench.suite import available_suites
 
     if args.list:
         for name in available_suites():
-            print(f"{name:14} {load_suite(name).description}")
+            print(f"{name:14} {load_suite_from(args, name).description}")
         return 0
-    overrides = {
-        key: value
-        for key, value in {
-            "train_size": args.train_size,
-            "eval_size": args.eval_size,
-            "validation_size": args.validation_size,
-            "epochs": args.epochs,
-            "seeds": args.seeds,
-            "mixed_precision": args.mixed_precision,
-        }.items()
-        if value is not None
-    }
-    suite = load_suite(args.suite, data_dir=args.data_dir, overrides=overrides)
+    suite = load_suite_from(args, args.suite)
     go_offline_if_hub_unreachable(suite)
     output = Path(args.output) if args.output else REPORTS_DIR / f"{suite.name}.csv"
+    if args.workers and not args.dry_run:
+        return run_with_workers(args, suite, output)
+    return run_here(args, suite, output)
 
+
+def load_suite_from(args, name: str):
+    """The suite with the command line's overrides applied."""
+    from bench.suite import load_suite
+
+    overrides = {
+        key: getattr(args, key)
+        for key in ("train_size", "eval_size", "validation_size", "epochs", "seeds", "mixed_precision")
+        if getattr(args, key) is not None
+    }
+    return load_suite(name, data_dir=args.data_dir, overrides=overrides)
+
+
+def run_here(args, suite, output: Path) -> int:
+    """Run the suite's pending cells one after the other in this launch (one process, or the N
+    processes of `accelerate launch`, which train each run data-parallel)."""
     # Heavy imports after the suite is known to be valid: a typo is reported in a second.
     import torch
     from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration
 
-    from bench.checkpoints import Checkpoint
-    from bench.data import load_splits
     from bench.hardware import device_name, resolve_mixed_precision, set_cpu_threads
     from bench.results_csv import check_writable
 
     if not args.dry_run:
         check_writable(output, create_folder=not args.output)  # the default reports/ folder is made
-    from accelerate.utils import DataLoaderConfiguration
-
     # non_blocking: batches (pinned by the loaders on CUDA) reach the GPU without the host
     # waiting for the queued steps to finish.
     accelerator = Accelerator(
@@ -136,30 +145,18 @@ def run(args: argparse.Namespace) -> int:
         dataloader_config=DataLoaderConfiguration(non_blocking=True),
     )
     check_processes_connected(accelerator)
-    cells = suite.cells(accelerator.num_processes, accelerator.mixed_precision, accelerator.device.type)
-    if args.shard:  # every I-th cell: fixed by the suite's order, the same on every machine
-        index, count = args.shard
-        cells = cells[index - 1 :: count]
+    every_cell = suite.cells(accelerator.num_processes, accelerator.mixed_precision, accelerator.device.type)
+    cells = selected_cells(args, every_cell)
     threads = set_cpu_threads(accelerator)
     say = accelerator.print
     if accelerator.device.type == "cuda":  # fp32 matmuls on tensor cores (TF32): same training, several times faster
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-
-    for spec in suite.checkpoints:  # config, tokenizer, weight files: seconds, before the dataset is read
-        checkpoint = Checkpoint(spec, num_labels=2, meta=True)
-        check_room_for_text(checkpoint.tokenizer(), suite, spec)
-        checkpoint.check_weights()
+    check_checkpoints(suite)
     with accelerator.main_process_first():  # the first process fills datasets' cache, the others read it
-        splits, labels, split_sizes = load_splits(suite.dataset)
-    say(f"suite {suite.name}: {suite.description}" if suite.description else f"suite {suite.name}")
-    validation = f"{len(splits['validation'])} validation / " if "validation" in splits else "no validation / "
-    deferred = sum(cell.needs_choice for cell in cells)
-    say(f"{len(cells) - deferred} runs" + (f" (+ {deferred} later seeds, run for each sweep's chosen point only)" if deferred else "")
-        + f"; {len(splits['train'])} train / {validation}{len(splits['eval'])} test "
-        f"examples, {len(labels)} labels; {accelerator.num_processes} process(es) on {accelerator.device}")
-
-    counts = preflight(suite, len(labels))
+        data = load_splits_checked(suite)
+    say_plan(suite, cells, data, f"{accelerator.num_processes} process(es) on {accelerator.device}", say)
+    counts = preflight(suite, len(data[1]))
     if args.dry_run:
         print_cells(cells, counts, accelerator, say)
         return 0
@@ -167,10 +164,89 @@ def run(args: argparse.Namespace) -> int:
     from bench.hardware import matmul_dtype, peak_tflops
 
     peak, peak_source = peak_tflops(accelerator.device, matmul_dtype(accelerator.mixed_precision, accelerator.device))
-    context = {
+    context = run_context(suite, data, device_name(accelerator, threads), peak, peak_source)
+    pending = pending_cells(cells, output, args.force, say)
+    failures, waiting = run_cells(pending, every_cell, accelerator, data, output, context, args.save, say)
+    accelerator.wait_for_everyone()  # a rank ending early can abort its peers (see NOTES)
+    accelerator.end_training()
+    if waiting:
+        say(f"{waiting} later-seed run(s) wait for their sweep's first-seed points, which are not all in {output}: "
+            "merge the shards' reports into it and rerun the same command to run them")
+    if failures:
+        say(f"{failures} of {len(cells)} runs did not finish ok; see the status and error columns of {output}")
+    return 1 if failures else 0
+
+
+def run_with_workers(args, suite, output: Path) -> int:
+    """`--workers N`: the same checks as a sequential run, then the pending cells on N worker
+    processes (bench/pool.py)."""
+    import torch
+
+    from bench.hardware import resolve_mixed_precision
+    from bench.pool import run_pool, slot_device, slots_for
+    from bench.results_csv import check_writable
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise BenchError("--workers starts its own processes, one run each; start it with python, not "
+                         "accelerate launch --num_processes N (which trains each run data-parallel)")
+    slots = slots_for(args.workers, args.runs_per_gpu)
+    check_writable(output, create_folder=not args.output)
+    kind = "cuda" if torch.cuda.is_available() else "cpu"
+    every_cell = suite.cells(1, resolve_mixed_precision(suite.mixed_precision), kind)
+    cells = selected_cells(args, every_cell)
+    check_checkpoints(suite)
+    data = load_splits_checked(suite)
+    say_plan(suite, cells, data, f"{len(slots)} workers of 1 process on {kind}", print)
+    preflight(suite, len(data[1]))
+    context = run_context(suite, data, slot_device(slots[0]), None, "")
+    return run_pool(pending_cells(cells, output, args.force, print), every_cell, args, output, context, slots, print)
+
+
+def selected_cells(args, cells: list) -> list:
+    """The cells this launch runs: every I-th for `--shard I/N` (fixed by the suite's order, the
+    same on every machine), or a worker's `--run-ids`."""
+    if args.shard:
+        index, count = args.shard
+        cells = cells[index - 1 :: count]
+    if args.run_ids:
+        wanted = set(args.run_ids.split(","))
+        cells = [c for c in cells if c.run_id() in wanted]
+    return cells
+
+
+def check_checkpoints(suite) -> None:
+    """Config, tokenizer and weight files of every checkpoint: seconds, before the dataset is read."""
+    from bench.checkpoints import Checkpoint
+
+    for spec in suite.checkpoints:
+        checkpoint = Checkpoint(spec, num_labels=2, meta=True)
+        check_room_for_text(checkpoint.tokenizer(), suite, spec)
+        checkpoint.check_weights()
+
+
+def load_splits_checked(suite) -> tuple:
+    """(splits, label names, split sizes), the data's columns and sizes checked."""
+    from bench.data import load_splits
+
+    return load_splits(suite.dataset)
+
+
+def say_plan(suite, cells: list, data: tuple, where: str, say) -> None:
+    splits, labels, _ = data
+    say(f"suite {suite.name}: {suite.description}" if suite.description else f"suite {suite.name}")
+    validation = f"{len(splits['validation'])} validation / " if "validation" in splits else "no validation / "
+    deferred = sum(cell.needs_choice for cell in cells)
+    say(f"{len(cells) - deferred} runs" + (f" (+ {deferred} later seeds, run for each sweep's chosen point only)" if deferred else "")
+        + f"; {len(splits['train'])} train / {validation}{len(splits['eval'])} test examples, {len(labels)} labels; {where}")
+
+
+def run_context(suite, data: tuple, device: str, peak, peak_source: str) -> dict:
+    """What every row of this launch shares: where it ran, data sizes, versions."""
+    splits, labels, split_sizes = data
+    return {
         "peak_tflops": peak,
         "peak_source": peak_source,
-        "device": device_name(accelerator, threads),
+        "device": device,
         "versions": library_versions(),
         "git_commit": git_commit(),
         "labels": labels,
@@ -180,19 +256,32 @@ def run(args: argparse.Namespace) -> int:
         "validation_split": validation_source(suite.dataset),
         "eval_split": suite.dataset.eval_split,
     }
+
+
+def pending_cells(cells: list, output: Path, force: bool, say) -> list:
+    """The cells without an ok row in the report (all of them with --force)."""
     from bench.results_csv import ok_run_ids
 
-    done = set() if args.force else ok_run_ids(output) & {cell.run_id() for cell in cells}
+    done = set() if force else ok_run_ids(output) & {cell.run_id() for cell in cells}
     if done:
         say(f"{len(done)} of {len(cells)} runs already have an ok row in {output}: skipped (--force reruns them)")
+    return [cell for cell in cells if cell.run_id() not in done]
+
+
+def run_cells(pending: list, every_cell: list, accelerator, data: tuple, output: Path, context: dict, save: bool, say) -> tuple[int, int]:
+    """Run the pending cells in order, appending each row; returns (runs not ok, later seeds left
+    waiting). `every_cell`: the whole suite's, among which a sweep's first-seed points are found
+    (a shard or a worker holds only some of them)."""
+    from bench.checkpoints import Checkpoint
+    from bench.results_csv import append_row
+
+    splits, labels, _ = data
     tokenized_cache, shared_features = {}, {}
     failures, waiting = 0, 0
-    for number, cell in enumerate(cells, 1):
-        if cell.run_id() in done:
-            continue
+    for cell in pending:
         if cell.needs_choice:
             accelerator.wait_for_everyone()  # every process reads the report after the main one wrote it
-            chosen = chosen_point(output, cell, cells)
+            chosen = chosen_point(output, cell, every_cell)
             if chosen is None:
                 waiting += 1
                 continue
@@ -201,30 +290,22 @@ def run(args: argparse.Namespace) -> int:
         if shared_features and next(iter(shared_features))[0] != cell.checkpoint:
             shared_features.clear()  # frozen outputs of the previous checkpoint: no later cell needs them
         point = f" | {cell.point_label()}" if cell.point else ""
-        say(f"[{number}/{len(cells)}] {cell.checkpoint} | {cell.strategy.name} ({cell.strategy.kind}){point} | seed {cell.seed}")
+        say(f"[{every_cell.index(cell) + 1}/{len(every_cell)}] {cell.checkpoint} | {cell.strategy.name} ({cell.strategy.kind}){point} | seed {cell.seed}")
         row = run_cell(cell, accelerator, Checkpoint(cell.checkpoint, len(labels)), splits, tokenized_cache, output, context,
-                       args.save, shared_features)
+                       save, shared_features)
         failures += row["status"] != "ok"
         if accelerator.is_main_process:
-            from bench.results_csv import append_row
-
             append_row(output, row)
-            summary = (
-                (f"validation {row['validation_accuracy']:.4f} (epoch {row['selected_epoch']}), " if row.get("validation_accuracy") is not None else "")
-                + f"test accuracy {row['eval_accuracy']:.4f}, loss ratio {_ratio(row['loss_ratio'])}, "
-                f"{row['train_samples_per_s']:.1f} train samples/s" + (" (DEGENERATE: one class predicted)" if row["degenerate"] else "")
-                if row["status"] == "ok"
-                else f"{row['status'].upper()}: {row['error']}"
-            )
-            say(f"    -> {summary}; row {row['run_id']} appended to {output}")
-    accelerator.wait_for_everyone()  # a rank ending early can abort its peers (see NOTES)
-    accelerator.end_training()
-    if waiting:
-        say(f"{waiting} later-seed run(s) wait for their sweep's first-seed points, which are not all in {output}: "
-            "merge the shards' reports into it and rerun the same command to run them")
-    if failures:
-        say(f"{failures} of {len(cells)} runs did not finish ok; see the status and error columns of {output}")
-    return 1 if failures else 0
+            say(f"    -> {row_summary(row)}; row {row['run_id']} appended to {output}")
+    return failures, waiting
+
+
+def row_summary(row: dict) -> str:
+    if row["status"] != "ok":
+        return f"{row['status'].upper()}: {row['error']}"
+    return ((f"validation {row['validation_accuracy']:.4f} (epoch {row['selected_epoch']}), " if row.get("validation_accuracy") is not None else "")
+            + f"test accuracy {row['eval_accuracy']:.4f}, loss ratio {_ratio(row['loss_ratio'])}, "
+            f"{row['train_samples_per_s']:.1f} train samples/s" + (" (DEGENERATE: one class predicted)" if row["degenerate"] else ""))
 
 
 def _ratio(value) -> str:

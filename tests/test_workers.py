@@ -1,0 +1,139 @@
+"""Cell-parallel runs (`--workers N`, bench/pool.py) with real worker processes: the rows are
+the sequential path's rows, a worker killed mid-run leaves a failed row and the suite goes on,
+SIGTERM stops every worker without a row for the runs in flight, and a rerun resumes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench.results_csv import read_results, read_rows
+from conftest import ROOT, run_cli, write_suite
+
+STRATEGIES = [
+    {"name": "full", "kind": "full"},
+    {"name": "head", "kind": "head", "hidden": [8], "sweep": {"learning_rate": [1e-3, 3e-3]}},
+    {"name": "lora", "kind": "lora"},
+]
+SAME = ("run_id", "config_id", "tuning_id", "train_loss", "validation_loss", "validation_accuracy", "eval_loss",
+        "eval_accuracy", "global_batch_size", "selected_epoch")
+
+needs_two_cores = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="two workers need two CPU cores")
+
+
+@needs_two_cores
+def test_two_workers_write_the_rows_the_sequential_run_writes(tmp_path, bert_dir, data_dir, capsys):
+    from bench.run import main
+
+    suite = write_suite(tmp_path, [bert_dir], data_dir, strategies=STRATEGIES, seeds=[0, 1], sweep_seeds="first",
+                        dataset={"validation_size": 20})
+    sequential = tmp_path / "sequential.csv"
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cores)})  # one thread, as each of two workers on two cores has
+    try:
+        assert main(["--suite", str(suite), "--output", str(sequential)]) == 0
+    finally:
+        os.sched_setaffinity(0, cores)
+    parallel = tmp_path / "parallel.csv"
+    result = run_cli("--suite", suite, "--output", parallel, "--workers", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = {r["run_id"]: r for r in read_results(sequential)}
+    got = {r["run_id"]: r for r in read_results(parallel)}
+    assert len(got) == len(read_rows(parallel)) == len(expected) == 7  # full, lora x 2 seeds; head: 2 points, then the chosen one on seed 1
+    for run_id, row in expected.items():
+        assert {k: got[run_id][k] for k in SAME} == {k: row[k] for k in SAME}
+        assert (tmp_path / got[run_id]["predictions_file"]).read_text() == (tmp_path / row["predictions_file"]).read_text()
+    assert {r["device"] for r in got.values()} == {r["device"] for r in expected.values()}
+    assert "on 2 workers (1 core(s), 1 core(s))" in result.stdout
+
+    capsys.readouterr()
+    before = parallel.read_bytes()
+    assert main(["--suite", str(suite), "--output", str(parallel), "--workers", "2"]) == 0  # resume: nothing to run
+    assert "7 of 8 runs already have an ok row" in capsys.readouterr().out
+    assert parallel.read_bytes() == before
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _start(suite, output, workers: int) -> subprocess.Popen:
+    command = [sys.executable, str(ROOT / "bench" / "run.py"), "--suite", str(suite), "--output", str(output),
+               "--workers", str(workers)]
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_training(output, count: int, deadline: float = 300) -> None:
+    """Until `count` worker logs show a run under way."""
+    logs = output.parent / f"{output.stem}.logs"
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        started = [p for p in logs.glob("*.log") if "| seed " in p.read_text(errors="replace")] if logs.exists() else []
+        if len(started) >= count:
+            time.sleep(1.0)  # into the training loop
+            return
+        time.sleep(0.1)
+    raise AssertionError("no worker started a run")
+
+
+def test_a_killed_worker_leaves_a_failed_row_and_a_fresh_worker_runs_the_rest(tmp_path, bert_dir, data_dir):
+    slow = {"name": "slow", "kind": "full", "epochs": 200}  # long enough to be killed mid-run
+    suite = write_suite(tmp_path, [bert_dir], data_dir, strategies=[slow, STRATEGIES[0]])
+    output = tmp_path / "r.csv"
+    process = _start(suite, output, workers=1)
+    _wait_for_training(output, 1)
+    (worker,) = _children(process.pid)
+    os.kill(worker, signal.SIGKILL)
+    out, _ = process.communicate(timeout=300)
+    assert process.returncode == 1, out[-3000:]
+    rows = {r["strategy"]: r for r in read_rows(output)}
+    assert len(read_rows(output)) == 2
+    assert rows["slow"]["status"] == "failed" and "killed by SIGKILL" in rows["slow"]["error"]
+    assert rows["slow"]["device"].startswith("cpu ") and rows["slow"]["run_id"] and rows["slow"]["config_id"]
+    assert rows["full"]["status"] == "ok"
+    assert "FAILED (worker process killed by SIGKILL" in out
+
+
+@needs_two_cores
+def test_sigterm_stops_every_worker_without_a_row_and_a_rerun_finishes(tmp_path, bert_dir, data_dir):
+    slow = [{"name": f"slow{i}", "kind": "full", "epochs": 200} for i in (1, 2)]
+    suite = write_suite(tmp_path, [bert_dir], data_dir, strategies=slow + [STRATEGIES[0]])
+    output = tmp_path / "r.csv"
+    process = _start(suite, output, workers=2)
+    _wait_for_training(output, 2)
+    workers = _children(process.pid)
+    assert len(workers) == 2
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode == 143, out[-3000:]
+    assert not output.exists() or read_rows(output) == []  # the runs in flight wrote nothing
+    assert not any(os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z" for pid in workers)
+    # the rerun, shortened, finishes the suite; each run once
+    short = write_suite(tmp_path, [bert_dir], data_dir, strategies=[{**s, "epochs": 1} for s in slow] + [STRATEGIES[0]])
+    result = run_cli("--suite", short, "--output", output, "--workers", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(r["strategy"] for r in read_rows(output)) == ["full", "slow1", "slow2"]
+
+
+def test_impossible_worker_counts_are_one_line(tmp_path, bert_dir, data_dir, capsys):
+    from bench.run import main
+
+    suite = write_suite(tmp_path, [bert_dir], data_dir)
+    assert main(["--suite", str(suite), "--output", str(tmp_path / "r.csv"), "--workers", "64"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: --workers 64 is more than this machine's") and not (tmp_path / "r.csv").exists()
+    with pytest.raises(SystemExit):
+        main(["--suite", str(suite), "--workers", "0"])
+    assert capsys.readouterr().err.strip() == "error: --workers must be positive (see --help)"
