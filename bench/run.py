@@ -107,10 +107,23 @@ def run(args: argparse.Namespace) -> int:
         return 0
     suite = load_suite_from(args, args.suite)
     go_offline_if_hub_unreachable(suite)
+    quiet_bars_when_logging()
     output = Path(args.output) if args.output else REPORTS_DIR / f"{suite.name}.csv"
     if args.workers and not args.dry_run:
         return run_with_workers(args, suite, output)
     return run_here(args, suite, output)
+
+
+def quiet_bars_when_logging() -> None:
+    """Output to a file (a SLURM log, a worker's log): datasets' and transformers' loading bars
+    say nothing a log needs; the training bar updates every 10 s (bench.progress_interval) and each run's
+    summary line stays."""
+    if not sys.stderr.isatty():
+        import datasets
+        import transformers
+
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()  # "Loading weights" per run
 
 
 def load_suite_from(args, name: str):

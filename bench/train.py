@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from bench import progress_interval
 from bench.batches import ExampleTensors, IndexBatches, length_buckets
 from bench.caching import build_cache, to_suffix_model
 from bench.data import LengthGroupedBatches
@@ -85,6 +86,7 @@ def train_one(cell: Cell, accelerator: Accelerator, plan: Prepared, tokenized, t
         desc=f"{cell.checkpoint.rsplit('/', 1)[-1]} | {cell.strategy.name} | seed {cell.seed}",
         disable=not accelerator.is_local_main_process,
         leave=False,
+        mininterval=progress_interval(),  # a log file (SLURM, a worker) gets a line every 10 s, not every step
     )
     for epoch in range(1, hp.epochs + 1):
         with loop.measure.timed("train_steps") as interval:

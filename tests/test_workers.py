@@ -104,6 +104,9 @@ def test_a_killed_worker_leaves_a_failed_row_and_a_fresh_worker_runs_the_rest(tm
     assert rows["slow"]["device"].startswith("cpu ") and rows["slow"]["run_id"] and rows["slow"]["config_id"]
     assert rows["full"]["status"] == "ok"
     assert "FAILED (worker process killed by SIGKILL" in out
+    # a log file, not a terminal: the bar of a 10-step run is drawn at its start and end, not per step
+    log = (output.parent / "r.logs" / f"{rows['full']['run_id']}.1.log").read_text()
+    assert "-> test accuracy" in log and log.count("\r") <= 4 and "Loading weights" not in log
 
 
 @needs_two_cores
