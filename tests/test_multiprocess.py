@@ -72,3 +72,54 @@ def test_two_processes_give_one_row_and_score_every_example_once(tmp_path, bert_
     assert float(still["eval_accuracy"]) == float(single["still"]["eval_accuracy"])
     assert float(still["validation_accuracy"]) == float(single["still"]["validation_accuracy"])  # 21 examples, 2 processes
     assert float(still["eval_loss"]) == pytest.approx(float(single["still"]["eval_loss"]), rel=1e-5)
+
+
+def launch_two_machines_on_loopback(*args, timeout=600):
+    """scale/accelerate_multinode.yaml as two nodes would start it, here two "machines" on the
+    loopback address, each pinned to its own core (one thread each, as one machine's two
+    processes get on two cores)."""
+    port = _free_port()
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1"}
+    cores = sorted(os.sched_getaffinity(0))
+    processes = []
+    for rank in (0, 1):
+        command = [
+            sys.executable, "-m", "accelerate.commands.launch",
+            "--config_file", str(ROOT / "scale" / "accelerate_multinode.yaml"),
+            "--num_machines", "2", "--num_processes", "2", "--machine_rank", str(rank),
+            "--main_process_ip", "127.0.0.1", "--main_process_port", str(port),
+            str(ROOT / "bench" / "run.py"), *map(str, args),
+        ]
+        core = {cores[rank % len(cores)]}
+        processes.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                          cwd=ROOT, preexec_fn=lambda core=core: os.sched_setaffinity(0, core)))
+    outputs = [p.communicate(timeout=timeout)[0] for p in processes]
+    return [p.returncode for p in processes], outputs
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="two single-core machines need two cores")
+def test_two_machines_on_loopback_give_the_rows_of_two_processes_on_one(tmp_path, bert_dir, data_dir):
+    suite = write_suite(tmp_path, [bert_dir], data_dir, strategies=STRATEGIES[:1] + STRATEGIES[3:],
+                        dataset={"validation_size": 21})
+    nodes = tmp_path / "nodes.csv"
+    codes, outputs = launch_two_machines_on_loopback("--suite", suite, "--output", nodes)
+    assert codes == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    one_machine = tmp_path / "one-machine.csv"
+    result = launch_two_cpu_processes("--suite", suite, "--output", one_machine)
+    assert result.returncode == 0, result.stderr[-3000:]
+    same = ("run_id", "status", "num_processes", "global_batch_size", "device", "train_loss", "validation_loss",
+            "validation_accuracy", "eval_loss", "eval_accuracy")
+    with open(nodes) as f, open(one_machine) as g:
+        got, expected = list(csv.DictReader(f)), list(csv.DictReader(g))
+    assert len(got) == len(expected) == 2  # one row per run: only the main process of machine 0 writes
+    assert [{k: r[k] for k in same} for r in got] == [{k: r[k] for k in same} for r in expected]
+    assert {r["status"] for r in got} == {"ok"} and {r["num_processes"] for r in got} == {"2"}
