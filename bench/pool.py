@@ -132,10 +132,10 @@ def death_cause(code: int, log: Path) -> str:
     return f"worker process exited with code {code}: {lines[-1].strip() if lines else 'no output'}"
 
 
-def finish(worker: Worker, output: Path, context: dict, say) -> list[Task]:
+def finish(worker: Worker, output: Path, context, say) -> list[Task]:
     """After a worker exits: report its cells' rows; if it died with its task unfinished, write
     a failed row for the cell it was running and return the rest of the task to run again."""
-    from bench.results_csv import append_row, build_row, read_rows
+    from bench.results_csv import RunOutcome, append_row, build_row, read_rows
 
     rows = read_rows(output) if output.exists() else []
     counts = Counter(r["run_id"] for r in rows)
@@ -156,13 +156,13 @@ def finish(worker: Worker, output: Path, context: dict, say) -> list[Task]:
         return []
     in_flight, rest = missing[0], missing[1:]
     cause = death_cause(code, worker.log)
-    run = {"status": "failed", "error": f"{cause}; its output: {worker.log}", "started_at": "", "ended_at": ""}
+    run = RunOutcome(started_at="", status="failed", error=f"{cause}; its output: {worker.log}")
     append_row(output, build_row(in_flight, context, run))
     say(f"    {in_flight.run_id()} {in_flight.strategy.name} seed {in_flight.seed}: FAILED ({cause})")
     return [Task(rest, worker.task.attempt + 1)] if rest else []
 
 
-def run_pool(cells: list, every_cell: list, args, output: Path, context: dict, slots: list[Slot], say) -> int:
+def run_pool(cells: list, every_cell: list, args, output: Path, context, slots: list[Slot], say) -> int:
     """Run `cells` (pending, in suite order) on `slots`; returns 1 if any run did not finish ok.
     `every_cell`: the whole suite's, among which sweeps' first-seed points are found."""
     from tqdm.auto import tqdm
@@ -177,7 +177,7 @@ def run_pool(cells: list, every_cell: list, args, output: Path, context: dict, s
     later = [c for c in cells if c.needs_choice]
     queue, dispatched = tasks_for(first), list(first)
     running: list[Worker] = []
-    say(f"{len(first)} runs" + (f" (+ later seeds of chosen points)" if later else "") + f" on {len(slots)} workers ("
+    say(f"{len(first)} runs" + (" (+ later seeds of chosen points)" if later else "") + f" on {len(slots)} workers ("
         + ", ".join(f"{'GPU ' + str(s.gpu) + ' + ' if s.gpu is not None else ''}{len(s.cores)} core(s)" for s in slots)
         + f"); each worker's output in {log_dir}/")
     bar = tqdm(total=len(first), desc="runs", unit="run", mininterval=progress_interval(), dynamic_ncols=True)
@@ -196,7 +196,7 @@ def run_pool(cells: list, every_cell: list, args, output: Path, context: dict, s
             time.sleep(0.2)
             for worker in [w for w in running if w.process.poll() is not None]:
                 running.remove(worker)
-                retry = finish(worker, output, {**context, "device": slot_device(worker.slot)}, bar.write)
+                retry = finish(worker, output, dataclasses.replace(context, device=slot_device(worker.slot)), bar.write)
                 queue = retry + queue
                 bar.update(len(worker.task.cells) - sum(len(t.cells) for t in retry))
     except BaseException:  # Ctrl-C, SIGTERM: stop every worker; their runs in flight write no row

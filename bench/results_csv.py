@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import datetime
 import enum
 import fcntl
@@ -166,7 +167,41 @@ def read_results(path: Path) -> list[dict]:
         raise BenchError(f"{path} is not a CSV report ({err})") from None
 
 
-def build_row(cell, context: dict, run: dict, result=None) -> dict:
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+    """Where a launch's runs ran and on what data: the same for every row of the launch."""
+
+    device: str
+    labels: list
+    train_examples: int
+    eval_examples: int
+    train_split_examples: int
+    validation_split: str
+    eval_split: str
+    versions: str
+    git_commit: str
+    peak_tflops: float | None = None
+    peak_source: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOutcome:
+    """How one run went, besides what it measured: a wrong field fails when the run starts,
+    not in append_row after training was paid for."""
+
+    started_at: str
+    status: str = ""
+    error: str = ""
+    ended_at: str = ""
+    tokenize_seconds: float | None = None
+    total_params: int | None = None
+    trainable_params: int | None = None
+    trainable_pct: float | None = None
+    predictions_file: str = ""
+    saved_model: str = ""
+
+
+def build_row(cell, context: RunContext, run: RunOutcome, result=None) -> dict:
     """A run's row, built once: what it was (the cell's configuration), where it ran
     (`context`: device, data sizes, versions), how it ended (`run`: status, error, times,
     parameter counts) and, for a run that finished, what it measured (`result`, a RunResult)."""
@@ -190,16 +225,21 @@ def build_row(cell, context: dict, run: dict, result=None) -> dict:
         "max_length": hp.max_length,
         "num_processes": cell.num_processes,
         "mixed_precision": cell.mixed_precision,
-        **{key: context[key] for key in ("eval_examples", "train_split_examples", "validation_split", "eval_split",
-                                         "device", "versions", "git_commit")},
-        "train_examples": cell.dataset.train_size or context["train_examples"],
-        "label_names": json.dumps(context["labels"]),
-        **run,
+        "eval_examples": context.eval_examples,
+        "train_split_examples": context.train_split_examples,
+        "validation_split": context.validation_split,
+        "eval_split": context.eval_split,
+        "device": context.device,
+        "versions": context.versions,
+        "git_commit": context.git_commit,
+        "train_examples": cell.dataset.train_size or context.train_examples,
+        "label_names": json.dumps(context.labels),
+        **{k: v for k, v in dataclasses.asdict(run).items() if v is not None and v != ""},
     }
     if result is not None:
         # 6 significant digits: the noise of a timing or a mean loss is far larger
         row.update({k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in result.columns().items()})
-        row["peak_source"] = context["peak_source"]
+        row["peak_source"] = context.peak_source
     return row
 
 

@@ -253,22 +253,24 @@ def say_plan(suite, cells: list, data: tuple, where: str, say) -> None:
         + f"; {len(splits['train'])} train / {validation}{len(splits['eval'])} test examples, {len(labels)} labels; {where}")
 
 
-def run_context(suite, data: tuple, device: str, peak, peak_source: str) -> dict:
+def run_context(suite, data: tuple, device: str, peak, peak_source: str):
     """What every row of this launch shares: where it ran, data sizes, versions."""
+    from bench.results_csv import RunContext
+
     splits, labels, split_sizes = data
-    return {
-        "peak_tflops": peak,
-        "peak_source": peak_source,
-        "device": device,
-        "versions": library_versions(),
-        "git_commit": git_commit(),
-        "labels": labels,
-        "train_examples": len(splits["train"]),
-        "eval_examples": len(splits["eval"]),
-        "train_split_examples": split_sizes["train"],
-        "validation_split": validation_source(suite.dataset),
-        "eval_split": suite.dataset.eval_split,
-    }
+    return RunContext(
+        device=device,
+        labels=labels,
+        train_examples=len(splits["train"]),
+        eval_examples=len(splits["eval"]),
+        train_split_examples=split_sizes["train"],
+        validation_split=validation_source(suite.dataset),
+        eval_split=suite.dataset.eval_split,
+        versions=library_versions(),
+        git_commit=git_commit(),
+        peak_tflops=peak,
+        peak_source=peak_source,
+    )
 
 
 def pending_cells(cells: list, output: Path, force: bool, say) -> list:
@@ -281,7 +283,7 @@ def pending_cells(cells: list, output: Path, force: bool, say) -> list:
     return [cell for cell in cells if cell.run_id() not in done]
 
 
-def run_cells(pending: list, every_cell: list, accelerator, data: tuple, output: Path, context: dict, save: bool, say) -> tuple[int, int]:
+def run_cells(pending: list, every_cell: list, accelerator, data: tuple, output: Path, context, save: bool, say) -> tuple[int, int]:
     """Run the pending cells in order, appending each row; returns (runs not ok, later seeds left
     waiting). `every_cell`: the whole suite's, among which a sweep's first-seed points are found
     (a shard or a worker holds only some of them)."""
@@ -399,44 +401,53 @@ def position_limit(config) -> int | None:
     return limit
 
 
-def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Path, context: dict, save: bool = False,
+def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Path, context, save: bool = False,
              shared_features: dict | None = None) -> dict:
     """Train one cell; returns its CSV row. A run that raises becomes a diverged, oom or failed row.
-    `save`: keep the trained parameters (bench/predict.py)."""
+    `context`: the launch's RunContext. `save`: keep the trained parameters (bench/predict.py)."""
+    from dataclasses import replace
+
     from accelerate.utils import set_seed
 
-    from bench.results_csv import build_row
+    from bench.results_csv import RunOutcome, build_row
     from bench.strategies import build_model, parameter_counts
     from bench.train import train_one
 
-    run, result = {"started_at": now()}, None
+    run, result = RunOutcome(started_at=now()), None
     try:
-        tokenized, tokenizer, run["tokenize_seconds"] = tokenized_for(cell, checkpoint, splits, tokenized_cache, accelerator)
+        tokenized, tokenizer, seconds = tokenized_for(cell, checkpoint, splits, tokenized_cache, accelerator)
+        run = replace(run, tokenize_seconds=seconds)
         set_seed(cell.seed)  # before the model: new heads and adapters are initialised from it
         plan = build_model(cell.strategy.kind, checkpoint, cell.strategy.params)
-        run.update(parameter_counts(plan.model))
+        run = replace(run, **parameter_counts(plan.model))
         # by name in the strategy's model, before training may cut a cached frozen bottom off it
         trainable = {name: p for name, p in plan.model.named_parameters() if p.requires_grad}
-        result = train_one(cell, accelerator, plan, tokenized, tokenizer, context["peak_tflops"], shared_features)
-        run["status"] = "ok"
-        if accelerator.is_main_process:
-            run["predictions_file"] = write_predictions(output, cell.run_id(), run["started_at"], result.predictions, context["labels"])
-            if save:
-                from bench.predict import save_run
-
-                folder = output.parent / f"{output.stem}.models" / cell.run_id()
-                save_run(folder, cell, trainable, context["labels"])
-                run["saved_model"] = str(folder.relative_to(output.parent))
+        result = train_one(cell, accelerator, plan, tokenized, tokenizer, context.peak_tflops, shared_features)
+        run = replace(run, status="ok", **(write_run_files(cell, result, trainable, output, context, run.started_at, save)
+                                           if accelerator.is_main_process else {}))
     except BenchError:
         raise
     except Exception as err:  # a run that did not finish is recorded as what happened, never given numbers
         result = None
-        run["status"], run["error"] = failure_status(err, cell.hparams.batch_size)
-        if run["status"] == "failed":
+        status, error = failure_status(err, cell.hparams.batch_size)
+        run = replace(run, status=status, error=error)
+        if status == "failed":
             traceback.print_exc()
         release_memory(accelerator)
-    run["ended_at"] = now()
-    return build_row(cell, context, run, result)
+    return build_row(cell, context, replace(run, ended_at=now()), result)
+
+
+def write_run_files(cell, result, trainable: dict, output: Path, context, started_at: str, save: bool) -> dict:
+    """A finished run's files beside the report: its test predictions, and with --save its
+    trained parameters. Returns their paths for the row."""
+    files = {"predictions_file": write_predictions(output, cell.run_id(), started_at, result.predictions, context.labels)}
+    if save:
+        from bench.predict import save_run
+
+        folder = output.parent / f"{output.stem}.models" / cell.run_id()
+        save_run(folder, cell, trainable, context.labels)
+        files["saved_model"] = str(folder.relative_to(output.parent))
+    return files
 
 
 def tokenized_for(cell, checkpoint, splits, tokenized_cache: dict, accelerator):

@@ -1,0 +1,72 @@
+"""Benchmark: the `offline` suite cell-parallel (`--workers 2`, one core each) against the
+sequential run (one process, both cores), wall time of the whole suite.
+
+    python benchmarks/workers.py [--rounds 2] [--data-dir ../shared/data/imdb]
+
+At a small size (400 train / 200 validation / 200 test reviews, 1 epoch), one call alternates
+the two (A B B A for 2 rounds, so drift of a shared machine hits both alike), each into a fresh
+report, and prints each wall time end to end (start-up, loading, tokenizing, training, test),
+the ratio of the means, and whether both wrote the same run_ids.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZE = ["--train-size", "400", "--validation-size", "200", "--eval-size", "200", "--epochs", "1"]
+
+
+def run_suite(output: Path, workers: int | None, data_dir: str | None) -> float:
+    command = [sys.executable, str(ROOT / "bench" / "run.py"), "--suite", "offline", "--output", str(output), *SIZE]
+    command += ["--data-dir", data_dir] if data_dir else []
+    command += ["--workers", str(workers)] if workers else []
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return seconds
+
+
+def rows(path: Path) -> dict:
+    with path.open() as f:
+        return {r["run_id"]: r for r in csv.DictReader(f)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--data-dir")
+    args = parser.parse_args()
+    order = [kind for n in range(args.rounds) for kind in (("seq", "workers") if n % 2 == 0 else ("workers", "seq"))]
+    times = {"seq": [], "workers": []}
+    with tempfile.TemporaryDirectory() as folder:
+        for n, kind in enumerate(order):
+            output = Path(folder) / f"{kind}-{n}.csv"
+            seconds = run_suite(output, 2 if kind == "workers" else None, args.data_dir)
+            times[kind].append(seconds)
+            print(f"{kind:8} {seconds:7.1f} s  ({len(rows(output))} runs)", flush=True)
+        first = {kind: rows(Path(folder) / f"{kind}-{order.index(kind)}.csv") for kind in times}
+        same_ids = set(first["seq"]) == set(first["workers"])
+        statuses = {r["status"] for table in first.values() for r in table.values()}
+        accuracy_gaps = [abs(float(first["seq"][k]["eval_accuracy"]) - float(first["workers"][k]["eval_accuracy"]))
+                         for k in first["seq"] if k in first["workers"]]
+    seq, par = statistics.mean(times["seq"]), statistics.mean(times["workers"])
+    print(f"\nsequential (1 process, 2 threads): {', '.join(f'{t:.1f}' for t in times['seq'])} s, mean {seq:.1f} s")
+    print(f"--workers 2 (1 thread each):       {', '.join(f'{t:.1f}' for t in times['workers'])} s, mean {par:.1f} s")
+    print(f"speed-up of the suite's wall time: {seq / par:.2f}x")
+    print(f"same run_ids: {same_ids}; statuses: {sorted(statuses)}; largest test-accuracy gap between the two: "
+          f"{max(accuracy_gaps):.4f} (threads differ: 2 vs 1, so float sums differ)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
