@@ -55,7 +55,7 @@ def test_a_job_array_of_shards_merges_into_the_unsharded_suite_and_survives_pree
 
     # Preemption: task 1 of 2 gets SIGTERM mid-run, as SLURM sends before it kills a job; it
     # writes no row for the run in flight, and resubmitted, it finishes its shard.
-    slow = [{"name": "slow", "kind": "full", "epochs": 30}, {"name": "quick", "kind": "full"}]
+    slow = [{"name": "slow", "kind": "full", "epochs": 15}, {"name": "quick", "kind": "full"}]
     suite = write_suite(tmp_path, [bert_dir], data_dir, strategies=slow, name="preempted")
     job = sbatch(reports, logs, "--array=1-2", script, str(suite), wait=False)
     shard1 = reports / "preempted-shard1-of-2.csv"
