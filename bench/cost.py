@@ -79,3 +79,30 @@ def device_hours(train_seconds: float, processes: int) -> float:
 def run_cost(train_seconds: float, processes: int, price: Price) -> float:
     """USD for a run's training: device-hours x price per device-hour."""
     return device_hours(train_seconds, processes) * price.usd_per_hour
+
+
+# ----------------------------------------------------------------------------- serving
+
+
+def serving_cost_per_million(samples_per_s: float, price: Price) -> float:
+    """USD per million predictions for one device serving at `samples_per_s` (at batch 1,
+    latency-bound; at a large batch, throughput-bound)."""
+    if not samples_per_s > 0:
+        raise ValueError(f"serving throughput must be positive, got {samples_per_s}")
+    return price.usd_per_hour / (samples_per_s * 3600) * 1e6
+
+
+def total_cost(training_usd: float, serving_usd_per_million: float, predictions_per_month: float, months: float) -> float:
+    """Training (with its tuning, where the suite swept) plus serving `predictions_per_month`
+    for `months`."""
+    return training_usd + serving_usd_per_million * predictions_per_month * months / 1e6
+
+
+def break_even_traffic(cheap_to_train: tuple[float, float], cheap_to_serve: tuple[float, float], months: float) -> float | None:
+    """Predictions a month above which the second (training USD, serving USD per million)
+    costs less in all than the first over `months`; None when it never does (it does not serve
+    cheaper) and 0 when it always does."""
+    (train_a, serve_a), (train_b, serve_b) = cheap_to_train, cheap_to_serve
+    if serve_b >= serve_a:
+        return 0.0 if train_b <= train_a and serve_b == serve_a else None
+    return max(0.0, (train_b - train_a) / ((serve_a - serve_b) * months / 1e6))

@@ -51,3 +51,24 @@ def test_a_prompt_tuning_model_sees_its_virtual_tokens(bert_dir):
     assert model_input_tokens(model, encoded) == int(encoded["attention_mask"].sum()) + 4
     plain, _ = _model(bert_dir, "full")
     assert model_input_tokens(plain, encoded) == int(encoded["attention_mask"].sum())
+
+
+def test_serving_cost_arithmetic_against_values_worked_out_by_hand():
+    import pytest
+
+    from bench.cost import Price, break_even_traffic, serving_cost_per_million, total_cost
+
+    h100 = Price(2.99, "assumed")
+    # 1,000 predictions/s for an hour = 3.6M predictions for $2.99: $0.8306 per million
+    assert serving_cost_per_million(1000.0, h100) == pytest.approx(2.99 / 3.6)
+    assert total_cost(5.0, 0.8, 2_000_000, 12) == pytest.approx(5.0 + 0.8 * 2 * 12)
+    # A: $1 to train, $2 per million; B: $25 to train, $0.5 per million; over 12 months they
+    # cost the same at 24 / (1.5 x 12) = 1.333M predictions a month
+    crossing = break_even_traffic((1.0, 2.0), (25.0, 0.5), months=12)
+    assert crossing == pytest.approx(24 / 18 * 1e6)
+    assert total_cost(1.0, 2.0, crossing, 12) == pytest.approx(total_cost(25.0, 0.5, crossing, 12))
+    assert total_cost(1.0, 2.0, 2 * crossing, 12) > total_cost(25.0, 0.5, 2 * crossing, 12)  # above it, B
+    assert break_even_traffic((1.0, 0.5), (25.0, 2.0), months=12) is None  # dearer to serve: never
+    assert break_even_traffic((25.0, 2.0), (1.0, 0.5), months=12) == 0.0  # cheaper at both: always
+    with pytest.raises(ValueError):
+        serving_cost_per_million(0.0, h100)
