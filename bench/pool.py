@@ -34,7 +34,6 @@ RUN_PY = Path(__file__).resolve().parent / "run.py"
 
 @dataclasses.dataclass
 class Slot:
-    number: int
     gpu: int | None  # None on CPU
     cores: list[int]
 
@@ -67,7 +66,7 @@ def slots_for(workers: int, runs_per_gpu: int) -> list[Slot]:
         raise BenchError(f"--workers {workers} is more than this machine's {len(cores)} usable CPU cores; "
                          f"use --workers {len(cores)} or fewer")
     share = len(cores) // workers
-    return [Slot(n, (n // runs_per_gpu) if gpus else None, cores[n * share:(n + 1) * share]) for n in range(workers)]
+    return [Slot((n // runs_per_gpu) if gpus else None, cores[n * share:(n + 1) * share]) for n in range(workers)]
 
 
 def tasks_for(cells: list) -> list[Task]:
@@ -135,19 +134,18 @@ def death_cause(code: int, log: Path) -> str:
 def finish(worker: Worker, output: Path, context, say) -> list[Task]:
     """After a worker exits: report its cells' rows; if it died with its task unfinished, write
     a failed row for the cell it was running and return the rest of the task to run again."""
-    from bench.results_csv import RunOutcome, append_row, build_row, read_rows
+    from bench.results_csv import RunOutcome, append_row, build_row, read_results
+    from bench.run import row_summary
 
-    rows = read_rows(output) if output.exists() else []
+    rows = read_results(output) if output.exists() else []
     counts = Counter(r["run_id"] for r in rows)
     latest = {r["run_id"]: r for r in rows}
     code = worker.process.returncode
     missing = []
     for cell in worker.task.cells:
         if counts[cell.run_id()] > worker.rows_before[cell.run_id()]:
-            row = latest[cell.run_id()]
-            say(f"    {row['run_id']} {cell.strategy.name} seed {cell.seed}"
-                + (f" {cell.point_label()}" if cell.point else "") + f": {row['status']}"
-                + (f", test accuracy {float(row['eval_accuracy']):.4f}" if row["status"] == "ok" else f" ({row['error']})"))
+            say(f"    {cell.run_id()} {cell.strategy.name} seed {cell.seed}"
+                + (f" {cell.point_label()}" if cell.point else "") + f": {row_summary(latest[cell.run_id()])}")
         elif not cell.needs_choice:  # a later seed of a point not chosen writes no row, by design
             missing.append(cell)
     if not missing or code in (0, 1):

@@ -146,6 +146,7 @@ def run_here(args, suite, output: Path) -> int:
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration
 
+    from bench.data import load_splits
     from bench.hardware import device_name, resolve_mixed_precision, set_cpu_threads
     from bench.results_csv import check_writable
 
@@ -167,7 +168,7 @@ def run_here(args, suite, output: Path) -> int:
         torch.backends.cudnn.allow_tf32 = True
     check_checkpoints(suite)
     with accelerator.main_process_first():  # the first process fills datasets' cache, the others read it
-        data = load_splits_checked(suite)
+        data = load_splits(suite.dataset)  # (splits, label names, split sizes), columns and sizes checked
     say_plan(suite, cells, data, f"{accelerator.num_processes} process(es) on {accelerator.device}", say)
     counts = preflight(suite, len(data[1]))
     if args.dry_run:
@@ -195,6 +196,7 @@ def run_with_workers(args, suite, output: Path) -> int:
     processes (bench/pool.py)."""
     import torch
 
+    from bench.data import load_splits
     from bench.hardware import resolve_mixed_precision
     from bench.pool import run_pool, slot_device, slots_for
     from bench.results_csv import check_writable
@@ -208,7 +210,7 @@ def run_with_workers(args, suite, output: Path) -> int:
     every_cell = suite.cells(1, resolve_mixed_precision(suite.mixed_precision), kind)
     cells = selected_cells(args, every_cell)
     check_checkpoints(suite)
-    data = load_splits_checked(suite)
+    data = load_splits(suite.dataset)
     say_plan(suite, cells, data, f"{len(slots)} workers of 1 process on {kind}", print)
     preflight(suite, len(data[1]))
     context = run_context(suite, data, slot_device(slots[0]), None, "")
@@ -235,13 +237,6 @@ def check_checkpoints(suite) -> None:
         checkpoint = Checkpoint(spec, num_labels=2, meta=True)
         check_room_for_text(checkpoint.tokenizer(), suite, spec)
         checkpoint.check_weights()
-
-
-def load_splits_checked(suite) -> tuple:
-    """(splits, label names, split sizes), the data's columns and sizes checked."""
-    from bench.data import load_splits
-
-    return load_splits(suite.dataset)
 
 
 def say_plan(suite, cells: list, data: tuple, where: str, say) -> None:
