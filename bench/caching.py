@@ -93,11 +93,23 @@ def to_suffix_model(model: nn.Module, split: tuple[str, int]) -> nn.Module:
     name, first = split
     parent, _, attr = name.rpartition(".")
     parent = model.get_submodule(parent)
-    setattr(parent, attr, nn.ModuleList(list(getattr(parent, attr))[first:]))
     base = getattr(model, model.base_model_prefix)
+    removed = [(parent, attr, getattr(parent, attr)), (base, "embeddings", base.embeddings)]
+    setattr(parent, attr, nn.ModuleList(list(getattr(parent, attr))[first:]))
     base.embeddings = PassThroughEmbeddings()
     if hasattr(base, "embeddings_project"):  # ELECTRA: embedding size -> hidden size, already applied in the cache
+        removed.append((base, "embeddings_project", base.embeddings_project))
         base.embeddings_project = nn.Identity()
+    model._bench_removed = removed  # a plain list attribute: not a submodule, not in the state dict
+    return model
+
+
+def to_whole_model(model: nn.Module) -> nn.Module:
+    """Undo `to_suffix_model`: the frozen layers and embeddings back in place, around the same
+    trained layers (the whole model a server runs on text). Other models are returned as they are."""
+    for owner, attr, module in reversed(getattr(model, "_bench_removed", [])):
+        setattr(owner, attr, module)
+    model.__dict__.pop("_bench_removed", None)
     return model
 
 

@@ -62,6 +62,7 @@ class RunResult:
     compile_mode: str | None  # torch.compile mode, None when not compiled
     history: list
     predictions: list
+    serving: dict = dataclasses.field(default_factory=dict)  # the serving columns (bench/serving.py), main process only
 
     @property
     def steady_train_samples_per_s(self) -> float | None:
@@ -117,6 +118,7 @@ class RunResult:
             "memory_measure": self.memory_measure,
             "compile": self.compile_mode or "off",
             "history": json.dumps(self.history),
+            **self.serving,
         }
 
 

@@ -96,7 +96,7 @@ def worker_command(args, output: Path, run_ids: list[str]) -> list[str]:
             command += [f"--{flag.replace('_', '-')}", str(value)]
     if args.seeds:
         command += ["--seeds", *map(str, args.seeds)]
-    command += ["--force"] * args.force + ["--save"] * args.save
+    command += ["--force"] * args.force + ["--save"] * args.save + ["--no-serving"] * args.no_serving
     return command
 
 

@@ -26,6 +26,17 @@ class Image:
     caption: str
 
 
+def pct(value: float) -> str:
+    """An accuracy, to three decimals."""
+    return f"{value:.3f}"
+
+
+def usd(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"${value:.3g}" if value < 100 else f"${value:,.0f}"
+
+
 def to_markdown(title: str, sections, folder: Path) -> str:
     lines = [f"# {title}", ""]
     for heading, blocks in sections:

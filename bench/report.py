@@ -32,6 +32,9 @@ from bench import BenchError, OneLineParser
 from bench.cost import DEFAULT_PRICES, Price, parse_prices, price_for
 from bench.selection import Tuned, choose, standalone_device_seconds
 from bench.render import Image, Table, check_readme, to_html, to_markdown, update_readme
+from bench.render import pct as _pct
+from bench.render import usd as _usd
+from bench.traffic import SERVE_AT, ServingCost, cheapest_as_accurate, recommend_at, serving_of
 from bench.stats import CONFIDENCE, PairedTest, Summary, holm, paired_example_test, paired_seed_test, summarize
 
 ALPHA = 0.05
@@ -61,6 +64,7 @@ class Config:
     p_holm: float | None = None
     seed_test: tuple | None = None  # (p, shared seeds) of the paired t-test over seeds, Holm-corrected
     indistinguishable: bool = False  # from the best (or is the best)
+    serving: ServingCost | None = None  # what it costs to serve (bench/traffic.py); None: not measured
 
     @property
     def first(self) -> dict:
@@ -165,6 +169,7 @@ def build_configs(tuned: list[Tuned], prices: dict) -> list[Config]:
             tuned=t,
             validation=summarize(float(v) for v in validation) if None not in validation else None,
             tuning_cost_usd=sum(row_cost(r, prices, charged_device_seconds) for p in t.points for r in p.rows),
+            serving=serving_of(rows, price),
         )
         config.degenerate = any(str(r.get("degenerate")) == "True" for r in rows) or (
             majority is not None and config.accuracy.mean <= majority + 1e-9
@@ -261,9 +266,7 @@ def recommend(configs: list[Config], best: Config, tie: float = COST_TIE) -> tup
     why. Costs within `tie` of the cheapest are one cost (timing noise): the most accurate of
     those is chosen."""
     same = [c for c in configs if c.indistinguishable and not c.degenerate]
-    cheapest = min(c.cost_usd.mean for c in same)
-    tied = [c for c in same if c.cost_usd.mean <= cheapest * (1 + tie)]
-    choice = max(tied, key=lambda c: c.accuracy.mean)
+    choice, tied = cheapest_as_accurate(same, lambda c: c.cost_usd.mean, tie)
     ties = (f" Costs within {tie:.0%} of the cheapest count as equal (run-to-run timing noise), and among "
             f"{', '.join(c.label for c in tied)} the most accurate was taken." if len(tied) > 1 else "")
     tuning = _tuning_sentence(choice)
@@ -307,7 +310,7 @@ def fit_flag(loss_ratio: float, overfit_below: float, fine_above: float) -> str:
 # ----------------------------------------------------------------------------- the document
 
 
-def build_document(paths, decision: "Decision", plots, sweep_plots, curve_plots, args) -> list[tuple[str, list]]:
+def build_document(paths, decision: "Decision", plots, sweep_plots, curve_plots, args, serving_plots=()) -> list[tuple[str, list]]:
     """The report as sections of blocks (text, Table, Image), rendered to Markdown and HTML."""
     configs, best, choice, not_ok = decision.configs, decision.best, decision.choice, decision.not_ok
     sections = [
@@ -326,12 +329,29 @@ def build_document(paths, decision: "Decision", plots, sweep_plots, curve_plots,
         ("Significance", [significance_table(configs, best), _significance_note(args)]),
         ("Cost", [cost_table(configs), _cost_note(configs, args)]),
     ]
+    if any(c.serving for c in configs):
+        sections.append(("Serving", serving_section(decision) + [Image(p, caption) for p, caption in serving_plots]))
     if not_ok:
         sections.append(("Runs that did not finish", [Table(
             ["checkpoint", "strategy", "seed", "status", "error"],
             [[short_checkpoint(r["checkpoint"]), r["strategy"], r["seed"], r["status"], (r.get("error") or "")[:160]] for r in not_ok],
         )]))
     return sections
+
+
+def serving_section(decision: "Decision") -> list:
+    """The serving table, how the choice changes with traffic, and what was measured."""
+    from bench.traffic import serving_note, serving_table, served_candidates, traffic_sentence
+
+    configs, months, serve_at = decision.configs, decision.months, decision.serve_at
+    blocks = [serving_table(configs, decision.traffic, months, serve_at)]
+    candidates = served_candidates(configs)
+    if candidates:
+        blocks.append(f"Total cost over {months:g} months (training with its sweep + serving), among the configurations "
+                      f"statistically as accurate as the best: {traffic_sentence(candidates, months, serve_at, COST_TIE)}"
+                      + ("" if decision.traffic else " Pass --traffic N (predictions a month) to recommend on it."))
+    blocks.append(serving_note(configs, serve_at))
+    return blocks
 
 
 def _intro(paths, decision: "Decision") -> str:
@@ -552,16 +572,6 @@ def _p(value: float, equals: str = "") -> str:
     return "< 0.001" if value < 0.001 else f"{equals}{value:.2g}"
 
 
-def _pct(value: float) -> str:
-    return f"{value:.3f}"
-
-
-def _usd(value: float | None) -> str:
-    if value is None:
-        return ""
-    return f"${value:.3g}" if value < 100 else f"${value:,.0f}"
-
-
 def _count(value) -> str:
     return f"{value:,}" if value is not None else ""
 
@@ -601,10 +611,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--fine-above", type=float, default=0.7, help="loss ratio above which a run fits fine (default 0.7)")
     parser.add_argument("--mixed-devices", action="store_true",
                         help="compare rows measured on different devices (refused otherwise: their speed and cost do not compare)")
+    parser.add_argument("--traffic", type=float, metavar="N", help="expected predictions a month: recommend on total cost, "
+                        "training (with its sweep) + serving (default: training cost alone)")
+    parser.add_argument("--months", type=float, default=12.0, help="how long the model serves, for --traffic (default 12)")
+    parser.add_argument("--serve-at", choices=SERVE_AT, default="throughput",
+                        help="serving cost from batched throughput (default) or one request at a time (batch1)")
     parser.add_argument("--readme", type=Path, help="also write the configurations table into this file's decision-report block")
     args = parser.parse_args(argv)
     if not 0 < args.overfit_below <= args.fine_above:
         parser.error("need 0 < --overfit-below <= --fine-above")
+    if args.traffic is not None and not 0 < args.traffic < float("inf"):
+        parser.error(f"--traffic must be a positive number of predictions a month, got {args.traffic:g}")
+    if not 0 < args.months < float("inf"):
+        parser.error(f"--months must be a positive number of months, got {args.months:g}")
     return args
 
 
@@ -621,11 +640,16 @@ class Decision:
     curves: dict  # label -> {train examples: Config}, with several train sizes
     not_ok: list[dict]
     devices: list[str]
+    traffic: float | None = None  # predictions a month the recommendation assumed (None: training cost alone)
+    months: float = 12.0
+    serve_at: str = "throughput"
 
 
-def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = False) -> Decision:
+def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = False, traffic: float | None = None,
+           months: float = 12.0, serve_at: str = "throughput") -> Decision:
     """Rows in, decision out: choose on validation (bench/selection.py), compare the chosen
-    configurations on test, recommend."""
+    configurations on test, recommend: the cheapest to train, or with `traffic` (predictions a
+    month, for `months`) the cheapest in total, training + serving (bench/traffic.py)."""
     ok, not_ok = load_runs(paths)
     devices = check_devices(ok, mixed_devices)
     prices = prices or {}
@@ -637,28 +661,32 @@ def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = 
     largest = max(size(t) for t in tuned)
     configs = sorted(build_configs([t for t in tuned if size(t) == largest], prices), key=lambda c: -c.accuracy.mean)
     best = compare_with_best(configs)
-    choice, why = recommend(configs, best)
+    if traffic is None:
+        choice, why = recommend(configs, best)
+    else:
+        choice, why = recommend_at(configs, best, traffic, months, serve_at, COST_TIE)
     curves = {}
     if len({size(t) for t in tuned}) > 1:
         for config in build_configs(tuned, prices):
             name = config.first["strategy"] if len({c.first["checkpoint"] for c in configs}) == 1 else (
                 f"{short_checkpoint(config.first['checkpoint'])} / {config.first['strategy']}")
             curves.setdefault(name, {})[int(config.first.get("train_examples") or 0)] = config
-    return Decision(configs, best, choice, why, tuned, curves, not_ok, devices)
+    return Decision(configs, best, choice, why, tuned, curves, not_ok, devices, traffic, months, serve_at)
 
 
 def make_report(args) -> tuple[Path, Path, Path]:
     if args.readme:
         check_readme(args.readme)  # before anything is written
-    decision = decide(args.reports, parse_prices(args.price), args.mixed_devices)
+    decision = decide(args.reports, parse_prices(args.price), args.mixed_devices, args.traffic, args.months, args.serve_at)
     configs, best, choice = decision.configs, decision.best, decision.choice
     first = args.reports[0]
     folder, stem = first.parent.resolve(), first.stem
     plot_dir = folder / f"{stem}.report"
     plots = pareto_plots(configs, plot_dir, stem, choice)
+    serving_plots = serving_pareto_plot(decision, plot_dir, stem)
     sweep_plots = make_sweep_plots(configs, plot_dir, stem)
     curve_plots = make_curve_plots(decision.curves, plot_dir, stem)
-    sections = build_document(args.reports, decision, plots, sweep_plots, curve_plots, args)
+    sections = build_document(args.reports, decision, plots, sweep_plots, curve_plots, args, serving_plots)
     title = f"Decision report: {configs[0].first.get('suite') or stem}"
     md_path, html_path = folder / f"{stem}.report.md", folder / f"{stem}.report.html"
     md_path.write_text(to_markdown(title, sections, folder))
@@ -712,6 +740,24 @@ def pareto_plots(configs: list[Config], plot_dir: Path, stem: str, chosen: Confi
         names = ", ".join(configs[i].label for i in front)
         plots.append((path, f"{what.capitalize()}; Pareto frontier: {names}"))
     return plots
+
+
+def serving_pareto_plot(decision: "Decision", plot_dir: Path, stem: str) -> list[tuple[Path, str]]:
+    """Accuracy against serving cost per million predictions, beside the training-cost plot."""
+    from bench.plots import plot_pareto
+
+    configs = decision.configs
+    if not any(c.serving for c in configs):
+        return []
+    batch1 = decision.serve_at == "batch1"
+    path = plot_dir / "pareto-serving.png"
+    front = plot_pareto(
+        configs, lambda c: c.serving.usd_per_million(decision.serve_at) if c.serving else None,
+        f"serving cost per million predictions ({'one request at a time' if batch1 else 'batched'}; USD, log scale)",
+        f"{stem}: accuracy vs serving cost", path, log_x=True, chosen=decision.choice,
+        frontier_label="Pareto frontier (nothing cheaper to serve is as accurate)", x_format=lambda v: f"${v:.2g}")
+    names = ", ".join(configs[i].label for i in front)
+    return [(path, f"Accuracy vs serving cost per million predictions; Pareto frontier: {names}")]
 
 
 def main(argv=None) -> int:

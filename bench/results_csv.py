@@ -87,6 +87,24 @@ COLUMNS = {
     "mfu": "model FLOPs utilisation: achieved_tflops / peak_tflops",
     "peak_memory_mb": "cuda: max allocated, max over processes; cpu: peak RSS during the run, max over processes",
     "memory_measure": "cuda_max_allocated or cpu_peak_rss",
+    "serving_form": "what the serving figures measured: merged (a peft adapter merged into its base with merge_and_unload, what a deployment runs) or as trained; empty when serving was not measured (--no-serving, serving.measure: false, or an older row)",
+    "serving_latency_p50_ms": "batch-1 latency of the model alone (tokenization apart), median over serving_latency_calls requests after a warm-up, on the run's device in its compute dtype and compile setting; GPU synchronised per call",
+    "serving_latency_p95_ms": "95th percentile of the same calls",
+    "serving_latency_p99_ms": "99th percentile of the same calls",
+    "serving_latency_calls": "batch-1 calls timed: at least the suite's serving.min_calls and serving.min_seconds of them",
+    "serving_tokenize_ms": "tokenizing one request (truncated at max_length), median; a server pays it per request, beside the model",
+    "serving_input_tokens": "tokens the model computes over per request, median: the request's plus a prompt method's virtual tokens",
+    "serving_samples_per_s": "throughput of the model alone at serving_batch_size (the best of serving.batch_sizes), requests pre-tokenized and padded per batch; one device",
+    "serving_batch_size": "the batch size of serving_samples_per_s",
+    "serving_throughput": "JSON: samples/s at every batch size of serving.batch_sizes",
+    "serving_memory_mb": "the served model's weights + the most memory serving took above them (cuda: allocated bytes; cpu: resident set growth, a lower bound)",
+    "serving_stored_mb": "MB (fp32) to keep beside the public checkpoint to serve the run: the whole model when pretrained weights changed (full, freeze, merged adapters), else the trained parameters (adapter + head, a head on a frozen backbone)",
+    "unmerged_latency_p50_ms": "peft runs served merged: batch-1 p50 of the adapter model as trained (unmerged)",
+    "unmerged_samples_per_s": "peft runs served merged: throughput of the unmerged model at its best batch size",
+    "unmerged_stored_mb": "peft runs served merged: MB (fp32) of the adapter and head alone",
+    "merged_agreement": "peft runs served merged: fraction of the serving requests on which merged and unmerged predict the same class (1.0 expected; below it under fp16/bf16 rounding)",
+    "serving_seconds": "wall time of the serving measurement; not charged to the run",
+    "serving_error": "why serving was not measured for an ok run (the run's training figures stand)",
     "history": "per-epoch JSON list: epoch, train_loss, train_seconds, validation_loss, validation_accuracy (the test split is never scored per epoch)",
     "predictions_file": "per-example test predictions (idx, label, prediction, loss), relative to this CSV",
     "saved_model": "with --save: the folder of the run's trained parameters (bench/predict.py), relative to this CSV",
@@ -116,14 +134,16 @@ class Status(str, enum.Enum):
 # its type is a malformed row.
 _INTS = ("seed", "epochs", "batch_size", "global_batch_size", "max_length", "train_examples", "validation_examples",
          "eval_examples", "train_split_examples", "num_processes", "total_params", "trainable_params", "epochs_run",
-         "selected_epoch")
+         "selected_epoch", "serving_latency_calls", "serving_input_tokens", "serving_batch_size")
 _FLOATS = ("learning_rate", "trainable_pct", "train_loss", "validation_loss", "validation_accuracy", "eval_loss",
            "loss_ratio", "eval_accuracy", "train_samples_per_s", "steady_train_samples_per_s", "train_tokens_per_s",
            "eval_samples_per_s", "train_seconds", "validation_seconds", "eval_seconds", "tokenize_seconds",
            "cache_seconds", "reused_cache_seconds", "compile_seconds", "padding_waste", "train_flops_per_step",
-           "achieved_tflops", "peak_tflops", "mfu", "peak_memory_mb")
+           "achieved_tflops", "peak_tflops", "mfu", "peak_memory_mb", "serving_latency_p50_ms", "serving_latency_p95_ms",
+           "serving_latency_p99_ms", "serving_tokenize_ms", "serving_samples_per_s", "serving_memory_mb", "serving_stored_mb",
+           "unmerged_latency_p50_ms", "unmerged_samples_per_s", "unmerged_stored_mb", "merged_agreement", "serving_seconds")
 TYPES = {**{c: int for c in _INTS}, **{c: float for c in _FLOATS}, "degenerate": bool, "status": Status,
-         "sweep_point": dict, "history": list, "label_names": list, "strategy_params": dict}
+         "sweep_point": dict, "serving_throughput": dict, "history": list, "label_names": list, "strategy_params": dict}
 assert set(TYPES) <= set(COLUMNS)
 
 
@@ -182,6 +202,7 @@ class RunContext:
     git_commit: str
     peak_tflops: float | None = None
     peak_source: str = ""
+    serving: object = None  # the suite's ServingSpec when each ok run's serving is measured, else None
 
 
 @dataclasses.dataclass(frozen=True)

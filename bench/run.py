@@ -52,6 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, help="override every strategy's epochs")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the suite's seeds")
     parser.add_argument("--mixed-precision", choices=["auto", "no", "fp16", "bf16"], help="override the suite's mixed precision")
+    parser.add_argument("--no-serving", action="store_true", help="skip the serving measurement after each run "
+                        "(latency, throughput, memory: bench/serving.py; the suite's serving.measure turns it off for good)")
     parser.add_argument("--workers", type=int, help="run N cells at once, each in its own process on one GPU (or an equal "
                         "share of the CPU cores); every run is the run the sequential path makes (bench/pool.py)")
     parser.add_argument("--runs-per-gpu", type=int, default=1, help="with --workers: pack K runs onto each GPU (small "
@@ -135,7 +137,12 @@ def load_suite_from(args, name: str):
         for key in ("train_size", "eval_size", "validation_size", "epochs", "seeds", "mixed_precision")
         if getattr(args, key) is not None
     }
-    return load_suite(name, data_dir=args.data_dir, overrides=overrides)
+    suite = load_suite(name, data_dir=args.data_dir, overrides=overrides)
+    if args.no_serving:
+        from dataclasses import replace
+
+        suite = replace(suite, serving=suite.serving.model_copy(update={"measure": False}))
+    return suite
 
 
 def run_here(args, suite, output: Path) -> int:
@@ -265,6 +272,7 @@ def run_context(suite, data: tuple, device: str, peak, peak_source: str):
         git_commit=git_commit(),
         peak_tflops=peak,
         peak_source=peak_source,
+        serving=suite.serving if suite.serving.measure else None,
     )
 
 
@@ -405,7 +413,7 @@ def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Pat
     from accelerate.utils import set_seed
 
     from bench.results_csv import RunOutcome, build_row
-    from bench.strategies import build_model, parameter_counts
+    from bench.strategies import build_model, changes_pretrained, parameter_counts
     from bench.train import train_one
 
     run, result = RunOutcome(started_at=now()), None
@@ -417,7 +425,11 @@ def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Pat
         run = replace(run, **parameter_counts(plan.model))
         # by name in the strategy's model, before training may cut a cached frozen bottom off it
         trainable = {name: p for name, p in plan.model.named_parameters() if p.requires_grad}
+        pretrained_changed = changes_pretrained(plan.model)
         result = train_one(cell, accelerator, plan, tokenized, tokenizer, context.peak_tflops, shared_features)
+        if context.serving is not None:
+            result.serving = serving_figures(cell, accelerator, plan.model, tokenizer, splits, context.serving,
+                                             result.compile_mode, pretrained_changed)
         run = replace(run, status="ok", **(write_run_files(cell, result, trainable, output, context, run.started_at, save)
                                            if accelerator.is_main_process else {}))
     except BenchError:
@@ -430,6 +442,28 @@ def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Pat
             traceback.print_exc()
         release_memory(accelerator)
     return build_row(cell, context, replace(run, ended_at=now()), result)
+
+
+def serving_figures(cell, accelerator, model, tokenizer, splits, settings, compile_mode, pretrained_changed: bool) -> dict:
+    """The run's serving columns, measured by the main process (one device serves; the others
+    wait). Requests are the first validation texts (test texts without a validation split).
+    A measurement that fails leaves the run ok, with `serving_error` saying why."""
+    from bench import first_line
+    from bench.serving import measure_serving
+
+    columns = {}
+    if accelerator.is_main_process:
+        source = splits["validation"] if "validation" in splits else splits["eval"]
+        rows = source.select(range(min(settings.texts, len(source))))
+        requests = list(zip(rows["text"], rows["text_pair"])) if "text_pair" in rows.column_names else list(rows["text"])
+        try:
+            columns = measure_serving(model, tokenizer, requests, cell.hparams.max_length, accelerator.device, settings,
+                                      accelerator.autocast(), compile_mode, pretrained_changed)
+        except Exception as err:  # noqa: BLE001 -- the run trained; a serving failure must not lose it
+            release_memory(accelerator)
+            columns = {"serving_error": first_line(err)}
+    accelerator.wait_for_everyone()
+    return columns
 
 
 def write_run_files(cell, result, trainable: dict, output: Path, context, started_at: str, save: bool) -> dict:

@@ -119,6 +119,19 @@ class Defaults(Hyperparameters):
         return self.model_dump(include=HPARAM_FIELDS)
 
 
+class ServingSpec(Strict):
+    """The suite's `serving`: how each ok run's trained model is timed as a server would call it
+    (bench/serving.py). Not part of any run_id: it measures a run, it does not change it."""
+
+    measure: bool = True  # after every ok run; `--no-serving` turns it off for one launch
+    batch_sizes: Annotated[list[Positive], Field(min_length=1)] = [256]  # throughput batches (batch 1 is the latency)
+    min_calls: Positive = 100  # batch-1 calls timed, at least (after the warm-up)
+    min_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 10.0  # and at least this long, per measurement
+    throughput_min_calls: Positive = 5  # calls per throughput batch size, at least
+    warmup_calls: NonNegative = 10
+    texts: Positive = 512  # requests drawn from the validation split (the test split without one)
+
+
 class SuiteFile(Strict):
     """The top level of a suite file. `strategies` entries are checked one by one (their keys
     depend on their kind) by bench/suite.py."""
@@ -129,6 +142,7 @@ class SuiteFile(Strict):
     checkpoints: Annotated[list[Text], Field(min_length=1)]
     strategies: Annotated[list[dict[str, Any]], Field(min_length=1)]
     defaults: dict[str, Any] | None = None
+    serving: dict[str, Any] | None = None  # ServingSpec
 
 
 def validated(model: type[BaseModel], raw: Any, where: str) -> BaseModel:

@@ -96,6 +96,16 @@ def parameter_counts(model) -> dict:
     return {"total_params": total, "trainable_params": trainable, "trainable_pct": round(100 * trainable / total, 4)}
 
 
+def changes_pretrained(model) -> bool:
+    """Whether training changes a pretrained weight (full runs, freeze runs that train more than
+    the head): serving it then needs the whole model stored, not only what trained. Adapters,
+    prompts and heads on a frozen backbone leave the checkpoint's weights as they are."""
+    if hasattr(model, "peft_config") or isinstance(model, FrozenBackboneClassifier):
+        return False
+    head = set(head_parameter_names(model))
+    return any(p.requires_grad and name not in head for name, p in model.named_parameters())
+
+
 # ----------------------------------------------------------------------------- strategies
 
 

@@ -27,6 +27,7 @@ from bench.schema import (
     DatasetSpec,
     Defaults,
     Hyperparameters,
+    ServingSpec,
     SuiteFile,
     validated,
 )
@@ -147,6 +148,7 @@ class Suite:
     sweep_seeds: str  # all, or first: sweep points on the first seed, the chosen point on every seed
     mixed_precision: str
     path: Path
+    serving: ServingSpec = ServingSpec()
 
     def cells(self, num_processes: int = 1, mixed_precision: str | None = None, device_kind: str = "cpu") -> list[Cell]:
         """Every checkpoint x train size x strategy x sweep point x seed, checkpoints outermost
@@ -251,6 +253,7 @@ def load_suite(name_or_path: str, data_dir: str | None = None, overrides: dict |
         sweep_seeds=defaults.sweep_seeds,
         mixed_precision=defaults.mixed_precision,
         path=path,
+        serving=validated(ServingSpec, raw.get("serving") or {}, f"{where}: serving"),
     )
 
 

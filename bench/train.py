@@ -34,7 +34,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from bench import progress_interval
 from bench.batches import ExampleTensors, IndexBatches, length_buckets
-from bench.caching import build_cache, to_suffix_model
+from bench.caching import build_cache, to_suffix_model, to_whole_model
 from bench.data import LengthGroupedBatches
 from bench.measure import Measurements, RunResult
 from bench.strategies import Prepared
@@ -103,6 +103,7 @@ def train_one(cell: Cell, accelerator: Accelerator, plan: Prepared, tokenized, t
         test = evaluate_model(loop.model, loop.loaders["test"], loop.sets["test"], accelerator, loop.accuracy)
     if len(test["predictions"]) != len(loop.sets["test"]):  # gather_for_metrics must drop the padding
         raise RuntimeError(f"scored {len(test['predictions'])} test examples, expected {len(loop.sets['test'])}")
+    to_whole_model(plan.model)  # a cached frozen bottom back in place: the model a server runs on text
     result = collect_result(loop, test, peak_tflops)
     accelerator.free_memory()  # drop the references prepare() kept, before the next cell
     return result

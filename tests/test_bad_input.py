@@ -107,6 +107,8 @@ def _cases(tmp, bert_dir, roberta_dir, data_dir):
                                      "a sweep is chosen on validation data, and the dataset has none"),
         "patience-without-select-best": (suite("pw", patience=2), "patience (early stopping) needs select: best"),
         "validation-too-large": (suite("vl", dataset={"validation_size": 500}), "too few to carve 500 validation examples"),
+        "serving-batch-size-0": (suite("sb", serving={"batch_sizes": [0]}), "serving: 'batch_sizes[0]' must be positive, got 0"),
+        "serving-unknown-key": (suite("su", serving={"batch": 8}), "serving: unknown key 'batch'"),
     }
 
 
@@ -117,7 +119,7 @@ CASES = [
     "head-hidden-negative", "data-dir-number", "kind-a-list", "negative-seed", "negative-shuffle-seed", "warmup-above-1",
     "negative-layer-count", "max-length-below-special-tokens", "not-utf8", "text-column-is-label-column", "fp16-on-cpu",
     "empty-checkpoint-folder", "empty-freeze-pattern", "sweep-of-unknown-key", "sweep-without-validation",
-    "patience-without-select-best", "validation-too-large", "truncated-weights", "truncated-bin-weights", "missing-shard", "corrupt-config", "mixed-label-types", "header-only-csv",
+    "patience-without-select-best", "validation-too-large", "serving-batch-size-0", "serving-unknown-key", "truncated-weights", "truncated-bin-weights", "missing-shard", "corrupt-config", "mixed-label-types", "header-only-csv",
 ]
 
 

@@ -27,7 +27,7 @@ def predictions_with_errors(wrong: set) -> list:
 
 
 def write_run(report, strategy, seed, wrong, train_seconds, trainable, memory=1000.0, device="NVIDIA H100 80GB HBM3",
-              samples_per_s=100.0, loss_ratio=0.9, degenerate=False, predictions=None):
+              samples_per_s=100.0, loss_ratio=0.9, degenerate=False, predictions=None, serving_per_s=None):
     config_id = hashlib.sha256(strategy.encode()).hexdigest()[:12]
     run_id = hashlib.sha256(f"{strategy}-{seed}".encode()).hexdigest()[:12]
     predictions = predictions or predictions_with_errors(wrong)
@@ -41,6 +41,9 @@ def write_run(report, strategy, seed, wrong, train_seconds, trainable, memory=10
         "num_processes": 1, "device": device, "trainable_params": trainable, "peak_memory_mb": memory,
         "train_examples": 1000, "eval_examples": EVAL, "train_split_examples": 25000, "degenerate": degenerate,
         "predictions_file": file, "started_at": started, "ended_at": started,
+        **({"serving_form": "as trained", "serving_samples_per_s": serving_per_s, "serving_batch_size": 256,
+            "serving_latency_p50_ms": 256_000 / serving_per_s, "serving_latency_p95_ms": 256_000 / serving_per_s,
+            "serving_latency_p99_ms": 256_000 / serving_per_s, "serving_tokenize_ms": 0.2} if serving_per_s else {}),
     })
 
 
@@ -339,3 +342,47 @@ def test_learning_curves_from_several_train_sizes(tmp_path):
     md = (tmp_path / "constructed.report.md").read_text()
     assert "## Learning curves" in md and "| a | 0.700 ($0.0208) | 0.900 ($0.0831) |" in md
     assert (tmp_path / "constructed.report" / "learning-curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_recommendation_switches_at_the_traffic_a_constructed_case_predicts(tmp_path):
+    """big: as accurate, 10x dearer to train, 10x cheaper to serve than small. Small wins at low
+    traffic, big above the traffic where the totals meet (10% tie band: where big's total is
+    within 10% of small's, the more accurate big is taken)."""
+    from bench.cost import break_even_traffic, serving_cost_per_million
+    from bench.report import COST_TIE, decide
+    from bench.traffic import served_candidates, switch_points
+
+    report = tmp_path / "r.csv"
+    for seed in (1, 2, 3):
+        base = set(range(seed, 400, 10))
+        write_run(report, "big", seed, base, train_seconds=3600, trainable=100_000_000, serving_per_s=5000.0)
+        write_run(report, "small", seed, base | {0}, train_seconds=360, trainable=1_000_000, serving_per_s=500.0)
+    h100 = price_for("NVIDIA H100 80GB HBM3", {})
+    train_big, train_small = 2.99, 0.299  # an hour and 6 minutes of an H100 at the assumed $2.99
+    serve_big, serve_small = serving_cost_per_million(5000.0, h100), serving_cost_per_million(500.0, h100)
+    months = 12
+    exact = break_even_traffic((train_small, serve_small), (train_big, serve_big), months)
+    assert exact == pytest.approx((train_big - train_small) / ((serve_small - serve_big) * months / 1e6))
+    # with the tie band: big_total = (1 + tie) x small_total
+    per = lambda usd_per_million: usd_per_million * months / 1e6  # noqa: E731
+    tied = (train_big - (1 + COST_TIE) * train_small) / ((1 + COST_TIE) * per(serve_small) - per(serve_big))
+
+    for traffic, expected in ((tied * 0.99, "small"), (tied * 1.01, "big"), (tied / 100, "small"), (tied * 100, "big")):
+        decision = decide([report], traffic=traffic, months=months)
+        assert decision.choice.label == expected, traffic
+        assert "predictions a month" in decision.why and "to serve" in decision.why
+    assert decide([report]).choice.label == "small"  # no traffic: training cost alone, as before
+    candidates = served_candidates(decide([report]).configs)
+    (start, first), (switch, second) = switch_points(candidates, months, "throughput", COST_TIE)
+    assert (start, first.label, second.label) == (0.0, "small", "big") and switch == pytest.approx(tied, rel=2e-3)
+    assert switch_points(candidates, months, "throughput", 0.0)[1][0] == pytest.approx(exact, rel=2e-3)
+
+    result = run_report(str(report), "--traffic", f"{tied * 2:.0f}", "--months", str(months))
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "r.report.md").read_text()
+    recommendation = text.split("## Recommendation")[1].split("##")[0]
+    assert "**big** at an assumed traffic of" in recommendation
+    assert "below" in recommendation and "choose **small**" in recommendation and "**big**" in recommendation
+    assert "## Serving" in text and (tmp_path / "r.report" / "pareto-serving.png").stat().st_size > 10_000
+    bad = run_report(str(report), "--traffic", "-5")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--traffic" in bad.stderr

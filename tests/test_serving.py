@@ -2,6 +2,7 @@
 over at least the stated calls, a merged LoRA predicts as the unmerged one, a prompt-tuning
 model's input length includes its virtual tokens."""
 
+import pytest
 import torch
 
 from bench.checkpoints import Checkpoint
@@ -72,3 +73,46 @@ def test_serving_cost_arithmetic_against_values_worked_out_by_hand():
     assert break_even_traffic((25.0, 2.0), (1.0, 0.5), months=12) == 0.0  # cheaper at both: always
     with pytest.raises(ValueError):
         serving_cost_per_million(0.0, h100)
+
+
+def test_every_ok_run_is_measured_as_served_and_no_serving_turns_it_off(tmp_path, bert_dir, data_dir, capsys):
+    """A real suite: serving figures in every ok row, a LoRA served merged (with its unmerged
+    figures and the same predictions), a cached freeze run served whole, a prompt-tuning run
+    paying for its virtual tokens; --no-serving leaves the columns empty."""
+    from bench.results_csv import read_results
+    from bench.run import main
+    from conftest import QUICK_SERVING, write_suite
+
+    strategies = [
+        {"name": "full", "kind": "full"},
+        {"name": "lora", "kind": "lora", "r": 4},
+        {"name": "head", "kind": "head", "pooling": "mean"},
+        {"name": "top1-cached", "kind": "freeze", "top": 1, "cache_frozen": True},
+        {"name": "prompt", "kind": "peft", "method": "prompt_tuning", "options": {"num_virtual_tokens": 4}},
+    ]
+    suite = write_suite(tmp_path, [bert_dir], data_dir, strategies=strategies, dataset={"validation_size": 16},
+                        serving={**QUICK_SERVING, "batch_sizes": [4, 8], "min_calls": 12})
+    report = tmp_path / "served.csv"
+    assert main(["--suite", str(suite), "--output", str(report)]) == 0, capsys.readouterr().err[-2000:]
+    rows = {r["strategy"]: r for r in read_results(report)}
+    for name, row in rows.items():
+        assert row["status"] == "ok" and not row.get("serving_error"), name
+        assert row["serving_latency_calls"] >= 12
+        assert 0 < row["serving_latency_p50_ms"] <= row["serving_latency_p95_ms"] <= row["serving_latency_p99_ms"]
+        assert set(row["serving_throughput"]) == {"4", "8"} and row["serving_samples_per_s"] == pytest.approx(max(row["serving_throughput"].values()), rel=1e-4)
+        assert row["serving_memory_mb"] > 0 and row["serving_stored_mb"] > 0
+    whole_mb = rows["full"]["total_params"] * 4 / 2**20
+    assert rows["full"]["serving_stored_mb"] == pytest.approx(whole_mb, rel=1e-4)
+    assert rows["top1-cached"]["serving_stored_mb"] == pytest.approx(whole_mb, rel=1e-4)  # served whole, bottom back in place
+    assert rows["head"]["serving_stored_mb"] == pytest.approx(rows["head"]["trainable_params"] * 4 / 2**20, rel=1e-4)
+    lora = rows["lora"]
+    assert lora["serving_form"] == "merged" and lora["merged_agreement"] == 1.0
+    assert lora["unmerged_samples_per_s"] > 0 and lora["unmerged_latency_p50_ms"] > 0
+    assert lora["unmerged_stored_mb"] == pytest.approx(lora["trainable_params"] * 4 / 2**20, rel=1e-4)
+    assert lora["unmerged_stored_mb"] < lora["serving_stored_mb"] == pytest.approx(whole_mb, rel=1e-4)
+    assert rows["prompt"]["serving_form"] == "as trained"  # prompts cannot be merged
+    assert rows["prompt"]["serving_input_tokens"] == rows["full"]["serving_input_tokens"] + 4
+
+    quiet = tmp_path / "quiet.csv"
+    assert main(["--suite", str(suite), "--output", str(quiet), "--no-serving"]) == 0
+    assert all(not r["serving_form"] and r["serving_samples_per_s"] is None for r in read_results(quiet))

@@ -1,0 +1,241 @@
+"""The decision with serving cost: what each chosen configuration costs to serve (from the
+serving columns bench/serving.py measured after each run), its total cost at an expected traffic
+(training, with its sweep, + serving for a horizon), and the traffic levels at which the
+recommendation changes.
+
+Serving cost per million predictions is the device time they take at the device's price
+(bench/cost.py): at the throughput batch (requests batched; what `--traffic` uses unless
+`--serve-at batch1`) or one request at a time (latency-bound, the model alone). It is the cost
+of the device time used, as billed per use; an always-on replica costs its hourly price whatever
+the traffic.
+
+The rule is the report's (bench/report.py): among the configurations statistically as accurate
+as the best, the cheapest, costs within 10% counting as one cost and broken by accuracy; only
+here the cost is the total at the traffic. `switch_points` finds where that choice changes,
+by bisection on the traffic, so the sentence and the choice at a given traffic always agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from bench.cost import Price, serving_cost_per_million, total_cost
+from bench.render import Table, pct, usd
+
+SERVE_AT = ("throughput", "batch1")
+LOWEST, HIGHEST = 1e2, 1e12  # predictions a month searched for switches: a hobby to a large service
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingCost:
+    """A configuration's serving figures (mean over its seeds) and what they cost."""
+
+    form: str  # merged or as trained
+    samples_per_s: float  # at its best throughput batch
+    batch_size: int
+    p50_ms: float
+    p99_ms: float
+    tokenize_ms: float
+    input_tokens: int | None
+    memory_mb: float | None
+    stored_mb: float | None
+    unmerged_samples_per_s: float | None
+    unmerged_p50_ms: float | None
+    agreement: float | None
+    price: Price
+
+    @property
+    def per_million(self) -> float:
+        """USD per million predictions at the throughput batch."""
+        return serving_cost_per_million(self.samples_per_s, self.price)
+
+    @property
+    def per_million_batch1(self) -> float:
+        """USD per million predictions one at a time (the model's p50 latency each)."""
+        return serving_cost_per_million(1000 / self.p50_ms, self.price)
+
+    @property
+    def unmerged_per_million(self) -> float | None:
+        return serving_cost_per_million(self.unmerged_samples_per_s, self.price) if self.unmerged_samples_per_s else None
+
+    def usd_per_million(self, serve_at: str) -> float:
+        return self.per_million_batch1 if serve_at == "batch1" else self.per_million
+
+
+def serving_of(rows: list[dict], price: Price) -> ServingCost | None:
+    """The serving figures of a configuration's rows; None when none of them measured serving."""
+    measured = [r for r in rows if r.get("serving_samples_per_s") and r.get("serving_latency_p50_ms")]
+    if not measured:
+        return None
+
+    def mean(column):
+        values = [float(r[column]) for r in measured if r.get(column) is not None]
+        return float(np.mean(values)) if values else None
+
+    return ServingCost(
+        form=measured[0].get("serving_form") or "as trained",
+        samples_per_s=mean("serving_samples_per_s"),
+        batch_size=int(measured[0]["serving_batch_size"]),
+        p50_ms=mean("serving_latency_p50_ms"),
+        p99_ms=mean("serving_latency_p99_ms"),
+        tokenize_ms=mean("serving_tokenize_ms"),
+        input_tokens=measured[0].get("serving_input_tokens"),
+        memory_mb=max((float(r["serving_memory_mb"]) for r in measured if r.get("serving_memory_mb")), default=None),
+        stored_mb=mean("serving_stored_mb"),
+        unmerged_samples_per_s=mean("unmerged_samples_per_s"),
+        unmerged_p50_ms=mean("unmerged_latency_p50_ms"),
+        agreement=min((float(r["merged_agreement"]) for r in measured if r.get("merged_agreement") is not None), default=None),
+        price=price,
+    )
+
+
+def training_usd(config) -> float:
+    """What getting the configuration cost: its whole sweep where the suite swept (every point
+    and seed), else one run."""
+    return config.tuning_cost_usd if config.tuned and config.tuned.swept else config.cost_usd.mean
+
+
+def total_usd(config, traffic: float, months: float, serve_at: str) -> float:
+    return total_cost(training_usd(config), config.serving.usd_per_million(serve_at), traffic, months)
+
+
+def cheapest_as_accurate(candidates: list, cost_of, tie: float) -> tuple:
+    """(choice, tied): the most accurate of the candidates whose cost is within `tie` of the cheapest."""
+    cheapest = min(cost_of(c) for c in candidates)
+    tied = [c for c in candidates if cost_of(c) <= cheapest * (1 + tie)]
+    return max(tied, key=lambda c: c.accuracy.mean), tied
+
+
+def served_candidates(configs: list) -> list:
+    """The configurations a traffic decision can choose: as accurate as the best, not
+    degenerate, with serving figures."""
+    return [c for c in configs if c.indistinguishable and not c.degenerate and c.serving is not None]
+
+
+def choice_at(candidates: list, traffic: float, months: float, serve_at: str, tie: float):
+    return cheapest_as_accurate(candidates, lambda c: total_usd(c, traffic, months, serve_at), tie)[0]
+
+
+def switch_points(candidates: list, months: float, serve_at: str, tie: float) -> list[tuple[float, object]]:
+    """[(traffic from which it is chosen, configuration)], from the lowest traffic up: where the
+    choice changes between LOWEST and HIGHEST predictions a month (log grid, then bisection to
+    0.1%)."""
+    grid = np.geomspace(LOWEST, HIGHEST, 241)
+    choices = [choice_at(candidates, t, months, serve_at, tie) for t in grid]
+    out = [(0.0, choices[0])]
+    for low, high, before, after in zip(grid, grid[1:], choices, choices[1:]):
+        if after is before:
+            continue
+        while high / low > 1.001:
+            middle = float(np.sqrt(low * high))
+            if choice_at(candidates, middle, months, serve_at, tie) is before:
+                low = middle
+            else:
+                high = middle
+        out.append((high, after))
+    return out
+
+
+def traffic_sentence(candidates: list, months: float, serve_at: str, tie: float) -> str:
+    """"Below 2.1M predictions a month choose X; from 2.1M to 40M, Y; above 40M, Z"."""
+    points = switch_points(candidates, months, serve_at, tie)
+    if len(points) == 1:
+        return f"at any traffic from {count(LOWEST)} to {count(HIGHEST)} predictions a month, **{points[0][1].label}**."
+    parts = []
+    for (start, config), (end, _) in zip(points, points[1:] + [(None, None)]):
+        if start == 0:
+            parts.append(f"below {count(end)} predictions a month choose **{config.label}**")
+        elif end is None:
+            parts.append(f"above {count(start)}, **{config.label}**")
+        else:
+            parts.append(f"from {count(start)} to {count(end)}, **{config.label}**")
+    return "; ".join(parts) + "."
+
+
+def recommend_at(configs: list, best, traffic: float, months: float, serve_at: str, tie: float) -> tuple[object, str]:
+    """The recommendation at `traffic` predictions a month for `months`, and why."""
+    from bench import BenchError
+
+    candidates = served_candidates(configs)
+    if not candidates:
+        raise BenchError("--traffic needs serving figures, and no configuration as accurate as the best has them "
+                         "(rows from an older version, or a run with --no-serving); rerun those runs with serving measured")
+    choice, tied = cheapest_as_accurate(candidates, lambda c: total_usd(c, traffic, months, serve_at), tie)
+    total = total_usd(choice, traffic, months, serve_at)
+    ties = (f" Totals within {tie:.0%} of the cheapest count as equal, and among {', '.join(c.label for c in tied)} the "
+            "most accurate was taken." if len(tied) > 1 else "")
+    left_out = [c.label for c in configs if c.indistinguishable and not c.degenerate and c.serving is None]
+    missing = f" Not considered, without serving figures: {', '.join(left_out)}." if left_out else ""
+    why = (
+        f"**{choice.label}** at an assumed traffic of {count(traffic)} predictions a month for {months:g} months "
+        f"(--traffic, --months): the lowest total cost among the configurations statistically as accurate as the best "
+        f"({best.label}, {pct(best.accuracy.mean)}): {usd(total)} = {usd(training_usd(choice))} to train (with its sweep) + "
+        f"{usd(total - training_usd(choice))} to serve at {usd(choice.serving.usd_per_million(serve_at))} per million "
+        f"predictions ({serving_basis(choice.serving, serve_at)}); test accuracy {pct(choice.accuracy.mean)}.{ties}{missing} "
+        f"Across traffic levels: {traffic_sentence(candidates, months, serve_at, tie)}"
+    )
+    return choice, why
+
+
+def serving_basis(serving: ServingCost, serve_at: str) -> str:
+    if serve_at == "batch1":
+        return f"one request at a time, p50 {serving.p50_ms:.1f} ms"
+    return f"batch {serving.batch_size}, {serving.samples_per_s:,.0f} predictions/s"
+
+
+def serving_table(configs: list, traffic: float | None, months: float, serve_at: str) -> Table:
+    rows = []
+    for c in sorted(configs, key=lambda c: c.serving.per_million if c.serving else float("inf")):
+        s = c.serving
+        if s is None:
+            rows.append([c.label] + ["not measured"] + [""] * (9 + (traffic is not None)))
+            continue
+        unmerged = (f"{s.unmerged_p50_ms:.1f} ms, {usd(s.unmerged_per_million)}/M; agreement {s.agreement:.3f}"
+                    if s.unmerged_samples_per_s else "")
+        row = [
+            c.label, s.form, f"{s.p50_ms:.1f} / {s.p99_ms:.1f}", f"{s.tokenize_ms:.2f}", str(s.input_tokens or ""),
+            f"{s.samples_per_s:,.0f} (batch {s.batch_size})", usd(s.per_million_batch1), usd(s.per_million),
+            megabytes(s.memory_mb), megabytes(s.stored_mb),
+            unmerged,
+        ]
+        if traffic is not None:
+            row.append(usd(total_usd(c, traffic, months, serve_at)))
+        rows.append(row)
+    headers = ["configuration", "served", "latency p50 / p99 ms (batch 1)", "tokenize ms", "tokens per request",
+               "throughput, predictions/s", "USD per million, batch 1", "USD per million, batched", "serving memory MB",
+               "stored MB (beside the checkpoint)", "unmerged adapter: p50, USD per million"]
+    if traffic is not None:
+        headers.append(f"total at {count(traffic)}/month x {months:g} months")
+    return Table(headers, rows)
+
+
+def serving_note(configs: list, serve_at: str) -> str:
+    low = [f"{c.label} ({c.serving.agreement:.3f})" for c in configs if c.serving and c.serving.agreement is not None
+           and c.serving.agreement < 1]
+    agreement = (f" Merged and unmerged predictions differ on some requests: {', '.join(low)} (mixed-precision rounding "
+                 "is the usual cause; check before deploying merged)." if low else "")
+    return (
+        "Measured after each run on its device, in its compute dtype, eval mode, on validation texts tokenized per request "
+        "(truncated at max_length, padded per batch): batch-1 latency of the model alone over at least the suite's "
+        "serving.min_calls calls and serving.min_seconds, after a warm-up; throughput at each of serving.batch_sizes, the "
+        "best shown. Tokenization is timed apart and not in the cost. Peft adapters that can be merged are served merged "
+        "(merge_and_unload: what a deployment runs); the unmerged figures are beside them. USD per million predictions = "
+        "device price per hour / (predictions per second x 3,600) x 10^6, at the price the Cost section states: the device "
+        "time used, billed per use; an always-on replica costs its hourly price whatever the traffic. Totals use the "
+        f"{'batch-1' if serve_at == 'batch1' else 'batched'} figure (--serve-at) and the training cost with its whole sweep."
+        + agreement
+    )
+
+
+def megabytes(value: float | None) -> str:
+    return "" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def count(value: float) -> str:
+    """1.5M, 20k, 3.2B: predictions."""
+    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:.3g}"
