@@ -323,7 +323,17 @@ def row_summary(row: dict) -> str:
         return f"{row['status'].upper()}: {row['error']}"
     return ((f"validation {row['validation_accuracy']:.4f} (epoch {row['selected_epoch']}), " if row.get("validation_accuracy") is not None else "")
             + f"test accuracy {row['eval_accuracy']:.4f}, loss ratio {_ratio(row['loss_ratio'])}, "
-            f"{row['train_samples_per_s']:.1f} train samples/s" + (" (DEGENERATE: one class predicted)" if row["degenerate"] else ""))
+            f"{row['train_samples_per_s']:.1f} train samples/s" + (" (DEGENERATE: one class predicted)" if row["degenerate"] else "")
+            + _serving_summary(row))
+
+
+def _serving_summary(row: dict) -> str:
+    if row.get("serving_error"):
+        return f"; serving not measured: {row['serving_error']}"
+    if not row.get("serving_samples_per_s"):
+        return ""
+    return (f"; served {row['serving_form']}: p50 {float(row['serving_latency_p50_ms']):.1f} ms at batch 1, "
+            f"{float(row['serving_samples_per_s']):,.0f}/s at batch {row['serving_batch_size']}")
 
 
 def _ratio(value) -> str:
@@ -453,6 +463,9 @@ def serving_figures(cell, accelerator, model, tokenizer, splits, settings, compi
 
     columns = {}
     if accelerator.is_main_process:
+        forms = "merged and as trained" if hasattr(model, "merge_and_unload") else "as trained"
+        accelerator.print(f"    serving ({forms}): batch-1 latency and throughput at batch {', '.join(map(str, settings.batch_sizes))}, "
+                          f"at least {settings.min_seconds:g} s each")
         source = splits["validation"] if "validation" in splits else splits["eval"]
         rows = source.select(range(min(settings.texts, len(source))))
         requests = list(zip(rows["text"], rows["text_pair"])) if "text_pair" in rows.column_names else list(rows["text"])

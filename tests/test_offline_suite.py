@@ -43,7 +43,8 @@ def test_dry_run_of_the_offline_suite_shows_every_cell_with_exact_counts(tmp_pat
 @pytest.mark.slow
 def test_offline_suite_end_to_end_at_tiny_size(tmp_path):
     output = tmp_path / "offline.csv"
-    result = run_cli("--suite", "offline", "--train-size", 24, "--validation-size", 12, "--eval-size", 16, "--epochs", 1, "--output", output)
+    result = run_cli("--suite", "offline", "--train-size", 24, "--validation-size", 12, "--eval-size", 16, "--epochs", 1,
+                     "--no-serving", "--output", output)  # serving is tested on tiny models (tests/test_serving.py)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(output) as f:
         rows = list(csv.DictReader(f))
