@@ -435,3 +435,30 @@ def git_commit() -> str:
         return commit[:12] + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+# ----------------------------------------------------------------------------- the README's column table
+
+README_COLUMNS = ("<!-- columns:start (python -m bench.results_csv README.md) -->", "<!-- columns:end -->")
+
+
+def columns_markdown() -> str:
+    """The column table, as the README shows it: generated from COLUMNS, so the two never differ."""
+    lines = ["| column | meaning |", "|---|---|"] + [f"| `{name}` | {meaning} |" for name, meaning in COLUMNS.items()]
+    return "\n".join(lines)
+
+
+def write_readme_columns(readme: Path) -> None:
+    """Replace the README's generated column table with today's COLUMNS."""
+    text = readme.read_text()
+    start, end = README_COLUMNS
+    if start not in text or end not in text:
+        raise BenchError(f"{readme} has no {start} ... {end} block to fill")
+    head, rest = text.split(start, 1)
+    readme.write_text(f"{head}{start}\n{columns_markdown()}\n{end}{rest.split(end, 1)[1]}")
+
+
+if __name__ == "__main__":
+    import sys
+
+    write_readme_columns(Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "README.md"))
