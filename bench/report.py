@@ -34,7 +34,7 @@ from bench.selection import Tuned, choose, standalone_device_seconds
 from bench.render import Image, Table, check_readme, to_html, to_markdown, update_readme
 from bench.render import pct as _pct
 from bench.render import usd as _usd
-from bench.traffic import SERVE_AT, ServingCost, cheapest_as_accurate, recommend_at, serving_of
+from bench.traffic import SERVE_AT, ServingCost, cheapest_as_accurate, pool_serving, recommend_at, serving_of
 from bench.stats import CONFIDENCE, PairedTest, Summary, holm, paired_example_test, paired_seed_test, summarize
 
 ALPHA = 0.05
@@ -660,6 +660,7 @@ def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = 
     size = lambda t: int(t.chosen.rows[0].get("train_examples") or 0)  # noqa: E731
     largest = max(size(t) for t in tuned)
     configs = sorted(build_configs([t for t in tuned if size(t) == largest], prices), key=lambda c: -c.accuracy.mean)
+    pool_serving(configs)  # one serving figure per served computation: drift between runs is not a difference
     best = compare_with_best(configs)
     if traffic is None:
         choice, why = recommend(configs, best)

@@ -9,6 +9,12 @@ Serving cost per million predictions is the device time they take at the device'
 of the device time used, as billed per use; an always-on replica costs its hourly price whatever
 the traffic.
 
+Configurations whose served models compute the same thing (one checkpoint, the same tokens per
+request, precision and device; a merged adapter is the plain model again, a head on a frozen
+backbone adds next to nothing) cost the same to serve: their measurements, taken after each
+run at different times of a shared machine, differ by timing drift alone, so they are pooled
+(`pool_serving`) and a decision never turns on that drift.
+
 The rule is the report's (bench/report.py): among the configurations statistically as accurate
 as the best, the cheapest, costs within 10% counting as one cost and broken by accuracy; only
 here the cost is the total at the traffic. `switch_points` finds where that choice changes,
@@ -45,6 +51,9 @@ class ServingCost:
     unmerged_p50_ms: float | None
     agreement: float | None
     price: Price
+    measured_samples_per_s: float | None = None  # its own runs' figure, before pooling
+    pooled_with: tuple = ()  # labels of the configurations with the same served compute
+    spread: float = 0.0  # max/min - 1 of samples/s over the pooled runs: the timing drift seen
 
     @property
     def per_million(self) -> float:
@@ -89,6 +98,32 @@ def serving_of(rows: list[dict], price: Price) -> ServingCost | None:
         agreement=min((float(r["merged_agreement"]) for r in measured if r.get("merged_agreement") is not None), default=None),
         price=price,
     )
+
+
+def serving_class(rows: list[dict]) -> tuple:
+    """What a served model computes: checkpoint, tokens per request, precision, device, and for
+    adapters served unmerged their own class (the adapter adds compute)."""
+    row = rows[0]
+    unmerged_adapter = row.get("strategy_kind") in ("lora", "peft") and row.get("serving_form") != "merged"
+    return (row.get("checkpoint"), row.get("serving_input_tokens"), row.get("mixed_precision"), row.get("device"),
+            row.get("strategy") if unmerged_adapter else "")
+
+
+def pool_serving(configs: list) -> None:
+    """Give configurations of one serving class the serving figures of all their runs together."""
+    groups = {}
+    for config in configs:
+        if config.serving is not None:
+            groups.setdefault(serving_class(config.rows), []).append(config)
+    for group in groups.values():
+        rows = [r for c in group for r in c.rows]
+        pooled = serving_of(rows, group[0].serving.price)
+        rates = [float(r["serving_samples_per_s"]) for r in rows if r.get("serving_samples_per_s")]
+        for config in group:
+            config.serving = dataclasses.replace(
+                config.serving, samples_per_s=pooled.samples_per_s, p50_ms=pooled.p50_ms, p99_ms=pooled.p99_ms,
+                measured_samples_per_s=config.serving.samples_per_s, spread=max(rates) / min(rates) - 1,
+                pooled_with=tuple(c.label for c in group if c is not config))
 
 
 def training_usd(config) -> float:
@@ -190,22 +225,23 @@ def serving_table(configs: list, traffic: float | None, months: float, serve_at:
     for c in sorted(configs, key=lambda c: c.serving.per_million if c.serving else float("inf")):
         s = c.serving
         if s is None:
-            rows.append([c.label] + ["not measured"] + [""] * (9 + (traffic is not None)))
+            rows.append([c.label] + ["not measured"] + [""] * (10 + (traffic is not None)))
             continue
         unmerged = (f"{s.unmerged_p50_ms:.1f} ms, {usd(s.unmerged_per_million)}/M; agreement {s.agreement:.3f}"
                     if s.unmerged_samples_per_s else "")
+        own = (f"; its runs: {s.measured_samples_per_s:,.0f}" if s.pooled_with and s.measured_samples_per_s else "")
         row = [
             c.label, s.form, f"{s.p50_ms:.1f} / {s.p99_ms:.1f}", f"{s.tokenize_ms:.2f}", str(s.input_tokens or ""),
-            f"{s.samples_per_s:,.0f} (batch {s.batch_size})", usd(s.per_million_batch1), usd(s.per_million),
+            f"{s.samples_per_s:,.0f} (batch {s.batch_size}){own}", usd(s.per_million_batch1), usd(s.per_million),
             megabytes(s.memory_mb), megabytes(s.stored_mb),
-            unmerged,
+            unmerged, ", ".join(s.pooled_with),
         ]
         if traffic is not None:
             row.append(usd(total_usd(c, traffic, months, serve_at)))
         rows.append(row)
     headers = ["configuration", "served", "latency p50 / p99 ms (batch 1)", "tokenize ms", "tokens per request",
                "throughput, predictions/s", "USD per million, batch 1", "USD per million, batched", "serving memory MB",
-               "stored MB (beside the checkpoint)", "unmerged adapter: p50, USD per million"]
+               "stored MB (beside the checkpoint)", "unmerged adapter: p50, USD per million", "same served compute as (pooled)"]
     if traffic is not None:
         headers.append(f"total at {count(traffic)}/month x {months:g} months")
     return Table(headers, rows)
@@ -216,6 +252,12 @@ def serving_note(configs: list, serve_at: str) -> str:
            and c.serving.agreement < 1]
     agreement = (f" Merged and unmerged predictions differ on some requests: {', '.join(low)} (mixed-precision rounding "
                  "is the usual cause; check before deploying merged)." if low else "")
+    pooled = [c for c in configs if c.serving and c.serving.pooled_with]
+    drift = max((c.serving.spread for c in pooled), default=0.0)
+    pooling = (f" Configurations that serve the same computation (the same checkpoint, tokens per request, precision and device; "
+               f"merged adapters and heads on a frozen backbone included) share one figure, the mean over all their runs: the "
+               f"same computation measured after different runs varied by up to {drift:.0%} in throughput here (the machine's "
+               "load drifting over the suite), so their own figures differ by drift, not by what they compute." if pooled else "")
     return (
         "Measured after each run on its device, in its compute dtype, eval mode, on validation texts tokenized per request "
         "(truncated at max_length, padded per batch): batch-1 latency of the model alone over at least the suite's "
@@ -225,7 +267,7 @@ def serving_note(configs: list, serve_at: str) -> str:
         "device price per hour / (predictions per second x 3,600) x 10^6, at the price the Cost section states: the device "
         "time used, billed per use; an always-on replica costs its hourly price whatever the traffic. Totals use the "
         f"{'batch-1' if serve_at == 'batch1' else 'batched'} figure (--serve-at) and the training cost with its whole sweep."
-        + agreement
+        + pooling + agreement
     )
 
 

@@ -27,7 +27,8 @@ def predictions_with_errors(wrong: set) -> list:
 
 
 def write_run(report, strategy, seed, wrong, train_seconds, trainable, memory=1000.0, device="NVIDIA H100 80GB HBM3",
-              samples_per_s=100.0, loss_ratio=0.9, degenerate=False, predictions=None, serving_per_s=None):
+              samples_per_s=100.0, loss_ratio=0.9, degenerate=False, predictions=None, serving_per_s=None,
+              checkpoint="org/model-a"):
     config_id = hashlib.sha256(strategy.encode()).hexdigest()[:12]
     run_id = hashlib.sha256(f"{strategy}-{seed}".encode()).hexdigest()[:12]
     predictions = predictions or predictions_with_errors(wrong)
@@ -35,7 +36,7 @@ def write_run(report, strategy, seed, wrong, train_seconds, trainable, memory=10
     file = write_predictions(report, run_id, started, predictions, LABELS)
     accuracy = sum(y == p for _, y, p, _ in predictions) / EVAL
     append_row(report, {
-        "suite": "constructed", "run_id": run_id, "config_id": config_id, "status": "ok", "checkpoint": "org/model-a",
+        "suite": "constructed", "run_id": run_id, "config_id": config_id, "status": "ok", "checkpoint": checkpoint,
         "strategy": strategy, "strategy_kind": "full", "seed": seed, "eval_accuracy": accuracy, "loss_ratio": loss_ratio,
         "train_samples_per_s": samples_per_s, "steady_train_samples_per_s": samples_per_s, "train_seconds": train_seconds,
         "num_processes": 1, "device": device, "trainable_params": trainable, "peak_memory_mb": memory,
@@ -345,9 +346,10 @@ def test_learning_curves_from_several_train_sizes(tmp_path):
 
 
 def test_the_recommendation_switches_at_the_traffic_a_constructed_case_predicts(tmp_path):
-    """big: as accurate, 10x dearer to train, 10x cheaper to serve than small. Small wins at low
-    traffic, big above the traffic where the totals meet (10% tie band: where big's total is
-    within 10% of small's, the more accurate big is taken)."""
+    """big: as accurate, 10x dearer to train, 10x cheaper to serve than small (another
+    checkpoint: its serving is its own). Small wins at low traffic, big above the traffic where
+    the totals meet (10% tie band: where big's total is within 10% of small's, the more accurate
+    big is taken)."""
     from bench.cost import break_even_traffic, serving_cost_per_million
     from bench.report import COST_TIE, decide
     from bench.traffic import served_candidates, switch_points
@@ -355,8 +357,8 @@ def test_the_recommendation_switches_at_the_traffic_a_constructed_case_predicts(
     report = tmp_path / "r.csv"
     for seed in (1, 2, 3):
         base = set(range(seed, 400, 10))
-        write_run(report, "big", seed, base, train_seconds=3600, trainable=100_000_000, serving_per_s=5000.0)
-        write_run(report, "small", seed, base | {0}, train_seconds=360, trainable=1_000_000, serving_per_s=500.0)
+        write_run(report, "big", seed, base, train_seconds=3600, trainable=100_000_000, serving_per_s=5000.0, checkpoint="org/distilled")
+        write_run(report, "small", seed, base | {0}, train_seconds=360, trainable=1_000_000, serving_per_s=500.0, checkpoint="org/large")
     h100 = price_for("NVIDIA H100 80GB HBM3", {})
     train_big, train_small = 2.99, 0.299  # an hour and 6 minutes of an H100 at the assumed $2.99
     serve_big, serve_small = serving_cost_per_million(5000.0, h100), serving_cost_per_million(500.0, h100)
@@ -369,20 +371,46 @@ def test_the_recommendation_switches_at_the_traffic_a_constructed_case_predicts(
 
     for traffic, expected in ((tied * 0.99, "small"), (tied * 1.01, "big"), (tied / 100, "small"), (tied * 100, "big")):
         decision = decide([report], traffic=traffic, months=months)
-        assert decision.choice.label == expected, traffic
+        assert decision.choice.first["strategy"] == expected, traffic
         assert "predictions a month" in decision.why and "to serve" in decision.why
-    assert decide([report]).choice.label == "small"  # no traffic: training cost alone, as before
+    assert decide([report]).choice.first["strategy"] == "small"  # no traffic: training cost alone, as before
     candidates = served_candidates(decide([report]).configs)
     (start, first), (switch, second) = switch_points(candidates, months, "throughput", COST_TIE)
-    assert (start, first.label, second.label) == (0.0, "small", "big") and switch == pytest.approx(tied, rel=2e-3)
+    assert (start, first.label, second.label) == (0.0, "large / small", "distilled / big") and switch == pytest.approx(tied, rel=2e-3)
     assert switch_points(candidates, months, "throughput", 0.0)[1][0] == pytest.approx(exact, rel=2e-3)
 
     result = run_report(str(report), "--traffic", f"{tied * 2:.0f}", "--months", str(months))
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "r.report.md").read_text()
     recommendation = text.split("## Recommendation")[1].split("##")[0]
-    assert "**big** at an assumed traffic of" in recommendation
-    assert "below" in recommendation and "choose **small**" in recommendation and "**big**" in recommendation
+    assert "**distilled / big** at an assumed traffic of" in recommendation
+    assert "below" in recommendation and "choose **large / small**" in recommendation
     assert "## Serving" in text and (tmp_path / "r.report" / "pareto-serving.png").stat().st_size > 10_000
     bad = run_report(str(report), "--traffic", "-5")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--traffic" in bad.stderr
+
+
+def test_configurations_serving_the_same_computation_share_one_serving_figure(tmp_path):
+    """Two strategies on one checkpoint serve the same model: measured 40 and 50 predictions/s
+    at different times, both are priced at the mean of their runs, and no traffic turns the
+    choice on that difference."""
+    from bench.report import decide
+    from bench.traffic import served_candidates, switch_points
+
+    report = tmp_path / "r.csv"
+    for seed in (1, 2, 3):
+        base = set(range(seed, 400, 10))
+        write_run(report, "full", seed, base, train_seconds=600, trainable=100_000_000, serving_per_s=40.0)
+        write_run(report, "merged-lora", seed, base | {0}, train_seconds=500, trainable=1_000_000, serving_per_s=50.0)
+    decision = decide([report], traffic=1e9)
+    full, lora = sorted(decision.configs, key=lambda c: c.label)
+    assert full.serving.samples_per_s == lora.serving.samples_per_s == pytest.approx(45.0)
+    assert (full.serving.measured_samples_per_s, lora.serving.measured_samples_per_s) == (40.0, 50.0)
+    assert full.serving.pooled_with == ("merged-lora",) and full.serving.spread == pytest.approx(0.25)
+    # Unpooled, merged-lora would serve 20% cheaper and win at high traffic on drift alone. Pooled,
+    # serving is the same: at high traffic the totals tie and the more accurate full is taken ...
+    assert decision.choice.label == "full" and "Totals within 10%" in decision.why
+    # ... and at low traffic the one cheaper to train
+    assert decide([report], traffic=1e3).choice.label == "merged-lora"
+    (_, low), (_, high) = switch_points(served_candidates(decision.configs), 12, "throughput", 0.1)
+    assert (low.label, high.label) == ("merged-lora", "full")
