@@ -175,8 +175,9 @@ def test_frozen_features_are_computed_once_for_every_head_cell(tmp_path, bert_di
         counts = []
         for name, strategies, seeds in (("one", one, [0]), ("four", swept, [0, 1])):
             passes.clear()
+            # serving off: it runs each trained model, backbone included, once per run by design
             suite = write_suite(tmp_path, [bert_dir], data_dir, strategies=strategies, seeds=seeds, name=name,
-                                dataset={"validation_size": 20})
+                                dataset={"validation_size": 20}, serving={"measure": False})
             assert main(["--suite", str(suite), "--output", str(tmp_path / f"{name}.csv")]) == 0
             counts.append(len(passes))
     finally:
