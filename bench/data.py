@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import datasets
 import torch
@@ -19,11 +20,18 @@ from bench.suite import DatasetSpec
 EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
 
-def load_splits(spec: DatasetSpec) -> tuple[datasets.DatasetDict, list, dict]:
+class LoadedData(NamedTuple):
+    splits: datasets.DatasetDict  # train, validation (when the suite has one), eval: text, [text_pair], labels, idx
+    labels: list  # the sorted label values: label id i stands for labels[i]
+    sizes: dict  # rows of each whole split (the report projects a sample's cost to the whole train split)
+    names: list  # what each class is called, by label id (exports' id2label)
+
+
+def load_splits(spec: DatasetSpec) -> LoadedData:
     """The train, validation (when the suite has one) and eval (test) subsets as a
     DatasetDict with columns `text` (and `text_pair` for sentence pairs), `labels`, `idx`;
-    the sorted list of label values (label id i stands for labels[i]); and the number of rows
-    of each whole split (the report projects a sample's cost to the whole train split).
+    the sorted list of label values (label id i stands for labels[i]); the number of rows
+    of each whole split; and the class names (`class_names`).
 
     The train subset is the largest train size the suite asks for; a cell with a smaller
     `train_size` takes its first rows (learning curves are nested). Validation is disjoint
@@ -59,6 +67,7 @@ def load_splits(spec: DatasetSpec) -> tuple[datasets.DatasetDict, list, dict]:
     splits["train"] = train.select(range(size)) if size is not None else train
     _check_texts(splits, spec)
     values = check_labels(set().union(*(set(d[spec.label_column]) for d in splits.values())), spec.label_column)
+    names = class_names(spec, values, raw["train"].features.get(spec.label_column))
     label_id = {value: i for i, value in enumerate(values)}
 
     def standardize(batch, indices):
@@ -84,7 +93,22 @@ def load_splits(spec: DatasetSpec) -> tuple[datasets.DatasetDict, list, dict]:
             for split in order
         }
     )
-    return out, values, {split: len(dataset) for split, dataset in raw.items()}
+    return LoadedData(out, values, {split: len(dataset) for split, dataset in raw.items()}, names)
+
+
+def class_names(spec: DatasetSpec, values: list, feature=None) -> list[str]:
+    """What each class is called, by label id: the suite's `label_names`, else the names of a
+    hub dataset's ClassLabel column (glue/mrpc: not_equivalent, equivalent), else the label
+    values as text."""
+    if spec.label_names is not None:
+        if len(spec.label_names) != len(values):
+            raise BenchError(f"dataset label_names lists {len(spec.label_names)} names, but column '{spec.label_column}' "
+                             f"has {len(values)} classes ({', '.join(map(str, values[:6]))}); give one name per class, "
+                             "in the order of the sorted label values")
+        return list(spec.label_names)
+    if isinstance(feature, datasets.ClassLabel) and values == list(range(len(values))) and feature.num_classes == len(values):
+        return list(feature.names)
+    return [str(value) for value in values]
 
 
 def _sample(dataset, size: int | None, seed: int, split: str):
@@ -172,17 +196,38 @@ def _load_raw(spec: DatasetSpec) -> dict:
             if not Path(path).is_file():
                 raise BenchError(f"dataset file for the {split} split does not exist: {path}")
         return _load_files(spec.files)
+    check_config(spec)
     try:
-        hub = datasets.load_dataset(spec.name)
+        hub = datasets.load_dataset(spec.name, spec.config)
     except Exception as err:  # the hub raises many types: ConnectionError, DatasetNotFoundError, ...
         raise BenchError(
-            f"cannot load dataset '{spec.name}' from the hub ({first_line(err)}); for local files pass "
+            f"cannot load dataset '{_named(spec)}' from the hub ({first_line(err)}); for local files pass "
             f"--data-dir DIR or set BENCH_DATA_DIR to a folder holding {spec.train_split}.csv and {spec.eval_split}.csv"
         ) from None
     for _, name in _named_splits(spec):
         if name not in hub:
-            raise BenchError(f"dataset '{spec.name}' has no split '{name}'; it has {', '.join(hub)}")
+            raise BenchError(f"dataset '{_named(spec)}' has no split '{name}'; it has {', '.join(hub)}")
     return {split: hub[name] for split, name in _named_splits(spec)}
+
+
+def check_config(spec: DatasetSpec) -> None:
+    """A configuration the dataset does not have, or none where it has several, is named with
+    the ones it has. Needs the hub (or the local copy) to list them; when they cannot be listed,
+    load_dataset says what is wrong."""
+    try:
+        configs = datasets.get_dataset_config_names(spec.name)
+    except Exception:  # noqa: BLE001 -- unreachable or unknown: load_dataset's own error follows
+        return
+    if spec.config is not None and spec.config not in configs:
+        raise BenchError(f"dataset '{spec.name}' has no configuration '{spec.config}'; it has: {', '.join(configs)} "
+                         "(set dataset.config to one of them)")
+    if spec.config is None and len(configs) > 1:
+        raise BenchError(f"dataset '{spec.name}' has several configurations: {', '.join(configs)}; "
+                         "set dataset.config to one of them")
+
+
+def _named(spec: DatasetSpec) -> str:
+    return f"{spec.name}/{spec.config}" if spec.config else spec.name
 
 
 def _named_splits(spec: DatasetSpec) -> list[tuple[str, str]]:

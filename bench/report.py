@@ -370,10 +370,31 @@ def _intro(paths, decision: "Decision") -> str:
     if len(decision.devices) > 1:
         text += (" **MIXED DEVICES** (--mixed-devices): speed and cost were measured on different devices and each run is "
                  "priced at its own device's rate; differences in them may be the devices', not the strategies'.")
+    text += _weights(configs)
     unvalidated = [c.label for c in configs if c.validation is None]
     if unvalidated:
         text += (f" Without a validation split (rows from an older version, or a suite without one): "
                  f"{', '.join(unvalidated)}: untuned, epoch and settings as run.")
+    return text
+
+
+def _weights(configs: list[Config]) -> str:
+    """Which weights were compared: each checkpoint's revision (hub commit or weights hash),
+    and a warning where one configuration's runs trained different weights (an unpinned hub
+    name that moved between runs)."""
+    revisions = {}
+    for config in configs:
+        for row in config.rows:
+            revisions.setdefault(row["checkpoint"], set()).add(row.get("checkpoint_revision") or "")
+    known = {spec: sorted(r for r in found if r) for spec, found in revisions.items()}
+    if not any(known.values()):
+        return ""  # rows from before revisions were recorded
+    text = " Weights: " + "; ".join(f"{short_checkpoint(spec)} at {', '.join(found) or 'unrecorded'}"
+                                    for spec, found in known.items()) + "."
+    moved = [short_checkpoint(spec) for spec, found in known.items() if len(found) > 1]
+    if moved:
+        text += (f" **DIFFERENT WEIGHTS** under one name: {', '.join(moved)} resolved to more than one revision across "
+                 "these runs; pin it as NAME@REVISION in the suite so every run trains the same weights.")
     return text
 
 

@@ -34,7 +34,8 @@ COLUMNS = {
     "tuning_id": "the same hash with swept values replaced by the whole sweep: every point of one sweep shares it (= config_id without a sweep)",
     "sweep_point": "JSON of this run's swept values ({} without a sweep); the report chooses one point per tuning_id on validation accuracy",
     "status": "ok; diverged (the training loss became NaN/inf: the run stopped, `error` gives the step); oom (out of memory, `error` gives the batch size); failed (any other error). Only ok rows have metrics",
-    "checkpoint": "hub id, local directory or package:<pkg>/<folder> as written in the suite",
+    "checkpoint": "hub id (pinned: id@revision), local directory or package:<pkg>/<folder> as written in the suite",
+    "checkpoint_revision": "which weights trained: the hub commit the checkpoint resolved to (40 hex), or sha256:<16 hex> over a local folder's weight files",
     "strategy": "the strategy's name in the suite",
     "strategy_kind": "full, freeze, head, lora or peft",
     "strategy_params": "the strategy's options as JSON",
@@ -107,7 +108,7 @@ COLUMNS = {
     "serving_error": "why serving was not measured for an ok run (the run's training figures stand)",
     "history": "per-epoch JSON list: epoch, train_loss, train_seconds, validation_loss, validation_accuracy (the test split is never scored per epoch)",
     "predictions_file": "per-example test predictions (idx, label, prediction, loss), relative to this CSV",
-    "saved_model": "with --save: the folder of the run's trained parameters (bench/predict.py), relative to this CSV",
+    "saved_model": "with --save: the run's exported folder (bench/export.py: a transformers model, a peft adapter (+ merged/), or a frozen backbone's head), relative to this CSV",
     "error": "why a run that is not ok stopped",
     "started_at": "UTC start time (ISO 8601)",
     "ended_at": "UTC end time",
@@ -203,6 +204,8 @@ class RunContext:
     peak_tflops: float | None = None
     peak_source: str = ""
     serving: object = None  # the suite's ServingSpec when each ok run's serving is measured, else None
+    class_names: list = dataclasses.field(default_factory=list)  # by label id: exports' id2label
+    checkpoint_revisions: dict = dataclasses.field(default_factory=dict)  # checkpoint spec -> commit or weights hash
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,6 +237,7 @@ def build_row(cell, context: RunContext, run: RunOutcome, result=None) -> dict:
         "tuning_id": cell.tuning_id(),
         "sweep_point": json.dumps(dict(cell.point), sort_keys=True),
         "checkpoint": cell.checkpoint,
+        "checkpoint_revision": context.checkpoint_revisions.get(cell.checkpoint, ""),
         "strategy": cell.strategy.name,
         "strategy_kind": cell.strategy.kind,
         "strategy_params": json.dumps(cell.strategy.params, sort_keys=True),

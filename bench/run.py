@@ -41,8 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--shard", help="I/N: run only the I-th of N fixed parts of the suite's cells (1 <= I <= N), "
                         "e.g. one per SLURM array task; combine the reports with bench/merge.py")
     parser.add_argument("--output", help="CSV report to append to (default: reports/<suite>.csv)")
-    parser.add_argument("--save", action="store_true", help="keep each finished run's trained parameters in "
-                        "<report>.models/<run_id>/ for bench/predict.py")
+    parser.add_argument("--save", action="store_true", help="export each finished run's model to <report>.models/<run_id>/ "
+                        "in transformers' or peft's format (bench/export.py; pipeline() loads it, bench/predict.py too)")
     parser.add_argument("--data-dir", help="folder with <split>.csv files replacing the suite's dataset source "
                         "(default: $BENCH_DATA_DIR if set)")
     parser.add_argument("--train-size", type=int, help="override the suite's number of training examples")
@@ -173,11 +173,11 @@ def run_here(args, suite, output: Path) -> int:
     if accelerator.device.type == "cuda":  # fp32 matmuls on tensor cores (TF32): same training, several times faster
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    check_checkpoints(suite)
+    revisions = check_checkpoints(suite)
     with accelerator.main_process_first():  # the first process fills datasets' cache, the others read it
-        data = load_splits(suite.dataset)  # (splits, label names, split sizes), columns and sizes checked
+        data = load_splits(suite.dataset)  # splits, labels, split sizes, class names; columns and sizes checked
     say_plan(suite, cells, data, f"{accelerator.num_processes} process(es) on {accelerator.device}", say)
-    counts = preflight(suite, len(data[1]))
+    counts = preflight(suite, len(data.labels))
     if args.dry_run:
         print_cells(cells, counts, accelerator, say)
         return 0
@@ -185,7 +185,7 @@ def run_here(args, suite, output: Path) -> int:
     from bench.hardware import matmul_dtype, peak_tflops
 
     peak, peak_source = peak_tflops(accelerator.device, matmul_dtype(accelerator.mixed_precision, accelerator.device))
-    context = run_context(suite, data, device_name(accelerator, threads), peak, peak_source)
+    context = run_context(suite, data, device_name(accelerator, threads), peak, peak_source, revisions)
     pending = pending_cells(cells, output, args.force, say)
     failures, waiting = run_cells(pending, every_cell, accelerator, data, output, context, args.save, say)
     accelerator.wait_for_everyone()  # a rank ending early can abort its peers (see NOTES)
@@ -216,11 +216,11 @@ def run_with_workers(args, suite, output: Path) -> int:
     kind = "cuda" if torch.cuda.is_available() else "cpu"
     every_cell = suite.cells(1, resolve_mixed_precision(suite.mixed_precision), kind)
     cells = selected_cells(args, every_cell)
-    check_checkpoints(suite)
+    revisions = check_checkpoints(suite)
     data = load_splits(suite.dataset)
     say_plan(suite, cells, data, f"{len(slots)} workers of 1 process on {kind}", print)
-    preflight(suite, len(data[1]))
-    context = run_context(suite, data, slot_device(slots[0]), None, "")
+    preflight(suite, len(data.labels))
+    context = run_context(suite, data, slot_device(slots[0]), None, "", revisions)
     return run_pool(pending_cells(cells, output, args.force, print), every_cell, args, output, context, slots, print)
 
 
@@ -236,18 +236,22 @@ def selected_cells(args, cells: list) -> list:
     return cells
 
 
-def check_checkpoints(suite) -> None:
-    """Config, tokenizer and weight files of every checkpoint: seconds, before the dataset is read."""
+def check_checkpoints(suite) -> dict:
+    """Config, tokenizer and weight files of every checkpoint: seconds, before the dataset is
+    read. Returns which weights each is (checkpoint spec -> hub commit or weights hash)."""
     from bench.checkpoints import Checkpoint
 
+    revisions = {}
     for spec in suite.checkpoints:
         checkpoint = Checkpoint(spec, num_labels=2, meta=True)
         check_room_for_text(checkpoint.tokenizer(), suite, spec)
         checkpoint.check_weights()
+        revisions[spec] = checkpoint.revision_id()
+    return revisions
 
 
-def say_plan(suite, cells: list, data: tuple, where: str, say) -> None:
-    splits, labels, _ = data
+def say_plan(suite, cells: list, data, where: str, say) -> None:
+    splits, labels = data.splits, data.labels
     say(f"suite {suite.name}: {suite.description}" if suite.description else f"suite {suite.name}")
     validation = f"{len(splits['validation'])} validation / " if "validation" in splits else "no validation / "
     deferred = sum(cell.needs_choice for cell in cells)
@@ -255,11 +259,11 @@ def say_plan(suite, cells: list, data: tuple, where: str, say) -> None:
         + f"; {len(splits['train'])} train / {validation}{len(splits['eval'])} test examples, {len(labels)} labels; {where}")
 
 
-def run_context(suite, data: tuple, device: str, peak, peak_source: str):
-    """What every row of this launch shares: where it ran, data sizes, versions."""
+def run_context(suite, data, device: str, peak, peak_source: str, revisions: dict):
+    """What every row of this launch shares: where it ran, data sizes, versions, which weights."""
     from bench.results_csv import RunContext
 
-    splits, labels, split_sizes = data
+    splits, labels, split_sizes = data.splits, data.labels, data.sizes
     return RunContext(
         device=device,
         labels=labels,
@@ -273,6 +277,8 @@ def run_context(suite, data: tuple, device: str, peak, peak_source: str):
         peak_tflops=peak,
         peak_source=peak_source,
         serving=suite.serving if suite.serving.measure else None,
+        class_names=data.names,
+        checkpoint_revisions=revisions,
     )
 
 
@@ -286,14 +292,14 @@ def pending_cells(cells: list, output: Path, force: bool, say) -> list:
     return [cell for cell in cells if cell.run_id() not in done]
 
 
-def run_cells(pending: list, every_cell: list, accelerator, data: tuple, output: Path, context, save: bool, say) -> tuple[int, int]:
+def run_cells(pending: list, every_cell: list, accelerator, data, output: Path, context, save: bool, say) -> tuple[int, int]:
     """Run the pending cells in order, appending each row; returns (runs not ok, later seeds left
     waiting). `every_cell`: the whole suite's, among which a sweep's first-seed points are found
     (a shard or a worker holds only some of them)."""
     from bench.checkpoints import Checkpoint
     from bench.results_csv import append_row
 
-    splits, labels, _ = data
+    splits, labels = data.splits, data.labels
     tokenized_cache, shared_features = {}, {}
     failures, waiting = 0, 0
     for cell in pending:
@@ -417,7 +423,7 @@ def position_limit(config) -> int | None:
 def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Path, context, save: bool = False,
              shared_features: dict | None = None) -> dict:
     """Train one cell; returns its CSV row. A run that raises becomes a diverged, oom or failed row.
-    `context`: the launch's RunContext. `save`: keep the trained parameters (bench/predict.py)."""
+    `context`: the launch's RunContext. `save`: export the trained model (bench/export.py)."""
     from dataclasses import replace
 
     from accelerate.utils import set_seed
@@ -433,14 +439,12 @@ def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Pat
         set_seed(cell.seed)  # before the model: new heads and adapters are initialised from it
         plan = build_model(cell.strategy.kind, checkpoint, cell.strategy.params)
         run = replace(run, **parameter_counts(plan.model))
-        # by name in the strategy's model, before training may cut a cached frozen bottom off it
-        trainable = {name: p for name, p in plan.model.named_parameters() if p.requires_grad}
         pretrained_changed = changes_pretrained(plan.model)
         result = train_one(cell, accelerator, plan, tokenized, tokenizer, context.peak_tflops, shared_features)
         if context.serving is not None:
             result.serving = serving_figures(cell, accelerator, plan.model, tokenizer, splits, context.serving,
                                              result.compile_mode, pretrained_changed)
-        run = replace(run, status="ok", **(write_run_files(cell, result, trainable, output, context, run.started_at, save)
+        run = replace(run, status="ok", **(write_run_files(cell, result, plan.model, tokenizer, output, context, run.started_at, save)
                                            if accelerator.is_main_process else {}))
     except BenchError:
         raise
@@ -479,15 +483,16 @@ def serving_figures(cell, accelerator, model, tokenizer, splits, settings, compi
     return columns
 
 
-def write_run_files(cell, result, trainable: dict, output: Path, context, started_at: str, save: bool) -> dict:
-    """A finished run's files beside the report: its test predictions, and with --save its
-    trained parameters. Returns their paths for the row."""
+def write_run_files(cell, result, model, tokenizer, output: Path, context, started_at: str, save: bool) -> dict:
+    """A finished run's files beside the report: its test predictions, and with --save the
+    trained model in the ecosystem's formats (bench/export.py). Returns their paths for the row."""
     files = {"predictions_file": write_predictions(output, cell.run_id(), started_at, result.predictions, context.labels)}
     if save:
-        from bench.predict import save_run
+        from bench.export import save_run
 
         folder = output.parent / f"{output.stem}.models" / cell.run_id()
-        save_run(folder, cell, trainable, context.labels)
+        save_run(folder, cell, model, tokenizer, context.class_names or context.labels,
+                 context.checkpoint_revisions.get(cell.checkpoint, ""))
         files["saved_model"] = str(folder.relative_to(output.parent))
     return files
 

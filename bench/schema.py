@@ -34,7 +34,8 @@ class DatasetSpec(Strict):
     train (what the model learns from), validation (every choice: epochs, sweep points) and
     the eval split (the test set, scored once per run, after training)."""
 
-    name: Text | None = None  # a hub dataset id, e.g. "imdb"
+    name: Text | None = None  # a hub dataset id, e.g. "imdb" or "glue" (or a local folder laid out as a hub dataset)
+    config: Text | None = None  # the hub dataset's configuration, e.g. "mrpc" of "glue" (load_dataset's second argument)
     files: dict[Literal["train", "eval", "validation"], Text] | None = None  # local files per split
     data_dir: Text | None = None  # a folder holding <split>.csv/.json/.jsonl/.parquet
     train_split: Text = "train"
@@ -44,6 +45,10 @@ class DatasetSpec(Strict):
     text_column: Text = "text"
     text_pair_column: Text | None = None  # a second text (sentence pairs, as GLUE's MRPC or RTE)
     label_column: Text = "label"
+    # what each class is called, in label-id order (id i is the i-th sorted label value): exports'
+    # id2label, so pipeline() says "positive", not "1". Default: a hub dataset's ClassLabel names,
+    # else the label values themselves. Names only: not part of any run_id.
+    label_names: Annotated[list[Text], Field(min_length=2)] | None = None
     train_size: Positive | None = None  # None: the whole split (less what validation takes)
     train_sizes: list[Positive] | None = None  # a learning curve: one set of cells per size
     eval_size: Positive | None = None
@@ -53,6 +58,10 @@ class DatasetSpec(Strict):
     def _consistent(self):
         if not (self.name or self.files or self.data_dir):
             raise ValueError("give a hub 'name', local 'files' or a 'data_dir'")
+        if self.config is not None and not self.name:
+            raise ValueError("'config' names a configuration of a hub dataset: give the dataset's 'name' too")
+        if self.label_names is not None and len(set(self.label_names)) != len(self.label_names):
+            raise ValueError(f"label_names must be different names, got {self.label_names}")
         if self.files is not None and not {"train", "eval"} <= set(self.files):
             raise ValueError("files must name both 'train' and 'eval' (and may name 'validation')")
         columns = [c for c in (self.text_column, self.text_pair_column, self.label_column) if c]

@@ -63,7 +63,7 @@ class Cell:
 
     def config(self) -> dict:
         """Everything that defines the run, as plain data; local paths relative to the suite file."""
-        dataset = _drop_unset(self.dataset.model_dump(), HASHED_ONLY_WHEN_SET["dataset"])
+        dataset = _drop_unset(self.dataset.model_dump(exclude=NOT_HASHED["dataset"]), HASHED_ONLY_WHEN_SET["dataset"])
         if dataset["data_dir"]:
             dataset["data_dir"] = self._portable(dataset["data_dir"])
         if dataset["files"]:
@@ -117,9 +117,12 @@ class Cell:
 # Fields added after reports with run_ids existed: hashed only when a suite sets them, so a
 # suite that does not use them keeps its run_ids (and resume keeps working).
 HASHED_ONLY_WHEN_SET = {
-    "dataset": {"text_pair_column": None, "validation_split": None, "validation_size": None, "train_sizes": None},
+    "dataset": {"text_pair_column": None, "validation_split": None, "validation_size": None, "train_sizes": None,
+                "config": None},
     "hparams": {"select": "last", "patience": None},
 }
+# Fields that name things without changing what a run computes: never hashed.
+NOT_HASHED = {"dataset": {"label_names"}}
 
 
 def _drop_unset(values: dict, unset: dict) -> dict:

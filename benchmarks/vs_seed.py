@@ -46,7 +46,7 @@ def load_data(data_dir: str):
     from bench.data import load_splits
     from bench.suite import DatasetSpec
 
-    splits, _, _ = load_splits(DatasetSpec(data_dir=data_dir, train_size=TRAIN, eval_size=EVAL, shuffle_seed=SEED))
+    splits = load_splits(DatasetSpec(data_dir=data_dir, train_size=TRAIN, eval_size=EVAL, shuffle_seed=SEED)).splits
     return splits
 
 

@@ -141,7 +141,9 @@ def write_suite(folder: Path, checkpoints, data_dir: Path, strategies=None, name
     (default: a quick measurement)."""
     suite = {
         "name": name,
-        "dataset": {"data_dir": str(data_dir), "train_split": "train", "eval_split": "test", **(dataset or {})},
+        # data_dir None: the dataset's source is in `dataset` (a hub name, files)
+        "dataset": {**({"data_dir": str(data_dir)} if data_dir else {}), "train_split": "train", "eval_split": "test",
+                    **(dataset or {})},
         "checkpoints": [str(c) for c in checkpoints],
         # fp32 unless a test asks otherwise: `auto` would pick bf16 on CPUs that have it
         "defaults": {"epochs": 1, "batch_size": 8, "learning_rate": 1e-3, "max_length": 32, "seeds": [0],

@@ -28,7 +28,7 @@ def accelerator():
 
 def tokenized_cell(suite_path, checkpoint):
     cell = load_suite(str(suite_path)).cells()[0]
-    splits, _, _ = load_splits(cell.dataset)
+    splits = load_splits(cell.dataset).splits
     tokenizer = checkpoint.tokenizer()
     return cell, tokenize(splits, tokenizer, cell.hparams.max_length), tokenizer
 

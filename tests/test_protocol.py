@@ -28,7 +28,7 @@ def duplicated_data(tmp_path_factory):
 
 def test_validation_is_disjoint_from_train_by_row_and_by_text(duplicated_data):
     spec = DatasetSpec(data_dir=str(duplicated_data), validation_size=30)
-    splits, _, sizes = load_splits(spec)
+    splits, _, sizes, _ = load_splits(spec)
     train, validation = splits["train"]["text"], splits["validation"]["text"]
     assert len(validation) == 30 and sizes["train"] == 110
     assert not set(train) & set(validation)  # a review duplicated in the source is never on both sides
@@ -37,12 +37,12 @@ def test_validation_is_disjoint_from_train_by_row_and_by_text(duplicated_data):
     assert 0 < dropped <= 10 and len(train) + len(validation) + dropped == 110
     assert len(splits["eval"]) == 30
     # the same carve every time (fixed shuffle seed): every cell sees the same examples
-    again, _, _ = load_splits(spec)
+    again = load_splits(spec).splits
     assert again["validation"]["text"] == validation and again["train"]["text"] == train
 
 
 def test_a_named_validation_split_is_kept_apart_from_train(duplicated_data):
-    splits, _, _ = load_splits(DatasetSpec(data_dir=str(duplicated_data), validation_split="validation"))
+    splits = load_splits(DatasetSpec(data_dir=str(duplicated_data), validation_split="validation")).splits
     assert len(splits["validation"]) == 27
     assert not set(splits["train"]["text"]) & set(splits["validation"]["text"])
 
@@ -53,7 +53,7 @@ def test_learning_curve_train_sizes_are_nested_and_disjoint_from_validation(dupl
     cells = suite.cells()
     assert [c.dataset.train_size for c in cells] == [20, 40]
     assert cells[0].tuning_id() != cells[1].tuning_id()  # each size is its own decision
-    splits, _, _ = load_splits(suite.dataset)
+    splits = load_splits(suite.dataset).splits
     assert len(splits["train"]) == 40  # the largest; a cell of 20 takes the first 20 (bench/run.py)
 
 

@@ -28,7 +28,7 @@ def predictions_with_errors(wrong: set) -> list:
 
 def write_run(report, strategy, seed, wrong, train_seconds, trainable, memory=1000.0, device="NVIDIA H100 80GB HBM3",
               samples_per_s=100.0, loss_ratio=0.9, degenerate=False, predictions=None, serving_per_s=None,
-              checkpoint="org/model-a"):
+              checkpoint="org/model-a", revision=""):
     config_id = hashlib.sha256(strategy.encode()).hexdigest()[:12]
     run_id = hashlib.sha256(f"{strategy}-{seed}".encode()).hexdigest()[:12]
     predictions = predictions or predictions_with_errors(wrong)
@@ -41,7 +41,7 @@ def write_run(report, strategy, seed, wrong, train_seconds, trainable, memory=10
         "train_samples_per_s": samples_per_s, "steady_train_samples_per_s": samples_per_s, "train_seconds": train_seconds,
         "num_processes": 1, "device": device, "trainable_params": trainable, "peak_memory_mb": memory,
         "train_examples": 1000, "eval_examples": EVAL, "train_split_examples": 25000, "degenerate": degenerate,
-        "predictions_file": file, "started_at": started, "ended_at": started,
+        "predictions_file": file, "started_at": started, "ended_at": started, "checkpoint_revision": revision,
         **({"serving_form": "as trained", "serving_samples_per_s": serving_per_s, "serving_batch_size": 256,
             "serving_latency_p50_ms": 256_000 / serving_per_s, "serving_latency_p95_ms": 256_000 / serving_per_s,
             "serving_latency_p99_ms": 256_000 / serving_per_s, "serving_tokenize_ms": 0.2} if serving_per_s else {}),
@@ -414,3 +414,20 @@ def test_configurations_serving_the_same_computation_share_one_serving_figure(tm
     assert decide([report], traffic=1e3).choice.label == "merged-lora"
     (_, low), (_, high) = switch_points(served_candidates(decision.configs), 12, "throughput", 0.1)
     assert (low.label, high.label) == ("merged-lora", "full")
+
+
+def test_the_report_names_the_weights_it_compared_and_warns_when_a_name_moved(tmp_path):
+    from bench.report import decide, _weights
+
+    report = tmp_path / "pinned.csv"
+    for seed in (1, 2):
+        write_run(report, "big", seed, {seed}, train_seconds=60, trainable=10, revision="a" * 40)
+        write_run(report, "small", seed, {seed}, train_seconds=30, trainable=5, revision="a" * 40 if seed == 1 else "b" * 40)
+    decision = decide([report])
+    text = _weights(decision.configs)
+    assert "model-a at " + "a" * 40 + ", " + "b" * 40 in text and "DIFFERENT WEIGHTS" in text and "NAME@REVISION" in text
+    assert run_report(report).returncode == 0
+    assert "DIFFERENT WEIGHTS" in (tmp_path / "pinned.report.md").read_text()
+    same = tmp_path / "same.csv"
+    write_run(same, "big", 1, {1}, train_seconds=60, trainable=10, revision="a" * 40)
+    assert _weights(decide([same]).configs) == " Weights: model-a at " + "a" * 40 + "."
