@@ -272,10 +272,17 @@ class LengthGroupedBatches(torch.utils.data.Sampler):
     shuffled again. Evaluation (`shuffle=False`): simply sorted by length. Orders come from
     (seed, pass number), so every process of a multi-process run draws the same ones and
     accelerate can hand each its share.
+
+    `short_last` (several processes): the one short batch goes last. accelerate's
+    BatchSamplerShard deals batches round-robin and expects only the last to be short: a short
+    batch dealt to any process but the first, mid-epoch, made it skip that round, and the
+    examples of two batches went untrained that epoch (seen as 4 steps instead of 5).
     """
 
-    def __init__(self, lengths: list[int], batch_size: int, shuffle: bool, seed: int = 0, megabatch: int = 50):
+    def __init__(self, lengths: list[int], batch_size: int, shuffle: bool, seed: int = 0, megabatch: int = 50,
+                 short_last: bool = False):
         self.lengths, self.batch_size, self.shuffle, self.seed, self.megabatch = lengths, batch_size, shuffle, seed, megabatch
+        self.short_last = short_last
         self.passes = 0
 
     def __len__(self):
@@ -294,5 +301,7 @@ class LengthGroupedBatches(torch.utils.data.Sampler):
         for start in range(0, len(order), size):
             group = sorted(order[start : start + size], key=lambda i: -self.lengths[i])
             batches += [group[i : i + self.batch_size] for i in range(0, len(group), self.batch_size)]
-        for b in torch.randperm(len(batches), generator=generator).tolist():
-            yield batches[b]
+        shuffled = [batches[b] for b in torch.randperm(len(batches), generator=generator).tolist()]
+        if self.short_last:
+            shuffled.sort(key=lambda batch: len(batch) < self.batch_size)  # stable: the full batches keep their order
+        yield from shuffled

@@ -90,12 +90,13 @@ def tasks_for(cells: list) -> list[Task]:
 def worker_command(args, output: Path, run_ids: list[str]) -> list[str]:
     """bench/run.py with the same suite, overrides and report, for these run_ids only."""
     command = [sys.executable, str(RUN_PY), "--suite", args.suite, "--output", str(output), "--run-ids", ",".join(run_ids)]
-    for flag in ("data_dir", "train_size", "eval_size", "validation_size", "epochs", "mixed_precision"):
+    for flag in ("data_dir", "train_size", "eval_size", "validation_size", "epochs", "mixed_precision", "log_dir"):
         value = getattr(args, flag)
         if value is not None:
             command += [f"--{flag.replace('_', '-')}", str(value)]
-    if args.seeds:
-        command += ["--seeds", *map(str, args.seeds)]
+    for flag in ("seeds", "log_with"):
+        if getattr(args, flag):
+            command += [f"--{flag.replace('_', '-')}", *map(str, getattr(args, flag))]
     command += ["--force"] * args.force + ["--save"] * args.save + ["--no-serving"] * args.no_serving
     return command
 

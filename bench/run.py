@@ -54,6 +54,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--mixed-precision", choices=["auto", "no", "fp16", "bf16"], help="override the suite's mixed precision")
     parser.add_argument("--no-serving", action="store_true", help="skip the serving measurement after each run "
                         "(latency, throughput, memory: bench/serving.py; the suite's serving.measure turns it off for good)")
+    parser.add_argument("--log-with", nargs="+", metavar="TRACKER", help="record every run in these experiment trackers "
+                        "(tensorboard, mlflow, wandb, ...: accelerate's; replaces the suite's tracking.log_with; bench/tracking.py)")
+    parser.add_argument("--log-dir", help="where trackers keep local records (default: <report stem>.tracking/ beside the report)")
     parser.add_argument("--workers", type=int, help="run N cells at once, each in its own process on one GPU (or an equal "
                         "share of the CPU cores); every run is the run the sequential path makes (bench/pool.py)")
     parser.add_argument("--runs-per-gpu", type=int, default=1, help="with --workers: pack K runs onto each GPU (small "
@@ -108,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name:14} {load_suite_from(args, name).description}")
         return 0
     suite = load_suite_from(args, args.suite)
+    if suite.tracking.log_with:
+        from bench.tracking import check_trackers
+
+        check_trackers(suite.tracking.log_with)
     go_offline_if_hub_unreachable(suite)
     quiet_bars_when_logging()
     output = Path(args.output) if args.output else REPORTS_DIR / f"{suite.name}.csv"
@@ -138,10 +145,14 @@ def load_suite_from(args, name: str):
         if getattr(args, key) is not None
     }
     suite = load_suite(name, data_dir=args.data_dir, overrides=overrides)
-    if args.no_serving:
-        from dataclasses import replace
+    from dataclasses import replace
 
+    if args.no_serving:
         suite = replace(suite, serving=suite.serving.model_copy(update={"measure": False}))
+    tracking = {"log_with": args.log_with, "dir": args.log_dir}
+    tracking = {key: value for key, value in tracking.items() if value is not None}
+    if tracking:
+        suite = replace(suite, tracking=suite.tracking.model_copy(update=tracking))
     return suite
 
 
@@ -187,7 +198,7 @@ def run_here(args, suite, output: Path) -> int:
     peak, peak_source = peak_tflops(accelerator.device, matmul_dtype(accelerator.mixed_precision, accelerator.device))
     context = run_context(suite, data, device_name(accelerator, threads), peak, peak_source, revisions)
     pending = pending_cells(cells, output, args.force, say)
-    failures, waiting = run_cells(pending, every_cell, accelerator, data, output, context, args.save, say)
+    failures, waiting = run_cells(pending, every_cell, accelerator, data, output, context, args.save, say, suite)
     accelerator.wait_for_everyone()  # a rank ending early can abort its peers (see NOTES)
     accelerator.end_training()
     if waiting:
@@ -292,12 +303,13 @@ def pending_cells(cells: list, output: Path, force: bool, say) -> list:
     return [cell for cell in cells if cell.run_id() not in done]
 
 
-def run_cells(pending: list, every_cell: list, accelerator, data, output: Path, context, save: bool, say) -> tuple[int, int]:
+def run_cells(pending: list, every_cell: list, accelerator, data, output: Path, context, save: bool, say, suite) -> tuple[int, int]:
     """Run the pending cells in order, appending each row; returns (runs not ok, later seeds left
     waiting). `every_cell`: the whole suite's, among which a sweep's first-seed points are found
-    (a shard or a worker holds only some of them)."""
+    (a shard or a worker holds only some of them). Each run has its own tracker runs."""
     from bench.checkpoints import Checkpoint
     from bench.results_csv import append_row
+    from bench.tracking import CellTracking, tracking_folder
 
     splits, labels = data.splits, data.labels
     tokenized_cache, shared_features = {}, {}
@@ -315,8 +327,14 @@ def run_cells(pending: list, every_cell: list, accelerator, data, output: Path, 
             shared_features.clear()  # frozen outputs of the previous checkpoint: no later cell needs them
         point = f" | {cell.point_label()}" if cell.point else ""
         say(f"[{every_cell.index(cell) + 1}/{len(every_cell)}] {cell.checkpoint} | {cell.strategy.name} ({cell.strategy.kind}){point} | seed {cell.seed}")
-        row = run_cell(cell, accelerator, Checkpoint(cell.checkpoint, len(labels)), splits, tokenized_cache, output, context,
-                       save, shared_features)
+        tracking = CellTracking(accelerator, suite.tracking, tracking_folder(suite.tracking, output), suite.name, cell,
+                                context.checkpoint_revisions.get(cell.checkpoint, ""))
+        try:
+            row = run_cell(cell, accelerator, Checkpoint(cell.checkpoint, len(labels)), splits, tokenized_cache, output,
+                           context, save, shared_features, tracking)
+            tracking.finish(row)
+        finally:
+            tracking.close()
         failures += row["status"] != "ok"
         if accelerator.is_main_process:
             append_row(output, row)
@@ -421,7 +439,7 @@ def position_limit(config) -> int | None:
 
 
 def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Path, context, save: bool = False,
-             shared_features: dict | None = None) -> dict:
+             shared_features: dict | None = None, tracking=None) -> dict:
     """Train one cell; returns its CSV row. A run that raises becomes a diverged, oom or failed row.
     `context`: the launch's RunContext. `save`: export the trained model (bench/export.py)."""
     from dataclasses import replace
@@ -440,7 +458,7 @@ def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Pat
         plan = build_model(cell.strategy.kind, checkpoint, cell.strategy.params)
         run = replace(run, **parameter_counts(plan.model))
         pretrained_changed = changes_pretrained(plan.model)
-        result = train_one(cell, accelerator, plan, tokenized, tokenizer, context.peak_tflops, shared_features)
+        result = train_one(cell, accelerator, plan, tokenized, tokenizer, context.peak_tflops, shared_features, tracking)
         if context.serving is not None:
             result.serving = serving_figures(cell, accelerator, plan.model, tokenizer, splits, context.serving,
                                              result.compile_mode, pretrained_changed)

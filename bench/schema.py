@@ -141,6 +141,15 @@ class ServingSpec(Strict):
     texts: Positive = 512  # requests drawn from the validation split (the test split without one)
 
 
+class TrackingSpec(Strict):
+    """The suite's `tracking`: experiment trackers that record each run (bench/tracking.py).
+    Not part of any run_id: a tracker records a run, it does not change it."""
+
+    log_with: list[Text] = []  # tensorboard, mlflow, wandb, ... (accelerate's names); `--log-with` replaces it
+    every_steps: Positive = 10  # training loss and learning rate every this many steps
+    dir: Text | None = None  # where local records go; default <report stem>.tracking/ beside the report
+
+
 class SuiteFile(Strict):
     """The top level of a suite file. `strategies` entries are checked one by one (their keys
     depend on their kind) by bench/suite.py."""
@@ -152,6 +161,7 @@ class SuiteFile(Strict):
     strategies: Annotated[list[dict[str, Any]], Field(min_length=1)]
     defaults: dict[str, Any] | None = None
     serving: dict[str, Any] | None = None  # ServingSpec
+    tracking: dict[str, Any] | None = None  # TrackingSpec
 
 
 def validated(model: type[BaseModel], raw: Any, where: str) -> BaseModel:

@@ -29,6 +29,7 @@ from bench.schema import (
     Hyperparameters,
     ServingSpec,
     SuiteFile,
+    TrackingSpec,
     validated,
 )
 from bench.strategies import validate_strategy_params
@@ -152,6 +153,7 @@ class Suite:
     mixed_precision: str
     path: Path
     serving: ServingSpec = ServingSpec()
+    tracking: TrackingSpec = TrackingSpec()
 
     def cells(self, num_processes: int = 1, mixed_precision: str | None = None, device_kind: str = "cpu") -> list[Cell]:
         """Every checkpoint x train size x strategy x sweep point x seed, checkpoints outermost
@@ -257,6 +259,7 @@ def load_suite(name_or_path: str, data_dir: str | None = None, overrides: dict |
         mixed_precision=defaults.mixed_precision,
         path=path,
         serving=validated(ServingSpec, raw.get("serving") or {}, f"{where}: serving"),
+        tracking=validated(TrackingSpec, raw.get("tracking") or {}, f"{where}: tracking"),
     )
 
 

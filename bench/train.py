@@ -70,16 +70,22 @@ class Loop:
     history: list = dataclasses.field(default_factory=list)
     best: dict | None = None  # the kept epoch: epoch, train_loss, validation figures, trainable tensors
     accuracy: object = None
+    tracking: object = None  # the cell's CellTracking (bench/tracking.py); None: no trackers
+    window: torch.Tensor | None = None  # loss x examples since the last logged step, on the device
+    window_examples: int = 0
 
 
 def train_one(cell: Cell, accelerator: Accelerator, plan: Prepared, tokenized, tokenizer, peak_tflops=None,
-              shared_features: dict | None = None) -> RunResult:
+              shared_features: dict | None = None, tracking=None) -> RunResult:
     """Train one cell, choosing its epoch on validation, then score the test split once on the
     weights it keeps. `peak_tflops`: this process's peak for the run's matmul dtype
     (bench/hardware.py), for MFU. `shared_features`: frozen outputs computed by earlier runs
-    of the suite, reused when they are the same computation (bench/caching.py)."""
+    of the suite, reused when they are the same computation (bench/caching.py). `tracking`:
+    the cell's tracker runs (bench/tracking.py), given the loss, learning rate and validation."""
     hp = cell.hparams
     loop = prepare_loop(cell, accelerator, plan, tokenized, tokenizer, shared_features)
+    if tracking is not None and tracking.every:
+        loop.tracking, loop.window = tracking, torch.zeros(1, device=accelerator.device)
     warm_up(loop)
     progress = tqdm(
         total=len(loop.loaders["train"]) * hp.epochs,
@@ -164,6 +170,11 @@ def record_epoch(loop: Loop, epoch: int, train_loss: float, seconds: float) -> N
             validation = evaluate_model(loop.model, loop.loaders["validation"], loop.sets["validation"], loop.accelerator, loop.accuracy)
         entry.update(validation_loss=round(validation["eval_loss"], 6), validation_accuracy=round(validation["eval_accuracy"], 6))
     loop.history.append(entry)
+    if loop.tracking is not None:
+        figures = {"epoch": epoch, "train/epoch_loss": train_loss}
+        if validation is not None:
+            figures.update({"validation/loss": validation["eval_loss"], "validation/accuracy": validation["eval_accuracy"]})
+        loop.tracking.log(figures, step=loop.measure.steps)
     better = loop.best is None or validation is None or loop.cell.hparams.select == "last" or (
         validation["eval_accuracy"] > loop.best["validation"]["eval_accuracy"]
     )
@@ -272,12 +283,29 @@ def fit_epoch(loop: Loop, progress, epoch_start: float):
         seen += real
         measure.step(inputs["labels"].shape[0], width_of(examples, width), batch["tokens"])
         progress.update(1)
+        if loop.tracking is not None:
+            log_training(loop, loss, real)
         if measure.steps == measure.warmup_steps and measure.warmup_at is None:
             measure.end_warmup(epoch_start, loop.samples + seen)
         if measure.steps % DIVERGENCE_CHECK_STEPS == 0:
             check_diverged(first_bad, accelerator, measure, len(loader))
     check_diverged(first_bad, accelerator, measure, len(loader))
     return loss_sum, seen
+
+
+def log_training(loop: Loop, loss: torch.Tensor, examples: int) -> None:
+    """Every `tracking.every` steps: the mean training loss since the last point, over every
+    process's examples (one reduce; the only host sync it adds), and the learning rate."""
+    loop.window += loss * examples  # on the device: no sync on the steps between points
+    loop.window_examples += examples
+    if loop.measure.steps % loop.tracking.every:
+        return
+    counts = torch.cat([loop.window, loop.window.new_tensor([float(loop.window_examples)])])
+    total, count = loop.accelerator.reduce(counts, "sum").tolist()
+    loop.window.zero_()
+    loop.window_examples = 0
+    loop.tracking.log({"train/loss": total / count, "train/learning_rate": loop.scheduler.get_last_lr()[0]},
+                      step=loop.measure.steps)
 
 
 def check_diverged(first_bad: torch.Tensor, accelerator, measure, steps_per_epoch: int) -> None:
@@ -330,7 +358,8 @@ def make_loaders(cell: Cell, sets: dict, buckets, device) -> dict:
         loaders[name] = DataLoader(
             range(len(examples)),
             batch_sampler=LengthGroupedBatches(examples.lengths, hp.batch_size * (1 if training or not pin else 4),
-                                               shuffle=training, seed=cell.seed if training else 0),
+                                               shuffle=training, seed=cell.seed if training else 0,
+                                               short_last=cell.num_processes > 1),
             collate_fn=IndexBatches(examples.lengths, buckets if training else None, multiple),
             pin_memory=pin,
         )

@@ -135,7 +135,7 @@ QUICK_SERVING = {"batch_sizes": [8], "min_calls": 5, "min_seconds": 0.0, "throug
 
 
 def write_suite(folder: Path, checkpoints, data_dir: Path, strategies=None, name="tiny", dataset=None, serving=None,
-                **defaults) -> Path:
+                tracking=None, **defaults) -> Path:
     """A suite YAML over the test data; the defaults keep a run to a second or two. `dataset`:
     more dataset fields (validation_size, train_sizes, ...); `serving`: the serving settings
     (default: a quick measurement)."""
@@ -150,6 +150,7 @@ def write_suite(folder: Path, checkpoints, data_dir: Path, strategies=None, name
                      "mixed_precision": "no", **defaults},
         "strategies": strategies or [{"name": "full", "kind": "full"}],
         "serving": QUICK_SERVING if serving is None else serving,
+        **({"tracking": tracking} if tracking else {}),
     }
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False))

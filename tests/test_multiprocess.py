@@ -39,11 +39,18 @@ def launch_two_cpu_processes(*args, timeout=600):
 @pytest.mark.slow
 def test_two_processes_give_one_row_and_score_every_example_once(tmp_path, bert_dir, data_dir):
     # with a validation split: every epoch is validated, each process its share, gathered exactly
-    suite = write_suite(tmp_path, [bert_dir], data_dir, strategies=STRATEGIES, dataset={"validation_size": 21})
+    suite = write_suite(tmp_path, [bert_dir], data_dir, strategies=STRATEGIES, dataset={"validation_size": 21},
+                        tracking={"every_steps": 2})
     two = tmp_path / "two" / "report.csv"
     two.parent.mkdir()
-    result = launch_two_cpu_processes("--suite", suite, "--output", two)
+    result = launch_two_cpu_processes("--suite", suite, "--output", two, "--log-with", "tensorboard")
     assert result.returncode == 0, result.stderr[-3000:]
+    # trackers: the main process alone writes, the loss reduced over both processes every 2 steps
+    learn = two.parent / "report.tracking" / "tensorboard" / bert_dir.name / "learn" / "seed0"
+    assert len(list(learn.glob("events.out.tfevents.*"))) == 1
+    from test_tracking import scalars
+
+    assert [step for step, _ in scalars(learn)["train/loss"]] == [2, 4, 6, 8, 10, 12, 14]  # 5 steps an epoch x 3
     one = tmp_path / "one" / "report.csv"
     one.parent.mkdir()
     assert main(["--suite", str(suite), "--output", str(one)]) == 0

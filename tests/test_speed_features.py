@@ -60,6 +60,28 @@ def test_length_grouped_batches():
     assert [lengths[b[0]] for b in ordered] == sorted((lengths[b[0]] for b in ordered), reverse=True)
 
 
+def test_every_process_trains_every_example_every_epoch_when_batches_are_sharded():
+    """accelerate's BatchSamplerShard expects only the last batch to be short; with the short
+    batch kept last, 2 processes see all 75 examples in every epoch (before, some epochs lost
+    two batches)."""
+    from accelerate.data_loader import BatchSamplerShard
+
+    lengths = [(i * 37) % 20 + 1 for i in range(75)]
+    for seed in range(8):
+        sampler = LengthGroupedBatches(lengths, 8, shuffle=True, seed=seed, short_last=True)
+        for _ in range(3):  # epochs: each process draws the same pass of the sampler
+            shards = []
+            for index in (0, 1):
+                epoch = sampler.passes
+                shards.append(list(BatchSamplerShard(sampler, 2, index, split_batches=False, even_batches=True)))
+                sampler.passes = epoch if index == 0 else sampler.passes
+            assert len(shards[0]) == len(shards[1]) == 5
+            assert set(i for shard in shards for batch in shard for i in batch) == set(range(75)), seed
+    plain = list(LengthGroupedBatches(lengths, 8, shuffle=True, seed=1))
+    kept_last = list(LengthGroupedBatches(lengths, 8, shuffle=True, seed=1, short_last=True))
+    assert [b for b in plain if len(b) == 8] == kept_last[:-1] and len(kept_last[-1]) == 3
+
+
 @pytest.fixture(scope="module")
 def speed_report(tmp_path_factory, bert_dir, data_dir):
     tmp = tmp_path_factory.mktemp("speed")
