@@ -6,7 +6,11 @@ The path through the code follows the file names:
     -> bench/report.py (the decision: seeds, significance, cost, Pareto plots)
 `bench/run.py` is the command line that strings them together (`bench/pool.py` runs several
 cells at once with `--workers`); `bench/compare.py` gates a new
-report against a reference; `bench/merge.py` combines shard reports.
+report against a reference; `bench/merge.py` combines shard reports; `bench/export.py` writes
+trained runs in transformers' and peft's formats; `bench/tracking.py` feeds experiment trackers.
+
+From Python (bench/api.py): `bench.run_suite(suite, **overrides)` -> DataFrame of rows,
+`bench.load_results(*csv)` -> DataFrame, `bench.decide(*csv)` -> the report's Decision.
 """
 
 import argparse
@@ -36,3 +40,24 @@ def progress_interval() -> float:
     """Seconds between progress-bar updates: live on a terminal; every 10 s when the output is
     a file (a SLURM log, a worker's log), so a log holds lines, not thousands of bar redraws."""
     return 0.1 if sys.stderr.isatty() else 10.0
+
+
+def run_suite(suite, serving: bool = True, **overrides):
+    """Run a suite from Python; see bench/api.py."""
+    from bench.api import run_suite as run
+
+    return run(suite, serving, **overrides)
+
+
+def load_results(*paths):
+    """Reports as one DataFrame, one row per run; see bench/api.py."""
+    from bench.api import load_results as load
+
+    return load(*paths)
+
+
+def decide(*paths, **options):
+    """The decision report's Decision from reports; see bench/api.py."""
+    from bench.api import decide as decision
+
+    return decision(*paths, **options)

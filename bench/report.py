@@ -665,6 +665,55 @@ class Decision:
     months: float = 12.0
     serve_at: str = "throughput"
 
+    @property
+    def recommended(self) -> Config:
+        return self.choice
+
+    def table(self):
+        """The chosen configurations as a pandas DataFrame, most accurate first (numbers, not text)."""
+        import pandas as pd
+
+        return pd.DataFrame([{
+            "configuration": c.label, "checkpoint": c.first["checkpoint"], "strategy": c.first["strategy"],
+            "seeds": len(c.rows), "validation_accuracy": c.validation.mean if c.validation else None,
+            "test_accuracy": c.accuracy.mean, "test_accuracy_low": c.accuracy.low, "test_accuracy_high": c.accuracy.high,
+            "indistinguishable_from_best": c.indistinguishable, "degenerate": c.degenerate, "loss_ratio": c.loss_ratio.mean,
+            "trainable_params": c.trainable_params, "peak_memory_mb": c.peak_memory_mb, "cost_per_run_usd": c.cost_usd.mean,
+            "tuning_cost_usd": c.tuning_cost_usd,
+            "serving_usd_per_million": c.serving.per_million if c.serving else None,
+            "recommended": c is self.choice, "best": c is self.best,
+        } for c in self.configs])
+
+    def significance(self):
+        """Each configuration against the best, as the report's Significance table, in numbers."""
+        import pandas as pd
+
+        return pd.DataFrame([{
+            "configuration": c.label, "vs": self.best.label,
+            "accuracy_difference": c.vs_best.difference if c.vs_best else None,
+            "test": c.vs_best.test if c.vs_best else None, "examples": c.vs_best.examples if c.vs_best else None,
+            "p": c.vs_best.p_value if c.vs_best else None, "p_holm": c.p_holm, "indistinguishable": c.indistinguishable,
+            "seed_test_p_holm": c.seed_test[0] if c.seed_test else None,
+        } for c in self.configs if c is not self.best])
+
+    def model_folder(self, config: Config | None = None) -> Path:
+        """The exported model of the recommended configuration (or `config`), saved with --save:
+        its seed with the best validation accuracy, as a folder `transformers.pipeline` loads
+        (a peft run's merged model). A frozen backbone's head is not a transformers model:
+        bench.export.load_saved loads its folder."""
+        config = config or self.choice
+        saved = [r for r in config.rows if r.get("saved_model")]
+        if not saved:
+            raise BenchError(f"{config.label} has no saved model: run the suite with --save (save=True in run_suite)")
+        row = max(saved, key=lambda r: (r.get("validation_accuracy") or 0.0, -int(r["seed"])))
+        folder = Path(row["_folder"]) / row["saved_model"]
+        if (folder / "merged").is_dir():
+            return folder / "merged"
+        if not (folder / "config.json").is_file():
+            raise BenchError(f"{config.label} keeps only a head on a frozen backbone, which transformers cannot load as it "
+                             f"is; load {folder} with bench.export.load_saved")
+        return folder
+
 
 def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = False, traffic: float | None = None,
            months: float = 12.0, serve_at: str = "throughput") -> Decision:

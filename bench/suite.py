@@ -10,6 +10,7 @@ selection protocol, bench/selection.py, chooses on validation).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import itertools
@@ -210,13 +211,19 @@ def find_suite(name_or_path: str) -> Path:
     return path
 
 
-def load_suite(name_or_path: str, data_dir: str | None = None, overrides: dict | None = None) -> Suite:
-    """Parse and validate a suite. `data_dir` (flag or BENCH_DATA_DIR) replaces the dataset's
-    source; `overrides` come from the command line (train_size, eval_size, validation_size,
-    epochs, seeds, mixed_precision). Both are applied once, to the raw file, and then validated with it."""
-    path = find_suite(name_or_path)
-    where = f"suite {path}"
-    raw = _read_yaml(path)
+def load_suite(source, data_dir: str | None = None, overrides: dict | None = None) -> Suite:
+    """Parse and validate a suite: a name from suites/, a path to a YAML file, or the file's
+    content as a dict (the Python API; its relative paths are taken from the working directory).
+    `data_dir` (flag or BENCH_DATA_DIR) replaces the dataset's source; `overrides` come from the
+    command line (train_size, eval_size, validation_size, epochs, seeds, mixed_precision). Both
+    are applied once, to the raw file, and then validated with it."""
+    if isinstance(source, dict):
+        raw = copy.deepcopy(source)
+        name = raw.get("name") if isinstance(raw.get("name"), str) and raw.get("name").strip() else "suite"
+        path, where = Path.cwd() / f"{name}.yaml", f"suite {name} (a dict)"
+    else:
+        path = find_suite(source)
+        raw, where = _read_yaml(path), f"suite {path}"
     top = validated(SuiteFile, raw, where)
     env_dir = None if data_dir else os.environ.get("BENCH_DATA_DIR")
     _apply_overrides(raw, overrides or {}, data_dir or env_dir)
