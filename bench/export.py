@@ -10,9 +10,11 @@
   `AutoPeftModelForSequenceClassification.from_pretrained(folder)`; and, for methods whose
   adapters merge into the weights (LoRA and its kin, not prompt methods), `merged/`: the
   merged classifier in transformers' format, for `pipeline` (what a deployment serves);
-- head and cnn runs: the backbone is the checkpoint unchanged, so only the head is kept
-  (`head.safetensors`, with the tokenizer); `run.json` names the backbone and its revision.
-  These heads are this tool's own modules: `load_saved` rebuilds them.
+- head and cnn runs: the backbone is the checkpoint unchanged, so what trained is the head
+  alone (`head.safetensors`, with the tokenizer; `run.json` names the backbone and its
+  revision); and `merged/`: backbone and head as one transformers model with its code
+  (bench/heads.py, transformers' custom-code mechanism), for
+  `pipeline(..., model=folder + "/merged", trust_remote_code=True)`.
 
 Every folder holds `run.json`: the run, its checkpoint and the weights' revision, the strategy,
 the label names, max_length, the folder's `format` and a `load` line of plain Python that
@@ -54,7 +56,9 @@ def save_run(folder: Path, cell, model, tokenizer, label_names: list, revision: 
         elif form == PEFT:
             save_adapter(model, staging, label_names, cell)
         else:
-            save_head(model, staging)
+            save_head(model, staging, cell, label_names)
+        if (staging / "merged").is_dir():  # a folder pipeline() loads alone
+            tokenizer.save_pretrained(staging / "merged")
         run = {
             "run_id": cell.run_id(),
             "checkpoint": cell.checkpoint,
@@ -113,12 +117,28 @@ def save_adapter(model, folder: Path, label_names: list, cell) -> None:
         del deployable
 
 
-def save_head(model, folder: Path) -> None:
-    """The trained head of a frozen-backbone model (the backbone is the checkpoint as it is)."""
+def save_head(model, folder: Path, cell, label_names: list) -> None:
+    """The trained head of a frozen-backbone model (the backbone is the checkpoint as it is),
+    and `merged/`: backbone and head as one transformers model that carries its code."""
+    import inspect
+
     from safetensors.torch import save_file
+
+    from bench.heads import FrozenHeadConfig, FrozenHeadForSequenceClassification
+    from bench.strategies import STRATEGIES
 
     head = {name: p.detach().float().cpu().contiguous() for name, p in model.named_parameters() if p.requires_grad}
     save_file(head, folder / "head.safetensors")
+    defaults = {name: p.default for name, p in inspect.signature(STRATEGIES[cell.strategy.kind]).parameters.items()
+                if name != "checkpoint"}
+    options = {k: list(v) if isinstance(v, tuple) else v for k, v in {**defaults, **cell.strategy.params}.items()}
+    config = FrozenHeadConfig(kind=cell.strategy.kind, options=options, backbone=model.backbone.config.to_dict(),
+                              **label_config(label_names))
+    FrozenHeadConfig.register_for_auto_class()
+    FrozenHeadForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+    whole = FrozenHeadForSequenceClassification(config)
+    whole.model.load_state_dict(model.state_dict())
+    whole.save_pretrained(folder / "merged")
 
 
 def load_line(form: str, num_labels: int, has_merged: bool) -> str:
@@ -130,7 +150,8 @@ def load_line(form: str, num_labels: int, has_merged: bool) -> str:
         line = f"peft.AutoPeftModelForSequenceClassification.from_pretrained(FOLDER{labels})"
         return line + ('; or the merged model: transformers.pipeline("text-classification", model=FOLDER + "/merged")'
                        if has_merged else "")
-    return "bench.export.load_saved(FOLDER)  # the checkpoint's backbone + this folder's head.safetensors"
+    return ('transformers.pipeline("text-classification", model=FOLDER + "/merged", trust_remote_code=True)  '
+            "# or bench.export.load_saved(FOLDER): the checkpoint's backbone + this folder's head.safetensors")
 
 
 def load_saved(folder: Path):

@@ -696,11 +696,11 @@ class Decision:
             "seed_test_p_holm": c.seed_test[0] if c.seed_test else None,
         } for c in self.configs if c is not self.best])
 
-    def model_folder(self, config: Config | None = None) -> Path:
+    def model_folder(self, config: Config | None = None) -> str:
         """The exported model of the recommended configuration (or `config`), saved with --save:
-        its seed with the best validation accuracy, as a folder `transformers.pipeline` loads
-        (a peft run's merged model). A frozen backbone's head is not a transformers model:
-        bench.export.load_saved loads its folder."""
+        its seed with the best validation accuracy, as a folder `transformers.pipeline` loads:
+        the model itself, or its `merged/` (a peft run's merged model; a head run's backbone
+        and head with their code, which needs trust_remote_code=True)."""
         config = config or self.choice
         saved = [r for r in config.rows if r.get("saved_model")]
         if not saved:
@@ -708,11 +708,11 @@ class Decision:
         row = max(saved, key=lambda r: (r.get("validation_accuracy") or 0.0, -int(r["seed"])))
         folder = Path(row["_folder"]) / row["saved_model"]
         if (folder / "merged").is_dir():
-            return folder / "merged"
+            return str(folder / "merged")
         if not (folder / "config.json").is_file():
-            raise BenchError(f"{config.label} keeps only a head on a frozen backbone, which transformers cannot load as it "
-                             f"is; load {folder} with bench.export.load_saved")
-        return folder
+            raise BenchError(f"{config.label}'s saved run {folder} holds no transformers model (saved by an earlier "
+                             "version?); load it with bench.export.load_saved")
+        return str(folder)
 
 
 def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = False, traffic: float | None = None,

@@ -22,6 +22,7 @@ from pydantic import Field
 from torch import nn
 
 from bench import BenchError, first_line
+from bench.heads import FrozenBackboneClassifier, PooledHeadClassifier, TokenCNNClassifier
 from bench.schema import NonNegative, Positive, Text
 
 STRATEGIES = {}
@@ -304,105 +305,6 @@ def _peft_has_targets(method: str, model: nn.Module) -> bool:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def mlp(size_in: int, hidden: list[int], num_labels: int, dropout: float) -> nn.Sequential:
-    """Linear -> ReLU (-> Dropout) per hidden size, then Linear to the labels."""
-    sizes, layers = [size_in, *hidden], []
-    for a, b in zip(sizes, sizes[1:]):
-        layers += [nn.Linear(a, b), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
-    return nn.Sequential(*layers, nn.Linear(sizes[-1], num_labels))
-
-
-class FrozenBackboneClassifier(nn.Module):
-    """A frozen backbone and a trainable head on what it computes.
-
-    The backbone stays in eval mode even while the head trains: it is a fixed feature
-    extractor, and dropout inside it would only add noise to the features. Subclasses say
-    what the head reads (`features`: one vector per example, or `token_features`: one per
-    token, with the attention mask) and how; bench/caching.py computes it once per example.
-    """
-
-    def __init__(self, backbone: nn.Module, num_labels: int):
-        super().__init__()
-        self.backbone = backbone
-        self.num_labels = num_labels
-        self.backbone.requires_grad_(False)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.backbone.eval()
-        return self
-
-    def backbone_output(self, input_ids, attention_mask, token_type_ids=None):
-        extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-        with torch.no_grad():
-            return self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra)
-
-    def output(self, logits, labels):
-        from transformers.modeling_outputs import SequenceClassifierOutput  # lazy: see bench/run.py
-
-        loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits)
-
-
-class PooledHeadClassifier(FrozenBackboneClassifier):
-    """An MLP on one pooled vector per example."""
-
-    POOLINGS = ("pooler", "cls", "mean", "max")
-
-    def __init__(self, backbone: nn.Module, num_labels: int, hidden: list[int], pooling: str, dropout: float):
-        super().__init__(backbone, num_labels)
-        self.pooling = pooling
-        self.head = mlp(backbone.config.hidden_size, hidden, num_labels, dropout)
-
-    def pool(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
-        out = self.backbone_output(input_ids, attention_mask, token_type_ids)
-        if self.pooling == "pooler":
-            return out.pooler_output
-        hidden = out.last_hidden_state
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        if self.pooling == "max":
-            return hidden.masked_fill(~attention_mask.bool().unsqueeze(-1), torch.finfo(hidden.dtype).min).amax(1)
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, features=None):
-        """`features`: pooled vectors computed earlier (bench/caching.py) instead of the backbone."""
-        if features is None:
-            features = self.pool(input_ids, attention_mask, token_type_ids)
-        return self.output(self.head(features), labels)
-
-
-class TokenCNNClassifier(FrozenBackboneClassifier):
-    """The seed notebook's CNN head: 1-D convolutions over the frozen last hidden states (one
-    per kernel size), ReLU, max over the windows that start on a real token, concatenated,
-    then an MLP to the labels."""
-
-    def __init__(self, backbone, num_labels: int, kernel_sizes: list[int], channels: int, hidden: list[int], dropout: float):
-        super().__init__(backbone, num_labels)
-        size = backbone.config.hidden_size
-        self.convs = nn.ModuleList(nn.Conv1d(size, channels, k) for k in kernel_sizes)
-        self.dropout = nn.Dropout(dropout)
-        self.head = mlp(channels * len(kernel_sizes), hidden, num_labels, dropout)
-
-    def tokens(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
-        """The last hidden states, zero at padding (what the cache stores)."""
-        hidden = self.backbone_output(input_ids, attention_mask, token_type_ids).last_hidden_state
-        return hidden * attention_mask.unsqueeze(-1).to(hidden.dtype)
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, token_features=None):
-        if token_features is None:
-            token_features = self.tokens(input_ids, attention_mask, token_type_ids)
-        widest = max(conv.kernel_size[0] for conv in self.convs)
-        x = nn.functional.pad(token_features.transpose(1, 2), (0, widest - 1))  # every token starts a full window
-        real = attention_mask.bool()
-        pooled = []
-        for conv in self.convs:
-            windows = torch.relu(conv(x.to(conv.weight.dtype)))[..., : real.shape[1]]  # (batch, channels, tokens)
-            pooled.append(windows.masked_fill(~real.unsqueeze(1), 0.0).amax(-1))
-        return self.output(self.head(self.dropout(torch.cat(pooled, dim=-1))), labels)
 
 
 def head_module_names(model: nn.Module) -> list[str]:

@@ -93,19 +93,23 @@ def hyperparameters(cell, revision: str = "") -> dict:
             if v is not None}
 
 
+# The row's figures a tracker gets at the end, under final/<column> (the CSV has them all).
+FINAL = ("eval_accuracy", "eval_loss", "validation_accuracy", "validation_loss", "loss_ratio", "selected_epoch",
+         "train_samples_per_s", "steady_train_samples_per_s", "train_seconds", "peak_memory_mb", "mfu",
+         "trainable_params", "serving_latency_p50_ms", "serving_latency_p99_ms", "serving_samples_per_s",
+         "serving_memory_mb")
+
+
 def final_values(row: dict) -> dict:
-    """The finished row's numbers, for the tracker run's last point."""
-    out = {}
-    for key, value in row.items():
-        if isinstance(value, bool) or key in ("seed", "epochs", "batch_size", "max_length"):
-            continue
+    """The finished row's main figures (and whether it finished ok), for the run's last point."""
+    out = {"final/ok": float(row.get("status") == "ok")}
+    for key in FINAL:
         try:
-            number = float(value)
+            number = float(row.get(key))
         except (TypeError, ValueError):
             continue
         if number == number:  # not NaN
             out[f"final/{key}"] = number
-    out["final/ok"] = float(row.get("status") == "ok")
     return out
 
 

@@ -171,7 +171,7 @@ def record_epoch(loop: Loop, epoch: int, train_loss: float, seconds: float) -> N
         entry.update(validation_loss=round(validation["eval_loss"], 6), validation_accuracy=round(validation["eval_accuracy"], 6))
     loop.history.append(entry)
     if loop.tracking is not None:
-        figures = {"epoch": epoch, "train/epoch_loss": train_loss}
+        figures = {"train/epoch_loss": train_loss}
         if validation is not None:
             figures.update({"validation/loss": validation["eval_loss"], "validation/accuracy": validation["eval_accuracy"]})
         loop.tracking.log(figures, step=loop.measure.steps)

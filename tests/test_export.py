@@ -96,6 +96,21 @@ def test_a_merged_lora_loads_in_a_plain_pipeline_and_a_prompt_method_has_no_merg
     assert not (folder_of(output, rows["prompt"]) / "merged").exists()
 
 
+@pytest.mark.parametrize("strategy", ["head", "cnn"])
+def test_a_head_on_a_frozen_backbone_loads_in_a_pipeline_with_its_own_code(saved, texts, strategy):
+    """merged/ carries bench/heads.py: transformers loads it with trust_remote_code, no project import."""
+    from transformers import pipeline
+
+    output, rows = saved
+    merged = folder_of(output, rows[strategy]) / "merged"
+    assert (merged / "heads.py").is_file() and "bench" not in (merged / "heads.py").read_text().split('"""')[2]
+    config = json.loads((merged / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForSequenceClassification"] == "heads.FrozenHeadForSequenceClassification"
+    classify = pipeline("text-classification", model=str(merged), trust_remote_code=True, device="cpu")
+    answers = classify(texts, truncation=True, max_length=MAX_LENGTH)
+    assert [a["label"] for a in answers] == recorded(output, rows[strategy])
+
+
 @pytest.mark.parametrize("strategy", [s["name"] for s in STRATEGIES])
 def test_bench_predict_loads_every_kind_and_predicts_what_the_run_recorded(saved, texts, strategy):
     output, rows = saved
