@@ -34,7 +34,7 @@ TRANSFORMERS, PEFT, HEAD = "transformers", "peft", "frozen-backbone-head"
 
 
 def export_format(model) -> str:
-    from bench.strategies import FrozenBackboneClassifier
+    from bench.heads import FrozenBackboneClassifier
 
     if hasattr(model, "peft_config"):
         return PEFT

@@ -22,7 +22,6 @@ from pydantic import Field
 from torch import nn
 
 from bench import BenchError, first_line
-from bench.heads import FrozenBackboneClassifier, PooledHeadClassifier, TokenCNNClassifier
 from bench.schema import NonNegative, Positive, Text
 
 STRATEGIES = {}
@@ -101,6 +100,8 @@ def changes_pretrained(model) -> bool:
     """Whether training changes a pretrained weight (full runs, freeze runs that train more than
     the head): serving it then needs the whole model stored, not only what trained. Adapters,
     prompts and heads on a frozen backbone leave the checkpoint's weights as they are."""
+    from bench.heads import FrozenBackboneClassifier  # lazy: it imports transformers' models (a suite's typo is reported first)
+
     if hasattr(model, "peft_config") or isinstance(model, FrozenBackboneClassifier):
         return False
     head = set(head_parameter_names(model))
@@ -199,6 +200,8 @@ def head(checkpoint, hidden: list[Positive] = (64,), pooling: str = "pooler", dr
     `pooling`: "pooler" (the backbone's own pooler), "cls" (first token), "mean" or "max"
     (over the real tokens).
     """
+    from bench.heads import PooledHeadClassifier
+
     if pooling not in PooledHeadClassifier.POOLINGS:
         raise BenchError(f"head pooling must be one of {', '.join(PooledHeadClassifier.POOLINGS)}, got '{pooling}'")
     if not all(isinstance(h, int) and h > 0 for h in hidden):
@@ -222,6 +225,8 @@ def cnn(checkpoint, kernel_sizes: list[Positive] = (3, 4, 5), channels: Positive
     """
     if not kernel_sizes or not all(k > 0 for k in kernel_sizes) or channels <= 0 or not all(h > 0 for h in hidden):
         raise BenchError(f"cnn needs positive kernel_sizes, channels and hidden sizes, got {list(kernel_sizes)}, {channels}, {list(hidden)}")
+    from bench.heads import TokenCNNClassifier
+
     model = TokenCNNClassifier(checkpoint.backbone(), checkpoint.num_labels, list(kernel_sizes), channels, list(hidden), dropout)
     return Prepared(model, features=model.tokens)
 
