@@ -44,41 +44,51 @@ def export_format(model) -> str:
 
 
 def save_run(folder: Path, cell, model, tokenizer, label_names: list, revision: str = "") -> None:
-    """Write a finished run's model into `folder` in its kind's format (module docstring)."""
+    """Write a finished run's model into `folder` in its kind's format (module docstring),
+    under a temporary name first."""
     form = export_format(model)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the model from the rest of a team
     try:
-        tokenizer.save_pretrained(staging)
-        if form == TRANSFORMERS:
-            save_classifier(model, staging, label_names)
-        elif form == PEFT:
-            save_adapter(model, staging, label_names, cell)
-        else:
-            save_head(model, staging, cell, label_names)
-        if (staging / "merged").is_dir():  # a folder pipeline() loads alone
-            tokenizer.save_pretrained(staging / "merged")
-        run = {
-            "run_id": cell.run_id(),
-            "checkpoint": cell.checkpoint,
-            "checkpoint_revision": revision,
-            "strategy": cell.strategy.name,
-            "kind": cell.strategy.kind,
-            "params": cell.strategy.params,
-            "labels": [str(name) for name in label_names],
-            "max_length": cell.hparams.max_length,
-            "format": form,
-            "merged": (staging / "merged").is_dir(),
-            "load": load_line(form, len(label_names), (staging / "merged").is_dir()),
-        }
-        (staging / "run.json").write_text(json.dumps(run, indent=2, default=str) + "\n")
+        write_model(form, model, tokenizer, staging, cell, label_names)
+        manifest = run_manifest(cell, form, label_names, revision, has_merged=(staging / "merged").is_dir())
+        (staging / "run.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
         if folder.exists():  # --force reran the cell: the new run's model replaces the old one's
             shutil.rmtree(folder)
         staging.rename(folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def write_model(form: str, model, tokenizer, folder: Path, cell, label_names: list) -> None:
+    tokenizer.save_pretrained(folder)
+    if form == TRANSFORMERS:
+        save_classifier(model, folder, label_names)
+    elif form == PEFT:
+        save_adapter(model, folder, label_names, cell)
+    else:
+        save_head(model, folder, cell, label_names)
+    if (folder / "merged").is_dir():  # a folder pipeline() loads alone
+        tokenizer.save_pretrained(folder / "merged")
+
+
+def run_manifest(cell, form: str, label_names: list, revision: str, has_merged: bool) -> dict:
+    """run.json: what the run was, and how to load its folder."""
+    return {
+        "run_id": cell.run_id(),
+        "checkpoint": cell.checkpoint,
+        "checkpoint_revision": revision,
+        "strategy": cell.strategy.name,
+        "kind": cell.strategy.kind,
+        "params": cell.strategy.params,
+        "labels": [str(name) for name in label_names],
+        "max_length": cell.hparams.max_length,
+        "format": form,
+        "merged": has_merged,
+        "load": load_line(form, len(label_names), has_merged),
+    }
 
 
 def _umask() -> int:
