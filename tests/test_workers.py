@@ -38,8 +38,11 @@ def test_two_workers_write_the_rows_the_sequential_run_writes(tmp_path, bert_dir
     finally:
         os.sched_setaffinity(0, cores)
     parallel = tmp_path / "parallel.csv"
-    result = run_cli("--suite", suite, "--output", parallel, "--workers", "2")
+    result = run_cli("--suite", suite, "--output", parallel, "--workers", "2", "--log-with", "tensorboard")
     assert result.returncode == 0, result.stderr[-3000:]
+    # the workers got --log-with: one TensorBoard run per cell, whichever worker ran it
+    runs = {p.parent for p in (tmp_path / "parallel.tracking" / "tensorboard").glob("**/seed*/events.out.tfevents.*")}
+    assert len(runs) == 7
     expected = {r["run_id"]: r for r in read_results(sequential)}
     got = {r["run_id"]: r for r in read_results(parallel)}
     assert len(got) == len(read_rows(parallel)) == len(expected) == 7  # full, lora x 2 seeds; head: 2 points, then the chosen one on seed 1
