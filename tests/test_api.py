@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 
 import bench
-from bench import BenchError
-from conftest import write_suite
+from bench.errors import BenchError
 
 STRATEGIES = [{"name": "full", "kind": "full", "epochs": 15}, {"name": "lora", "kind": "lora", "r": 4, "learning_rate": 1e-2, "epochs": 15},
               {"name": "head", "kind": "head", "hidden": [8], "pooling": "mean", "learning_rate": 1e-2, "epochs": 15}]
@@ -68,7 +67,7 @@ def test_load_results_gives_one_row_per_run_across_reports(ran, tmp_path):
 def test_the_decision_is_reachable_from_python_and_its_winner_loads_in_a_pipeline(ran, tmp_path):
     from transformers import pipeline
 
-    from bench.report import main as report_main
+    from bench.document.report import main as report_main
 
     output, _ = ran
     decision = bench.decide(output)

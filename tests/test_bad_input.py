@@ -4,9 +4,9 @@ exit code 2, no traceback, nothing written."""
 import json
 
 import pytest
-
-from bench.results_csv import append_row
 from conftest import build_checkpoint, make_examples, run_cli, write_csv, write_suite
+
+from bench.results.store import append_row
 
 
 def _data(tmp, name, train_rows, test_rows=None, header=("text", "label")):

@@ -3,8 +3,9 @@
 import csv
 import json
 
-from bench.run import main
 from conftest import write_suite
+
+from bench.run import main
 
 
 def test_the_same_seed_twice_gives_identical_losses_and_predictions(tmp_path, bert_dir, data_dir):

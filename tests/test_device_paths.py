@@ -7,16 +7,21 @@ import csv
 
 import pytest
 import torch
+from conftest import build_checkpoint, write_suite
 from safetensors import safe_open
 
-from bench.batches import IGNORE_INDEX, ExampleTensors, IndexBatches, length_buckets
-from bench.caching import FrozenPrefix, build_cache
-from bench.checkpoints import Checkpoint
-from bench.data import load_splits, tokenize
+from bench.inputs.checkpoints import Checkpoint
+from bench.inputs.data import load_splits, tokenize
+from bench.inputs.strategies import build_model
 from bench.run import main
-from bench.strategies import build_model
-from bench.suite import load_suite
-from conftest import build_checkpoint, write_suite
+from bench.suite.load import load_suite
+from bench.train.batches import (
+    IGNORE_INDEX,
+    ExampleTensors,
+    IndexBatches,
+    length_buckets,
+)
+from bench.train.features import FrozenPrefix, build_cache
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +40,7 @@ def tokenized_cell(suite_path, checkpoint):
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_a_half_precision_checkpoint_trains_fp32_master_weights(tmp_path, data_dir, accelerator, dtype):
-    from bench.train import train_one
+    from bench.train.loop import train_one
 
     folder = build_checkpoint(tmp_path / "half", "bert")
     from transformers import BertForSequenceClassification
@@ -140,7 +145,7 @@ def test_a_compiled_run_learns_as_an_eager_one(tmp_path, bert_dir, data_dir):
 
 
 def test_run_result_computes_throughput_and_mfu_from_what_was_measured():
-    from bench.measure import RunResult
+    from bench.train.measure import RunResult
 
     result = RunResult(
         train_loss=0.3, eval_loss=0.5, eval_accuracy=0.9, validation_loss=0.4, validation_accuracy=0.85, degenerate=False,

@@ -10,11 +10,11 @@ import sys
 
 import pytest
 import torch
-
-from bench.predict import predict
-from bench.results_csv import read_results
-from bench.run import main
 from conftest import ROOT, write_suite
+
+from bench.deploy.predict import predict
+from bench.results.store import read_results
+from bench.run import main
 
 STRATEGIES = [
     {"name": "full", "kind": "full", "epochs": 10},  # long enough to learn: its predictions are not all one class

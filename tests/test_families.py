@@ -9,12 +9,12 @@ import copy
 import pytest
 import torch
 import transformers as T
-
-from bench import BenchError
-from bench.caching import FrozenPrefix, to_suffix_model
-from bench.checkpoints import Checkpoint
-from bench.strategies import build_model, parameter_counts
 from conftest import _bert_tokenizer, make_examples, run_cli, write_csv, write_suite
+
+from bench.errors import BenchError
+from bench.inputs.checkpoints import Checkpoint
+from bench.inputs.strategies import build_model, parameter_counts
+from bench.train.features import FrozenPrefix, to_suffix_model
 
 TINY = dict(vocab_size=1000, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
             max_position_embeddings=128, initializer_range=0.5)  # large weights: a wrong cache shows
@@ -200,7 +200,7 @@ def test_a_suite_mixing_families_runs_end_to_end(tmp_path, family_dirs):
     output = tmp_path / "families.csv"
     result = run_cli("--suite", suite, "--output", output)
     assert result.returncode == 0, result.stderr[-3000:]
-    from bench.results_csv import read_rows
+    from bench.results.store import read_rows
 
     rows = read_rows(output)
     assert len(rows) == 3 * len(families) and {r["status"] for r in rows} == {"ok"}

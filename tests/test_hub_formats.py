@@ -8,11 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from bench.results_csv import read_results
-from bench.run import main
-from bench.suite import load_suite
 from conftest import build_checkpoint, make_examples, run_cli, write_csv, write_suite
+
+from bench.results.store import read_results
+from bench.run import main
+from bench.suite.load import load_suite
 
 CARD = """---
 configs:
@@ -130,7 +130,7 @@ def test_a_pinned_checkpoint_trains_the_weights_of_its_revision_and_rows_say_whi
 
 
 def test_a_local_checkpoint_is_identified_by_a_hash_of_its_weights(tmp_path, bert_dir):
-    from bench.checkpoints import Checkpoint
+    from bench.inputs.checkpoints import Checkpoint
 
     copy = shutil.copytree(bert_dir, tmp_path / "copy")
     first = Checkpoint(str(bert_dir), 2).revision_id()

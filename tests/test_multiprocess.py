@@ -8,9 +8,9 @@ import sys
 
 import pandas as pd
 import pytest
+from conftest import ROOT, write_suite
 
 from bench.run import main
-from conftest import ROOT, write_suite
 
 STRATEGIES = [
     {"name": "learn", "kind": "full", "epochs": 3},

@@ -6,7 +6,6 @@ import csv
 import json
 
 import pytest
-
 from conftest import SHARED_DATA, run_cli
 
 pytestmark = pytest.mark.skipif(

@@ -6,13 +6,14 @@ import json
 
 import pytest
 import torch
-
-from bench.data import load_splits
-from bench.results_csv import read_results
-from bench.run import main
-from bench.schema import DatasetSpec
-from bench.suite import load_suite
 from conftest import make_examples, write_csv, write_suite
+
+import bench.train.loop
+from bench.inputs.data import load_splits
+from bench.results.store import read_results
+from bench.run import main
+from bench.suite.load import load_suite
+from bench.suite.schema import DatasetSpec
 
 
 @pytest.fixture(scope="module")
@@ -58,16 +59,14 @@ def test_learning_curve_train_sizes_are_nested_and_disjoint_from_validation(dupl
 
 
 def test_the_test_split_is_scored_once_per_run_and_epochs_on_validation(tmp_path, bert_dir, data_dir, monkeypatch):
-    import bench.train
-
     scored = []
-    real = bench.train.evaluate_model
+    real = bench.train.loop.evaluate_model
 
     def counting(model, loader, examples, accelerator, accuracy):
         scored.append(len(examples))
         return real(model, loader, examples, accelerator, accuracy)
 
-    monkeypatch.setattr(bench.train, "evaluate_model", counting)
+    monkeypatch.setattr(bench.train.loop, "evaluate_model", counting)
     suite = write_suite(tmp_path, [bert_dir], data_dir, epochs=3, seeds=[0, 1], dataset={"validation_size": 20})
     output = tmp_path / "r.csv"
     assert main(["--suite", str(suite), "--output", str(output)]) == 0
@@ -89,7 +88,7 @@ def test_a_sweep_is_one_cell_per_point_each_validated(tmp_path, bert_dir, data_d
     assert len({c.config_id() for c in cells}) == 4 and len({c.tuning_id() for c in cells}) == 1
     assert {(c.hparams.learning_rate, c.strategy.params["r"]) for c in cells} == {(1e-3, 2), (1e-3, 4), (2e-3, 2), (2e-3, 4)}
     bad = [{"name": "lora", "kind": "lora", "sweep": {"r": [4, 0]}}]
-    from bench import BenchError
+    from bench.errors import BenchError
 
     with pytest.raises(BenchError, match="sweep point r=0.*'r' must be positive"):
         load_suite(str(write_suite(tmp_path, [bert_dir], data_dir, strategies=bad, name="bad", dataset={"validation_size": 20})))

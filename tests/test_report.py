@@ -9,12 +9,13 @@ import sys
 
 import numpy as np
 import pytest
-
-from bench.cost import parse_prices, price_for, run_cost
-from bench.plots import pareto_front
-from bench.results_csv import append_row, write_predictions
-from bench.stats import holm, paired_example_test, paired_seed_test, summarize
 from conftest import ROOT
+
+from bench.decision.cost import parse_prices, price_for, run_cost
+from bench.decision.decide import pareto_front
+from bench.decision.stats import holm, paired_example_test, paired_seed_test, summarize
+from bench.results.provenance import write_predictions
+from bench.results.store import append_row
 
 EVAL = 400
 LABELS = ["neg", "pos"]
@@ -105,7 +106,7 @@ def test_pareto_front_and_cost():
 
 
 def test_a_cpu_whose_name_hides_its_model_is_told_apart_by_family_and_model():
-    from bench.hardware import cpu_model
+    from bench.train.hardware import cpu_model
 
     zen = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: {}\nmodel\t\t: {}\nmodel name\t: AMD EPYC\n"
     assert cpu_model(zen.format(25, 17)) == "AMD EPYC (family 25 model 17)"
@@ -197,7 +198,7 @@ def test_compare_gate_exit_codes(tmp_path):
 
 
 def test_accuracy_noise_of_one_run_is_binomial():
-    from bench.compare import accuracy_standard_error
+    from bench.decision.compare import accuracy_standard_error
 
     assert accuracy_standard_error([0.8], 400) == pytest.approx(math.sqrt(0.8 * 0.2 / 400))
     # seeds spread more than the eval set's noise: the spread counts
@@ -276,7 +277,7 @@ def test_the_point_chosen_is_the_validation_best_not_the_test_best(tmp_path):
 
 
 def test_tuning_cost_is_the_sum_over_points_and_seeds_with_validation_time(tmp_path):
-    from bench.report import decide
+    from bench.decision.decide import decide
 
     report = tmp_path / "constructed.csv"
     seconds = {(1, 1e-3): (100, 10), (1, 2e-3): (200, 20), (1, 4e-3): (50, 5), (2, 2e-3): (300, 30)}
@@ -318,7 +319,7 @@ def test_costs_within_ten_percent_are_a_tie_broken_by_accuracy(tmp_path):
 def test_learning_curves_from_several_train_sizes(tmp_path):
     """Rows at 250 and 1,000 training examples: the decision is made at the largest size, the
     learning-curve section shows both."""
-    from bench.report import decide
+    from bench.decision.decide import decide
 
     report = tmp_path / "constructed.csv"
     for size, errors in ((250, 120), (1000, 40)):
@@ -350,9 +351,9 @@ def test_the_recommendation_switches_at_the_traffic_a_constructed_case_predicts(
     checkpoint: its serving is its own). Small wins at low traffic, big above the traffic where
     the totals meet (10% tie band: where big's total is within 10% of small's, the more accurate
     big is taken)."""
-    from bench.cost import break_even_traffic, serving_cost_per_million
-    from bench.report import COST_TIE, decide
-    from bench.traffic import served_candidates, switch_points
+    from bench.decision.cost import break_even_traffic, serving_cost_per_million
+    from bench.decision.decide import COST_TIE, decide
+    from bench.decision.serving_cost import served_candidates, switch_points
 
     report = tmp_path / "r.csv"
     for seed in (1, 2, 3):
@@ -394,8 +395,8 @@ def test_configurations_serving_the_same_computation_share_one_serving_figure(tm
     """Two strategies on one checkpoint serve the same model: measured 40 and 50 predictions/s
     at different times, both are priced at the mean of their runs, and no traffic turns the
     choice on that difference."""
-    from bench.report import decide
-    from bench.traffic import served_candidates, switch_points
+    from bench.decision.decide import decide
+    from bench.decision.serving_cost import served_candidates, switch_points
 
     report = tmp_path / "r.csv"
     for seed in (1, 2, 3):
@@ -417,17 +418,18 @@ def test_configurations_serving_the_same_computation_share_one_serving_figure(tm
 
 
 def test_the_report_names_the_weights_it_compared_and_warns_when_a_name_moved(tmp_path):
-    from bench.report import decide, _weights
+    from bench.decision.decide import decide
+    from bench.document.prose import weights
 
     report = tmp_path / "pinned.csv"
     for seed in (1, 2):
         write_run(report, "big", seed, {seed}, train_seconds=60, trainable=10, revision="a" * 40)
         write_run(report, "small", seed, {seed}, train_seconds=30, trainable=5, revision="a" * 40 if seed == 1 else "b" * 40)
     decision = decide([report])
-    text = _weights(decision.configs)
+    text = weights(decision.configs)
     assert "model-a at " + "a" * 40 + ", " + "b" * 40 in text and "DIFFERENT WEIGHTS" in text and "NAME@REVISION" in text
     assert run_report(report).returncode == 0
     assert "DIFFERENT WEIGHTS" in (tmp_path / "pinned.report.md").read_text()
     same = tmp_path / "same.csv"
     write_run(same, "big", 1, {1}, train_seconds=60, trainable=10, revision="a" * 40)
-    assert _weights(decide([same]).configs) == " Weights: model-a at " + "a" * 40 + "."
+    assert weights(decide([same]).configs) == " Weights: model-a at " + "a" * 40 + "."

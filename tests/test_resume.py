@@ -8,8 +8,9 @@ import subprocess
 import sys
 import time
 
-from bench.results_csv import append_row, read_rows
 from conftest import ROOT, run_cli, write_suite
+
+from bench.results.store import append_row, read_rows
 
 STRATEGIES = [
     {"name": "full", "kind": "full"},
@@ -59,7 +60,7 @@ WRITER = """
 import sys
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from bench.results_csv import append_row
+from bench.results.store import append_row
 for i in range({count}):
     append_row(Path({path!r}), {{"suite": "s", "run_id": f"{{sys.argv[1]}}-{{i}}", "status": "ok", "error": "x" * 2000}})
 """
@@ -96,7 +97,7 @@ def test_sigterm_stops_cleanly_and_a_rerun_finishes_the_suite(tmp_path, bert_dir
 
 
 def test_two_shards_merged_hold_exactly_the_unsharded_suites_runs(tmp_path, bert_dir, data_dir):
-    from bench.merge import main as merge_main
+    from bench.results.merge import main as merge_main
     from bench.run import main
 
     suite = write_suite(tmp_path, [bert_dir], data_dir, strategies=STRATEGIES[:3], seeds=[0, 1])
@@ -114,7 +115,7 @@ def test_two_shards_merged_hold_exactly_the_unsharded_suites_runs(tmp_path, bert
 
 
 def test_merge_refuses_reports_of_different_suites(tmp_path, capsys):
-    from bench.merge import main as merge_main
+    from bench.results.merge import main as merge_main
 
     append_row(tmp_path / "a.csv", {"suite": "a", "run_id": "1", "status": "ok"})
     append_row(tmp_path / "b.csv", {"suite": "b", "run_id": "2", "status": "ok"})

@@ -9,10 +9,11 @@ import sys
 
 import pandas as pd
 import pytest
-
-from bench.results_csv import COLUMNS, append_row
-from bench.run import main
 from conftest import ROOT, build_checkpoint, run_cli, write_suite
+
+from bench.results.columns import COLUMNS
+from bench.results.store import append_row
+from bench.run import main
 
 
 def read_rows(path):
@@ -205,11 +206,11 @@ def test_processes_that_are_not_connected_are_refused(tmp_path, bert_dir, data_d
 
 
 def test_readme_documents_every_column():
-    from bench.results_csv import README_COLUMNS, columns_markdown
+    from bench.results.columns import README_COLUMNS, columns_markdown
 
     readme = (ROOT / "README.md").read_text()
     start, end = README_COLUMNS
     assert readme.split(start, 1)[1].split(end, 1)[0].strip() == columns_markdown(), \
-        "the README's column table is out of date: python -m bench.results_csv README.md"
+        "the README's column table is out of date: python -m bench.results.columns README.md"
     for column in COLUMNS:
         assert f"| `{column}` |" in readme, f"README lacks the column {column}"

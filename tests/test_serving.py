@@ -4,11 +4,11 @@ model's input length includes its virtual tokens."""
 
 import pytest
 import torch
-
-from bench.checkpoints import Checkpoint
-from bench.serving import batch1_latency, merged, model_input_tokens, throughput
-from bench.strategies import build_model
 from conftest import make_examples
+
+from bench.deploy.serving import batch1_latency, merged, model_input_tokens, throughput
+from bench.inputs.checkpoints import Checkpoint
+from bench.inputs.strategies import build_model
 
 TEXTS = [text for text, _ in make_examples(40, seed=3)]
 CPU = torch.device("cpu")
@@ -57,7 +57,12 @@ def test_a_prompt_tuning_model_sees_its_virtual_tokens(bert_dir):
 def test_serving_cost_arithmetic_against_values_worked_out_by_hand():
     import pytest
 
-    from bench.cost import Price, break_even_traffic, serving_cost_per_million, total_cost
+    from bench.decision.cost import (
+        Price,
+        break_even_traffic,
+        serving_cost_per_million,
+        total_cost,
+    )
 
     h100 = Price(2.99, "assumed")
     # 1,000 predictions/s for an hour = 3.6M predictions for $2.99: $0.8306 per million
@@ -79,9 +84,10 @@ def test_every_ok_run_is_measured_as_served_and_no_serving_turns_it_off(tmp_path
     """A real suite: serving figures in every ok row, a LoRA served merged (with its unmerged
     figures and the same predictions), a cached freeze run served whole, a prompt-tuning run
     paying for its virtual tokens; --no-serving leaves the columns empty."""
-    from bench.results_csv import read_results
-    from bench.run import main
     from conftest import QUICK_SERVING, write_suite
+
+    from bench.results.store import read_results
+    from bench.run import main
 
     strategies = [
         {"name": "full", "kind": "full"},

@@ -10,11 +10,11 @@ import sys
 import time
 
 import pytest
-
-from bench.merge import main as merge
-from bench.results_csv import read_rows
-from bench.suite import load_suite
 from conftest import ROOT, write_suite
+
+from bench.results.merge import main as merge
+from bench.results.store import read_rows
+from bench.suite.load import load_suite
 
 pytestmark = pytest.mark.skipif(shutil.which("sbatch") is None,
                                 reason="sbatch not on the PATH (scale/local_slurm.sh starts a one-node cluster, as root)")

@@ -6,15 +6,16 @@ import json
 
 import pytest
 import torch
-
-from bench import BenchError
-from bench.caching import FrozenPrefix, to_suffix_model
-from bench.checkpoints import Checkpoint
-from bench.data import LengthGroupedBatches
-from bench.results_csv import COLUMNS, append_row
-from bench.run import main
-from bench.strategies import build_model
 from conftest import build_checkpoint, run_cli, write_suite
+
+from bench.errors import BenchError
+from bench.inputs.checkpoints import Checkpoint
+from bench.inputs.data import LengthGroupedBatches
+from bench.inputs.strategies import build_model
+from bench.results.columns import COLUMNS
+from bench.results.store import append_row
+from bench.run import main
+from bench.train.features import FrozenPrefix, to_suffix_model
 
 
 @pytest.mark.parametrize("family", ["bert", "roberta", "distilbert"])

@@ -3,9 +3,10 @@
 import csv
 
 import torch
-
-from bench.run import failure_status, main
 from conftest import make_examples, write_csv, write_suite
+
+from bench.run import main
+from bench.train.cell import failure_status
 
 
 def read_rows(path):

@@ -9,9 +9,13 @@ import re
 import pytest
 import torch
 
-from bench import BenchError
-from bench.checkpoints import Checkpoint
-from bench.strategies import build_model, parameter_counts, validate_strategy_params
+from bench.errors import BenchError
+from bench.inputs.checkpoints import Checkpoint
+from bench.inputs.strategies import (
+    build_model,
+    parameter_counts,
+    validate_strategy_params,
+)
 
 H, I, LABELS = 32, 64, 2  # hidden, intermediate (tests/conftest.py: TINY)
 LINEAR_HH = H * H + H

@@ -2,10 +2,10 @@
 
 import pytest
 import yaml
-
-from bench import BenchError
-from bench.suite import available_suites, load_suite
 from conftest import write_suite
+
+from bench.errors import BenchError
+from bench.suite.load import available_suites, load_suite
 
 
 def test_shipped_suites_load_and_express_the_seed_experiments():
@@ -91,7 +91,7 @@ def test_run_id_survives_moving_the_suite_with_its_data_and_checkpoints(tmp_path
 
 def test_command_line_overrides_win(tmp_path, data_dir):
     path = write_suite(tmp_path, ["m"], data_dir, strategies=[{"name": "f", "kind": "full", "epochs": 5}])
-    suite = load_suite(str(path), overrides={"train_size": 10, "eval_size": 5, "epochs": 1, "seeds": [7]})
+    suite = load_suite(str(path), {"dataset": {"train_size": 10, "eval_size": 5}, "defaults": {"epochs": 1, "seeds": [7]}})
     (cell,) = suite.cells()
     assert (cell.dataset.train_size, cell.dataset.eval_size, cell.hparams.epochs, cell.seed) == (10, 5, 1, 7)
 
@@ -99,20 +99,20 @@ def test_command_line_overrides_win(tmp_path, data_dir):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"seeds": [3, 3]}, "seed 3 is listed twice"),
-        ({"train_size": True}, "'train_size' must be an integer"),
-        ({"mixed_precision": "fp8"}, "'mixed_precision' must be one of"),
+        ({"defaults": {"seeds": [3, 3]}}, "seed 3 is listed twice"),
+        ({"dataset": {"train_size": True}}, "'train_size' must be an integer"),
+        ({"defaults": {"mixed_precision": "fp8"}}, "'mixed_precision' must be one of"),
     ],
 )
 def test_command_line_overrides_are_validated_like_the_file(tmp_path, data_dir, overrides, message):
     path = write_suite(tmp_path, ["m"], data_dir)
     with pytest.raises(BenchError, match=message):
-        load_suite(str(path), overrides=overrides)
+        load_suite(str(path), overrides)
 
 
 def test_data_dir_override_from_flag_and_environment(tmp_path, data_dir, monkeypatch):
     path = write_suite(tmp_path, ["m"], tmp_path / "nowhere")
-    assert load_suite(str(path), data_dir=str(data_dir)).dataset.data_dir == str(data_dir)
+    assert load_suite(str(path), {"dataset": {"data_dir": str(data_dir)}}).dataset.data_dir == str(data_dir)
     monkeypatch.setenv("BENCH_DATA_DIR", str(data_dir))
     assert load_suite(str(path)).dataset.data_dir == str(data_dir)
     # the offline suite's own path is relative to the suite file, so it works from any cwd

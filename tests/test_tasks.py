@@ -3,9 +3,10 @@ mapping recorded in the row."""
 
 import json
 
-from bench.results_csv import read_rows
-from bench.run import main
 from conftest import FILLER, make_examples, write_csv, write_suite
+
+from bench.results.store import read_rows
+from bench.run import main
 
 
 def pair_rows(count, seed):

@@ -4,10 +4,10 @@ run per cell, the configuration as hyperparameters, the training loss and learni
 logged step, validation per epoch, the row's figures at the end."""
 
 import pytest
-
-from bench.results_csv import read_results
-from bench.run import main
 from conftest import write_suite
+
+from bench.results.store import read_results
+from bench.run import main
 
 STRATEGIES = [{"name": "full", "kind": "full"}, {"name": "lora", "kind": "lora", "r": 4, "sweep": {"learning_rate": [1e-3, 1e-2]}}]
 

@@ -9,9 +9,9 @@ import sys
 import time
 
 import pytest
-
-from bench.results_csv import read_results, read_rows
 from conftest import ROOT, run_cli, write_suite
+
+from bench.results.store import read_results, read_rows
 
 STRATEGIES = [
     {"name": "full", "kind": "full"},

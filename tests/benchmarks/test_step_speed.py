@@ -14,11 +14,11 @@ The model is a small random BERT (4 layers, hidden 128) sized so a step takes mi
 
 import pytest
 import torch
-
-from bench.caching import FrozenPrefix, to_suffix_model
-from bench.checkpoints import Checkpoint
-from bench.strategies import build_model
 from conftest import build_checkpoint
+
+from bench.inputs.checkpoints import Checkpoint
+from bench.inputs.strategies import build_model
+from bench.train.features import FrozenPrefix, to_suffix_model
 
 BATCH, LENGTH = 16, 64
 

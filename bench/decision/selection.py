@@ -1,0 +1,119 @@
+"""The selection protocol: which point, which epoch, on which split, and what the choice cost.
+
+One definition of "the chosen configuration", used by the runner (`sweep_seeds: first`),
+the decision report, `compare` and the README table:
+
+- Epoch: each run keeps its last epoch, or with `select: best` the epoch with the best
+  validation accuracy (bench/train.py records it as `selected_epoch`).
+- Point: the runs of one sweep share a `tuning_id`; each point is a `config_id` (its seeds).
+  The chosen point has the highest mean validation accuracy over the seeds that every point
+  ran (with `sweep_seeds: first`, the first seed); a tie goes to the earlier point.
+- Test: the test split (`eval_accuracy`) is scored once per run and never chooses anything;
+  only chosen points compete on it (significance, frontier, recommendation).
+- Cost: a run's standalone cost is its training and validation time (plus the frozen outputs
+  it reused from an earlier run); a chosen configuration's tuning cost is what every run of
+  its sweep used (every point and seed; shared frozen outputs counted once).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Point:
+    config_id: str
+    values: dict  # the swept values ({} without a sweep)
+    rows: list  # its rows, one per seed
+
+    def validation_on(self, seeds: set) -> float | None:
+        values = [r.get("validation_accuracy") for r in self.rows if int(r["seed"]) in seeds]
+        values = [float(v) for v in values if v not in (None, "")]
+        return float(np.mean(values)) if values else None
+
+
+@dataclasses.dataclass
+class Tuned:
+    """The points of one sweep (or one untuned configuration) and the one chosen."""
+    tuning_id: str
+    points: list[Point]
+    chosen: Point
+    seeds_compared: list[int]  # the seeds the choice was made on
+    on_validation: bool  # False: old rows without validation figures; an only point is taken as it is
+
+    @property
+    def swept(self) -> bool:
+        return len(self.points) > 1
+
+    @property
+    def at_edge(self) -> list[tuple[str, str]]:
+        """(key, 'smallest' or 'largest') for each numeric swept key whose chosen value is an end
+        of its swept range: the best may lie beyond it."""
+        edges = []
+        for key, value in self.chosen.values.items():
+            values = {p.values.get(key) for p in self.points}
+            if len(values) > 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                if value in (min(values), max(values)):
+                    edges.append((key, "smallest" if value == min(values) else "largest"))
+        return edges
+
+    @property
+    def tuning_device_seconds(self) -> float:
+        return sum(charged_device_seconds(r) for p in self.points for r in p.rows)
+
+
+def _number(row: dict, column: str) -> float:
+    value = row.get(column)
+    return float(value) if value not in (None, "") else 0.0
+
+
+def charged_device_seconds(row: dict) -> float:
+    """Device-seconds this run used to produce a kept model: training (with the frozen outputs
+    it computed) and validation, times processes. The one test pass is measurement."""
+    return (_number(row, "train_seconds") + _number(row, "validation_seconds")) * int(row.get("num_processes") or 1)
+
+
+def standalone_device_seconds(row: dict) -> float:
+    """What the run would cost alone: its charged seconds plus the frozen outputs it reused
+    from an earlier run of the suite."""
+    return charged_device_seconds(row) + _number(row, "reused_cache_seconds") * int(row.get("num_processes") or 1)
+
+
+def tuning_key(row: dict) -> str:
+    return row.get("tuning_id") or row["config_id"]  # rows from before sweeps: each configuration alone
+
+
+def choose(rows: list[dict]) -> list[Tuned]:
+    """Group ok rows by sweep and choose each sweep's point on validation (module docstring)."""
+    sweeps: dict[str, dict[str, list]] = {}
+    for row in rows:
+        sweeps.setdefault(tuning_key(row), {}).setdefault(row["config_id"], []).append(row)
+    tuned = []
+    for tuning_id, by_config in sweeps.items():
+        points = [Point(cid, _values(rs[0]), sorted(rs, key=lambda r: int(r["seed"]))) for cid, rs in by_config.items()]
+        tuned.append(choose_point(tuning_id, points))
+    return tuned
+
+
+def choose_point(tuning_id: str, points: list[Point]) -> Tuned:
+    """The point with the best mean validation accuracy over the seeds all points share."""
+    shared = set.intersection(*({int(r["seed"]) for r in p.rows} for p in points))
+    seeds = shared or {int(r["seed"]) for p in points for r in p.rows}
+    scores = [p.validation_on(seeds) for p in points]
+    if any(s is None for s in scores):
+        if len(points) > 1:
+            raise ValueError(f"sweep {tuning_id}: a point has no validation accuracy, so no point can be chosen")
+        return Tuned(tuning_id, points, points[0], sorted(seeds), on_validation=False)
+    best = max(range(len(points)), key=lambda i: (scores[i], -i))
+    return Tuned(tuning_id, points, points[best], sorted(seeds), on_validation=True)
+
+
+def _values(row: dict) -> dict:
+    value = row.get("sweep_point")
+    if isinstance(value, dict):
+        return value
+
+    return json.loads(value) if value else {}

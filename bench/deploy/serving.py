@@ -1,0 +1,250 @@
+"""What a trained model costs to serve: latency at batch 1 and throughput at larger batches,
+measured as a server would call it (texts tokenized per request, truncated at the run's max
+length, padded to the batch's longest), in eval mode on the run's device, in the run's compute
+dtype, with its compile setting (a compiled run pads to max_length: one shape per batch size,
+as a CUDA-graph server does).
+
+The method follows optimum-benchmark's: warm-up calls first, then at least `min_calls` calls
+and `min_seconds` of them, each clocked alone (the GPU synchronised before the clock is read),
+percentiles from numpy. Tokenization is timed apart from the model. A peft model that can be
+merged is served merged (`merge_and_unload`, on a copy: what a deployment runs); its figures as
+trained are measured too, and the two forms' predictions are compared on the same requests.
+
+`measure_serving` is the one entry point (bench/run.py calls it after every ok run); it returns
+the row's serving columns (bench/results_csv.py documents them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.train.loop import compile_forward
+
+
+@dataclasses.dataclass(frozen=True)
+class Latency:
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    calls: int
+    tokenize_ms: float  # per request, median
+    input_tokens: int  # median tokens the model sees per request, virtual tokens of prompt methods included
+
+
+@dataclasses.dataclass(frozen=True)
+class Throughput:
+    batch_size: int
+    samples_per_s: float
+    calls: int
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _forward(model, encoded: dict, device: torch.device):
+    with torch.no_grad():
+        return model(**{k: v.to(device, non_blocking=True) for k, v in encoded.items()}).logits
+
+
+def model_input_tokens(model, encoded: dict) -> int:
+    """Tokens the model computes over: the request's, plus a prompt method's virtual tokens."""
+    config = getattr(model, "peft_config", {}).get(getattr(model, "active_adapter", "default"))
+    virtual = getattr(config, "num_virtual_tokens", None) or 0
+    return int(encoded["attention_mask"].sum(dim=1).median().item()) + int(virtual)
+
+
+def encode(tokenizer, requests: list, max_length: int, padding: bool | str = True) -> dict:
+    """Requests (a text, or a text and its pair) as one batch of tensors."""
+    texts = [request if isinstance(request, str) else request[0] for request in requests]
+    pairs = None if all(isinstance(r, str) or len(r) == 1 for r in requests) else [r[1] for r in requests]
+    return tokenizer(texts, pairs, truncation=True, max_length=max_length, padding=padding, return_tensors="pt")
+
+
+def batch1_latency(model, tokenizer, texts: list, max_length: int, device: torch.device,
+                   min_calls: int = 100, min_seconds: float = 10.0, warmup: int = 10, padding: bool | str = True) -> Latency:
+    """One request at a time, cycling through `texts` (strings, or (text, pair) tuples), until
+    both minimums are met."""
+    model.eval()
+    for text in texts[:max(warmup, 1)]:
+        _forward(model, encode(tokenizer, [text], max_length, padding), device)
+    _sync(device)
+    model_ms, tokenize_ms, tokens = [], [], []
+    start = time.perf_counter()
+    while len(model_ms) < min_calls or time.perf_counter() - start < min_seconds:
+        text = texts[len(model_ms) % len(texts)]
+        t0 = time.perf_counter()
+        encoded = encode(tokenizer, [text], max_length, padding)
+        t1 = time.perf_counter()
+        _forward(model, encoded, device)
+        _sync(device)
+        t2 = time.perf_counter()
+        tokenize_ms.append((t1 - t0) * 1e3)
+        model_ms.append((t2 - t1) * 1e3)
+        tokens.append(model_input_tokens(model, encoded))
+    p50, p95, p99 = np.percentile(model_ms, [50, 95, 99])
+    return Latency(float(p50), float(p95), float(p99), len(model_ms), float(np.median(tokenize_ms)), int(np.median(tokens)))
+
+
+def throughput(model, tokenizer, texts: list, max_length: int, device: torch.device, batch_size: int,
+               min_calls: int = 10, min_seconds: float = 10.0, padding: bool | str = True) -> Throughput:
+    """Samples per second of the model alone at `batch_size`, over batches of consecutive texts
+    (tokenized beforehand: a server batches what its tokenizer workers already encoded). With
+    fewer texts than `batch_size`, they are repeated to fill the batch."""
+    model.eval()
+    texts = list(texts) * -(-batch_size // len(texts)) if len(texts) < batch_size else list(texts)
+    batches = [encode(tokenizer, texts[i:i + batch_size], max_length, padding)
+               for i in range(0, len(texts) - batch_size + 1, batch_size)]
+    _forward(model, batches[0], device)  # warm-up: allocator, kernels
+    _sync(device)
+    samples, calls = 0, 0
+    start = time.perf_counter()
+    while calls < min_calls or time.perf_counter() - start < min_seconds:
+        batch = batches[calls % len(batches)]
+        _forward(model, batch, device)
+        samples += len(batch["input_ids"])
+        calls += 1
+    _sync(device)
+    return Throughput(batch_size, samples / (time.perf_counter() - start), calls)
+
+
+def merged(model):
+    """The deployable copy of a peft model: adapters merged into the base weights. Other
+    models are returned as they are."""
+    if not hasattr(model, "merge_and_unload"):
+        return model
+    return copy.deepcopy(model).merge_and_unload()
+
+
+# ----------------------------------------------------------------------------- one run's figures
+
+
+@dataclasses.dataclass(frozen=True)
+class Form:
+    """One deployable form of a trained model (as trained, or merged), measured."""
+    latency: Latency
+    rates: list  # Throughput per batch size
+    memory_mb: float  # its weights + the most memory serving took above them
+    stored_mb: float  # what must be kept beside the public checkpoint to serve it, in fp32
+
+    @property
+    def best(self) -> Throughput:
+        return max(self.rates, key=lambda rate: rate.samples_per_s)
+
+
+def measure_serving(model, tokenizer, requests: list, max_length: int, device: torch.device, settings, autocast=None,
+                    compile_mode: str | None = None, pretrained_changed: bool = True) -> dict:
+    """The serving columns of a run's row. `requests`: texts (or (text, pair) tuples) as a
+    server receives them; `settings`: the suite's ServingSpec; `autocast`: the run's autocast
+    context (its compute dtype); `compile_mode`: the run's torch.compile mode (its forward is
+    already compiled; a merged copy is compiled the same way); `pretrained_changed`: whether
+    any pretrained weight trained (then the whole model must be stored to serve it)."""
+    start = time.perf_counter()
+    padding = "max_length" if compile_mode else True  # compiled: one static shape per batch size
+    deployed = merged(model)
+    is_merged = deployed is not model
+    if is_merged and compile_mode:
+        compile_forward(deployed, compile_mode)
+    with autocast or contextlib.nullcontext():
+        form = measure_form(deployed, tokenizer, requests, max_length, device, settings, padding,
+                            stored_mb(deployed, whole=pretrained_changed or is_merged))
+        columns = form_columns(form, "merged" if is_merged else "as trained")
+        columns["serving_input_tokens"] = form.latency.input_tokens
+        if is_merged:
+            trained = measure_form(model, tokenizer, requests, max_length, device, settings, padding, stored_mb(model, whole=False))
+            columns.update(
+                unmerged_latency_p50_ms=trained.latency.p50_ms,
+                unmerged_samples_per_s=trained.best.samples_per_s,
+                unmerged_stored_mb=trained.stored_mb,
+                merged_agreement=agreement(model, deployed, tokenizer, requests, max_length, device, settings.batch_sizes[0], padding),
+            )
+    del deployed
+    columns["serving_seconds"] = time.perf_counter() - start
+    return columns
+
+
+def measure_form(model, tokenizer, requests, max_length, device, settings, padding, stored: float) -> Form:
+    """Batch-1 latency and throughput at every listed batch size, and the memory they took."""
+    with peak_memory_above_baseline(device) as peak:
+        latency = batch1_latency(model, tokenizer, requests, max_length, device, settings.min_calls,
+                                 settings.min_seconds, settings.warmup_calls, padding)
+        rates = [throughput(model, tokenizer, requests, max_length, device, size, settings.throughput_min_calls,
+                            settings.min_seconds, padding) for size in settings.batch_sizes]
+    return Form(latency, rates, weights_mb(model) + peak(), stored)
+
+
+def form_columns(form: Form, name: str) -> dict:
+    best = form.best
+    return {
+        "serving_form": name,
+        "serving_latency_p50_ms": form.latency.p50_ms,
+        "serving_latency_p95_ms": form.latency.p95_ms,
+        "serving_latency_p99_ms": form.latency.p99_ms,
+        "serving_latency_calls": form.latency.calls,
+        "serving_tokenize_ms": form.latency.tokenize_ms,
+        "serving_samples_per_s": best.samples_per_s,
+        "serving_batch_size": best.batch_size,
+        "serving_throughput": json.dumps({str(rate.batch_size): round(rate.samples_per_s, 2) for rate in form.rates}),
+        "serving_memory_mb": form.memory_mb,
+        "serving_stored_mb": form.stored_mb,
+    }
+
+
+def agreement(model, deployed, tokenizer, requests, max_length, device, batch_size: int, padding) -> float:
+    """The fraction of requests on which both models predict the same class."""
+    same = 0
+    for i in range(0, len(requests), batch_size):
+        encoded = encode(tokenizer, requests[i:i + batch_size], max_length, padding)
+        same += int((_forward(model, encoded, device).argmax(-1) == _forward(deployed, encoded, device).argmax(-1)).sum())
+    return same / len(requests)
+
+
+def weights_mb(model) -> float:
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors) / 2**20
+
+
+def stored_mb(model, whole: bool) -> float:
+    """MB in fp32 of what serving `model` needs beside the public checkpoint: every parameter
+    when a pretrained weight changed (full and freeze runs, merged adapters), else only the
+    trained ones (an adapter and its head, a head on a frozen backbone)."""
+    return sum(p.numel() for p in model.parameters() if whole or p.requires_grad) * 4 / 2**20
+
+
+@contextlib.contextmanager
+def peak_memory_above_baseline(device: torch.device):
+    """Yields a function giving the most memory (MB) taken above what was in use when the block
+    began: CUDA allocated bytes, or on CPU the process's resident set (its peak reset through
+    /proc/self/clear_refs; memory freed by training and reused reads as nothing new, so on CPU
+    the figure is a lower bound)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        yield lambda: (torch.cuda.max_memory_allocated(device) - base) / 2**20
+        return
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    base = _proc_status_mb("VmRSS")
+    yield lambda: max(0.0, _proc_status_mb("VmHWM") - base)
+
+
+def _proc_status_mb(field: str) -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0

@@ -1,0 +1,140 @@
+"""Plots for the decision report: Pareto plots of mean test accuracy (with its 95% interval
+over seeds) against a cost (money, trainable parameters, peak memory), the frontier marked and
+named; validation accuracy against each swept value, the chosen point starred; and learning
+curves (test accuracy and cost against the number of labelled examples).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
+
+from bench.decision.decide import pareto_front
+
+
+def plot_pareto(configs: list, cost_of, x_label: str, title: str, path: Path, log_x: bool = False, chosen=None,
+                frontier_label: str = "Pareto frontier", x_format=None) -> list[int]:
+    """One plot: each configuration at (cost_of(config), mean accuracy) with its interval as
+    an error bar; the frontier joined and every point named; degenerate configurations drawn
+    as red crosses and kept off the frontier; the recommended one starred. Returns the
+    frontier's indices."""
+    points = [(cost_of(c), c.accuracy.mean) for c in configs]
+    usable = [i for i, (x, _) in enumerate(points) if x is not None and x > 0]
+    healthy = [i for i in usable if not configs[i].degenerate]
+    front = [healthy[i] for i in pareto_front([points[i] for i in healthy])]
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=130)
+    for i in usable:
+        config, (x, y) = configs[i], points[i]
+        low, high = config.accuracy.low, config.accuracy.high
+        yerr = [[y - low], [high - y]] if low is not None else None
+        if config.degenerate:
+            style = dict(fmt="x", ms=8, color="tab:red")
+        elif i in front:
+            style = dict(fmt="o", ms=8, color="tab:blue")
+        else:
+            style = dict(fmt="o", ms=6, color="tab:gray", mfc="white")
+        ax.errorbar(x, y, yerr=yerr, capsize=3, zorder=3, **style)
+        if config is chosen:
+            ax.plot(x, y, marker="*", ms=18, color="gold", mec="black", zorder=4, ls="none", label="recommended")
+        name = config.label + (" (degenerate)" if config.degenerate else "")
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(10, -14) if config is chosen else (8, 6), fontsize=8,
+                    color="tab:red" if config.degenerate else ("black" if i in front else "dimgray"))
+    if len(front) > 1:
+        ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "--", color="tab:blue", lw=1, zorder=2,
+                label=frontier_label)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize=8)
+    if log_x:
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())  # minor labels of a log axis collide
+    if x_format:
+        if log_x:  # labelled ticks at 1, 2 and 5 of each decade: a decade or two of range still gets several
+            ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: x_format(value)))
+    ax.set_xlabel(x_label)
+    several = any(c.accuracy.low is not None for c in configs)
+    ax.set_ylabel("test accuracy (mean over seeds, 95% CI)" if several else "test accuracy (one seed each)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.margins(x=0.25, y=0.15)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return front
+
+
+def plot_sweep(tuned, label: str, path: Path, title: str) -> None:
+    """Validation accuracy (over the seeds the choice compared) against each swept value: one
+    panel per swept key, a log axis for learning rates and other positive ranges over 10x;
+    the chosen point starred."""
+    keys = list(tuned.chosen.values)
+    seeds = set(tuned.seeds_compared)
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4), dpi=130, squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        values = [p.values[key] for p in tuned.points]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        positions = values if numeric else [json_label(v) for v in values]
+        scores = [p.validation_on(seeds) for p in tuned.points]
+        ax.plot(positions, scores, "o", color="tab:blue", ms=7, zorder=3)
+        chosen = tuned.points.index(tuned.chosen)
+        ax.plot(positions[chosen], scores[chosen], marker="*", ms=18, color="gold", mec="black", ls="none", zorder=4,
+                label=f"chosen: {key} = {json_label(values[chosen])}")
+        if numeric and len(set(values)) > 1:
+            order = sorted(range(len(values)), key=lambda i: values[i])
+            if len(keys) == 1:
+                ax.plot([values[i] for i in order], [scores[i] for i in order], "-", color="tab:blue", lw=1, alpha=0.6)
+            if min(values) > 0 and (key == "learning_rate" or max(values) / min(values) > 10):
+                ax.set_xscale("log")
+                ax.set_xticks(sorted(set(values)))
+                ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_xlabel(key + (" (log scale)" if ax.get_xscale() == "log" else ""))
+        ax.set_ylabel(f"validation accuracy (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, sorted(seeds)))})")
+        ax.legend(loc="best", fontsize=8)
+        ax.grid(True, alpha=0.3)
+        ax.margins(x=0.15, y=0.2)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_learning_curves(curves: dict, path: Path, title: str) -> None:
+    """Two panels against labelled training examples (log axis): test accuracy of each
+    strategy's chosen point (mean over seeds, 95% interval), and its cost per run."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7.5), dpi=130, sharex=True)
+    for label, points in curves.items():
+        sizes = sorted(points)
+        means = [points[s].accuracy.mean for s in sizes]
+        errors = [[m - (points[s].accuracy.low if points[s].accuracy.low is not None else m) for s, m in zip(sizes, means)],
+                  [(points[s].accuracy.high if points[s].accuracy.high is not None else m) - m for s, m in zip(sizes, means)]]
+        line = top.errorbar(sizes, means, yerr=errors, marker="o", capsize=3, label=label)
+        bottom.plot(sizes, [points[s].cost_usd.mean for s in sizes], marker="o", color=line[0].get_color(), label=label)
+    top.set_ylabel("test accuracy (chosen point)")
+    top.legend(loc="lower right", fontsize=8)
+    bottom.set_ylabel("cost per run (USD)")
+    bottom.set_xlabel("labelled training examples (log scale)")
+    for ax in (top, bottom):
+        ax.set_xscale("log")
+        sizes = sorted({s for points in curves.values() for s in points})
+        ax.set_xticks(sizes)
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.grid(True, alpha=0.3)
+    top.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def json_label(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else value if isinstance(value, str) else json.dumps(value)

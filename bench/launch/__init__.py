@@ -1,0 +1,2 @@
+"""Launching a suite's cells: the launch itself (suite_run.py), which cells and in what order
+(plan.py), one after the other in this process (sequential.py) or on a pool of workers (pool.py)."""

@@ -1,0 +1,114 @@
+"""What a launch runs and says: its cells (a shard's, a worker's), those still pending in the
+report, the point a sweep's later seeds wait for, and the lines that announce them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.decision.selection import choose
+from bench.options import RunOptions
+from bench.results.columns import Status
+from bench.results.provenance import git_commit, library_versions
+from bench.results.row import RunContext
+from bench.results.store import ok_run_ids, one_row_per_run, read_results
+
+
+def selected_cells(options: RunOptions, cells: list) -> list:
+    """The cells this launch runs: every I-th for `--shard I/N` (fixed by the suite's order, the
+    same on every machine), or a worker's `--run-ids`."""
+    if options.shard:
+        index, count = options.shard_part()
+        cells = cells[index - 1 :: count]
+    if options.run_ids:
+        wanted = set(options.run_ids)
+        cells = [c for c in cells if c.run_id() in wanted]
+    return cells
+
+
+
+def pending_cells(cells: list, output: Path, force: bool, say) -> list:
+    """The cells without an ok row in the report (all of them with --force)."""
+    done = set() if force else ok_run_ids(output) & {cell.run_id() for cell in cells}
+    if done:
+        say(f"{len(done)} of {len(cells)} runs already have an ok row in {output}: skipped (--force reruns them)")
+    return [cell for cell in cells if cell.run_id() not in done]
+
+
+
+def chosen_point(output: Path, cell, cells) -> str | None:
+    """For a later seed of a sweep (`sweep_seeds: first`): the config_id of the point the
+    selection protocol chooses from the report's first-seed rows of this sweep ('' when none
+    finished), or None while some of this suite's first-seed runs are missing from the report
+    (a shard's report holds only its own cells). First-seed rows of points since dropped from
+    the sweep still compete, as they do in the decision report."""
+
+    first_seed = [c for c in cells if c.tuning_id() == cell.tuning_id() and not c.needs_choice]
+    rows = one_row_per_run(read_results(output)) if output.exists() else {}
+    if any(c.run_id() not in rows for c in first_seed):
+        return None
+    seed = first_seed[0].seed
+    ok = [r for r in rows.values()
+          if r["tuning_id"] == cell.tuning_id() and int(r["seed"]) == seed and r["status"] == Status.OK]
+    return choose(ok)[0].chosen.config_id if ok else ""
+
+
+
+def say_plan(suite, cells: list, data, where: str, say) -> None:
+    splits, labels = data.splits, data.labels
+    say(f"suite {suite.name}: {suite.description}" if suite.description else f"suite {suite.name}")
+    validation = f"{len(splits['validation'])} validation / " if "validation" in splits else "no validation / "
+    deferred = sum(cell.needs_choice for cell in cells)
+    say(f"{len(cells) - deferred} runs" + (f" (+ {deferred} later seeds, run for each sweep's chosen point only)" if deferred else "")
+        + f"; {len(splits['train'])} train / {validation}{len(splits['eval'])} test examples, {len(labels)} labels; {where}")
+
+
+
+def print_cells(cells, counts: dict, accelerator, say) -> None:
+    header = f"{'run_id':12}  {'checkpoint':40}  {'strategy':22}  {'kind':6}  {'seed':>4}  {'ep':>2}  {'lr':>8}  {'trainable':>12}  {'total':>12}  {'%':>7}"
+    say(header)
+    say("-" * len(header))
+    for cell in cells:
+        c = counts[cell.checkpoint, cell.strategy.name]
+        say(
+            f"{cell.run_id():12}  {_short(cell.checkpoint, 40):40}  {_short(cell.strategy.name, 22):22}  {cell.strategy.kind:6}  "
+            f"{cell.seed:>4}  {cell.hparams.epochs:>2}  {cell.hparams.learning_rate:>8.1e}  {c['trainable_params']:>12,}  "
+            f"{c['total_params']:>12,}  {c['trainable_pct']:>7.3f}"
+            + (f"  {cell.point_label()}" if cell.point else "") + ("  (if its point is chosen)" if cell.needs_choice else "")
+        )
+
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else "..." + text[-(width - 3):]
+
+
+
+def validation_source(dataset) -> str:
+    if dataset.validation_split:
+        return dataset.validation_split
+    if dataset.files and "validation" in dataset.files:
+        return "validation file"
+    return f"carved from {dataset.train_split}" if dataset.validation_size else ""
+
+
+
+def run_context(suite, data, device: str, peak, peak_source: str, revisions: dict):
+    """What every row of this launch shares: where it ran, data sizes, versions, which weights."""
+    splits, labels, split_sizes = data.splits, data.labels, data.sizes
+    return RunContext(
+        device=device,
+        labels=labels,
+        train_examples=len(splits["train"]),
+        eval_examples=len(splits["eval"]),
+        train_split_examples=split_sizes["train"],
+        validation_split=validation_source(suite.dataset),
+        eval_split=suite.dataset.eval_split,
+        versions=library_versions(),
+        git_commit=git_commit(),
+        peak_tflops=peak,
+        peak_source=peak_source,
+        serving=suite.serving if suite.serving.measure else None,
+        class_names=data.names,
+        checkpoint_revisions=revisions,
+    )
+

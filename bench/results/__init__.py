@@ -1,0 +1,3 @@
+"""The results: the row contract, every column declared once (columns.py), the row a run
+builds (row.py), the locked append-only CSV store (store.py), shard merging (merge.py) and
+what sits beside the rows (provenance.py)."""

@@ -1,0 +1,134 @@
+"""One cell, start to finish: tokens, the model its strategy builds, training
+(bench/train/loop.py), the serving measurement, the run's files, and its row. A run that
+raises is recorded as what happened (diverged, oom or failed), never given numbers."""
+
+from __future__ import annotations
+
+import datetime
+import gc
+import time
+import traceback
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from accelerate.utils import set_seed
+
+from bench.deploy.export import save_run
+from bench.deploy.serving import measure_serving
+from bench.errors import BenchError, first_line
+from bench.inputs.data import tokenize
+from bench.inputs.strategies import build_model, changes_pretrained, parameter_counts
+from bench.results.provenance import write_predictions
+from bench.results.row import RunOutcome, build_row
+from bench.train.loop import Diverged, train_one
+
+
+def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Path, context, save: bool = False,
+             shared_features: dict | None = None, tracking=None) -> dict:
+    """Train one cell; returns its CSV row. A run that raises becomes a diverged, oom or failed row.
+    `context`: the launch's RunContext. `save`: export the trained model (bench/export.py)."""
+
+    run, result = RunOutcome(started_at=now()), None
+    try:
+        tokenized, tokenizer, seconds = tokenized_for(cell, checkpoint, splits, tokenized_cache, accelerator)
+        run = replace(run, tokenize_seconds=seconds)
+        set_seed(cell.seed)  # before the model: new heads and adapters are initialised from it
+        plan = build_model(cell.strategy.kind, checkpoint, cell.strategy.params)
+        run = replace(run, **parameter_counts(plan.model))
+        pretrained_changed = changes_pretrained(plan.model)
+        result = train_one(cell, accelerator, plan, tokenized, tokenizer, context.peak_tflops, shared_features, tracking)
+        if context.serving is not None:
+            result.serving = serving_figures(cell, accelerator, plan.model, tokenizer, splits, context.serving,
+                                             result.compile_mode, pretrained_changed)
+        run = replace(run, status="ok", **(write_run_files(cell, result, plan.model, tokenizer, output, context, run.started_at, save)
+                                           if accelerator.is_main_process else {}))
+    except BenchError:
+        raise
+    except Exception as err:  # a run that did not finish is recorded as what happened, never given numbers
+        result = None
+        status, error = failure_status(err, cell.hparams.batch_size)
+        run = replace(run, status=status, error=error)
+        if status == "failed":
+            traceback.print_exc()
+        release_memory(accelerator)
+    return build_row(cell, context, replace(run, ended_at=now()), result)
+
+
+
+def serving_figures(cell, accelerator, model, tokenizer, splits, settings, compile_mode, pretrained_changed: bool) -> dict:
+    """The run's serving columns, measured by the main process (one device serves; the others
+    wait). Requests are the first validation texts (test texts without a validation split).
+    A measurement that fails leaves the run ok, with `serving_error` saying why."""
+
+    columns = {}
+    if accelerator.is_main_process:
+        forms = "merged and as trained" if hasattr(model, "merge_and_unload") else "as trained"
+        accelerator.print(f"    serving ({forms}): batch-1 latency and throughput at batch {', '.join(map(str, settings.batch_sizes))}, "
+                          f"at least {settings.min_seconds:g} s each")
+        source = splits["validation"] if "validation" in splits else splits["eval"]
+        rows = source.select(range(min(settings.texts, len(source))))
+        requests = list(zip(rows["text"], rows["text_pair"])) if "text_pair" in rows.column_names else list(rows["text"])
+        try:
+            columns = measure_serving(model, tokenizer, requests, cell.hparams.max_length, accelerator.device, settings,
+                                      accelerator.autocast(), compile_mode, pretrained_changed)
+        except Exception as err:  # noqa: BLE001 -- the run trained; a serving failure must not lose it
+            release_memory(accelerator)
+            columns = {"serving_error": first_line(err)}
+    accelerator.wait_for_everyone()
+    return columns
+
+
+
+def write_run_files(cell, result, model, tokenizer, output: Path, context, started_at: str, save: bool) -> dict:
+    """A finished run's files beside the report: its test predictions, and with --save the
+    trained model in the ecosystem's formats (bench/export.py). Returns their paths for the row."""
+    files = {"predictions_file": write_predictions(output, cell.run_id(), started_at, result.predictions, context.labels)}
+    if save:
+        folder = output.parent / f"{output.stem}.models" / cell.run_id()
+        save_run(folder, cell, model, tokenizer, context.class_names, context.checkpoint_revisions.get(cell.checkpoint, ""))
+        files["saved_model"] = str(folder.relative_to(output.parent))
+    return files
+
+
+
+def tokenized_for(cell, checkpoint, splits, tokenized_cache: dict, accelerator):
+    """(tokenized splits, tokenizer, seconds spent): tokenized once per tokenizer and length,
+    reused by every strategy and seed of the suite."""
+
+    key = (cell.checkpoint, cell.hparams.max_length)
+    start = time.perf_counter()
+    if key not in tokenized_cache:
+        tokenizer = checkpoint.tokenizer()
+        with accelerator.main_process_first():
+            tokenized_cache[key] = (tokenize(splits, tokenizer, cell.hparams.max_length), tokenizer)
+    tokenized, tokenizer = tokenized_cache[key]
+    size = cell.dataset.train_size
+    if size is not None and size < len(tokenized["train"]):  # a learning curve's smaller sizes: the first rows
+        tokenized = {**tokenized, "train": tokenized["train"].select(range(size))}
+    return tokenized, tokenizer, round(time.perf_counter() - start, 3)
+
+
+
+def failure_status(err: Exception, batch_size: int) -> tuple[str, str]:
+    """(status, error) for a run that raised `err`: diverged, oom or failed."""
+    if isinstance(err, Diverged):
+        return "diverged", str(err)
+    if isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower():
+        return "oom", f"out of memory at batch size {batch_size} per device: {first_line(err)}"
+    return "failed", f"{type(err).__name__}: {first_line(err)}"
+
+
+
+def release_memory(accelerator) -> None:
+    """After a run that raised: drop what it held so the next cell starts with free memory."""
+    accelerator.free_memory()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
