@@ -26,7 +26,7 @@ from bench.errors import BenchError
 from bench.launch.suite_run import output_of, suite_of
 from bench.launch.suite_run import run_suite as launch
 from bench.options import RunOptions, from_keywords
-from bench.results.columns import COLUMNS
+from bench.results.columns import NAMES
 from bench.results.store import one_row_per_run, read_results
 from bench.train.hardware import resolve_mixed_precision
 
@@ -70,11 +70,11 @@ def load_results(*paths):
                     row[link] = str((path.parent / row[link]).resolve())
             rows.append(row)
     kept = list(one_row_per_run(rows).values())
-    return pd.DataFrame(kept, columns=list(COLUMNS)) if kept else empty()
+    return pd.DataFrame(kept, columns=NAMES) if kept else empty()
 
 
 def empty() -> pd.DataFrame:
-    return pd.DataFrame(columns=list(COLUMNS))
+    return pd.DataFrame(columns=NAMES)
 
 
 def decide(*paths, traffic: float | None = None, months: float = 12.0, prices: dict | None = None,

@@ -43,8 +43,8 @@ TRAIN, EVAL, MAX_LENGTH, BATCH, SEED = 2000, 1000, 100, 16, 42
 
 
 def load_data(data_dir: str):
-    from bench.data import load_splits
-    from bench.suite import DatasetSpec
+    from bench.inputs.data import load_splits
+    from bench.suite.schema import DatasetSpec
 
     splits = load_splits(DatasetSpec(data_dir=data_dir, train_size=TRAIN, eval_size=EVAL, shuffle_seed=SEED)).splits
     return splits
@@ -116,7 +116,7 @@ def seed_trainer(splits, trainable_substrings=None) -> dict:
     return {
         "train_seconds": EpochTimer.seconds,
         "train_samples_per_s": TRAIN * 2 / EpochTimer.seconds,
-        "eval_accuracy": metrics["eval_accuracy"],
+        "test_accuracy": metrics["test_accuracy"],
         "wall_seconds": wall,
         "precision": "fp32",
     }
@@ -165,7 +165,7 @@ def seed_head_loop(splits, epochs: int = 10) -> dict:
     return {
         "train_seconds": seconds,
         "train_samples_per_s": TRAIN * epochs / seconds,
-        "eval_accuracy": correct / EVAL,
+        "test_accuracy": correct / EVAL,
         "wall_seconds": seconds,
         "precision": "fp32",
     }
@@ -200,7 +200,7 @@ def runner(data_dir: str, strategy: dict, epochs: int = 2) -> dict:
         "train_seconds": float(row["train_seconds"]),
         "train_samples_per_s": float(row["train_samples_per_s"]),
         "steady": float(row["steady_train_samples_per_s"]),
-        "eval_accuracy": float(row["eval_accuracy"]),
+        "test_accuracy": float(row["test_accuracy"]),
         "wall_seconds": wall,
         "precision": row["mixed_precision"],
         "mfu": row["mfu"],
@@ -278,7 +278,7 @@ def main():
         mfu = f"{float(ours['mfu']):.1%}" if ours["mfu"] else "n/a"
         lines.append(
             f"| {name}: {title} | {seed['train_samples_per_s']:.1f} | {ours['train_samples_per_s']:.1f} ({ours['steady']:.1f}) | "
-            f"**{ratio:.2f}x** | >= {goal}x | {seed['eval_accuracy']:.3f} | {ours['eval_accuracy']:.3f} | {ours['precision']}, {mfu} |"
+            f"**{ratio:.2f}x** | >= {goal}x | {seed['test_accuracy']:.3f} | {ours['test_accuracy']:.3f} | {ours['precision']}, {mfu} |"
         )
         print(f"   ratio {ratio:.2f}x (goal >= {goal}x)", flush=True)
     table = "\n".join(lines) + "\n"

@@ -57,7 +57,7 @@ def main() -> int:
         first = {kind: rows(Path(folder) / f"{kind}-{order.index(kind)}.csv") for kind in times}
         same_ids = set(first["seq"]) == set(first["workers"])
         statuses = {r["status"] for table in first.values() for r in table.values()}
-        accuracy_gaps = [abs(float(first["seq"][k]["eval_accuracy"]) - float(first["workers"][k]["eval_accuracy"]))
+        accuracy_gaps = [abs(float(first["seq"][k]["test_accuracy"]) - float(first["workers"][k]["test_accuracy"]))
                          for k in first["seq"] if k in first["workers"]]
     seq, par = statistics.mean(times["seq"]), statistics.mean(times["workers"])
     print(f"\nsequential (1 process, 2 threads): {', '.join(f'{t:.1f}' for t in times['seq'])} s, mean {seq:.1f} s")

@@ -36,7 +36,7 @@ def test_run_suite_from_a_dict_returns_one_typed_row_per_run_and_a_rerun_runs_no
     output, rows = ran
     assert isinstance(rows, pd.DataFrame) and len(rows) == 6
     assert sorted(zip(rows["strategy"], rows["seed"])) == [("full", 0), ("full", 1), ("head", 0), ("head", 1), ("lora", 0), ("lora", 1)]
-    assert (rows["status"] == "ok").all() and rows["eval_accuracy"].dtype == float
+    assert (rows["status"] == "ok").all() and rows["test_accuracy"].dtype == float
     assert isinstance(rows["history"][0], list) and (rows["serving_form"] == "").all()  # serving=False
     capsys.readouterr()
     again = bench.run_suite(suite_dict(bert_dir, data_dir), output=output, save=True, serving=False)

@@ -200,11 +200,11 @@ def test_an_existing_report_with_a_malformed_row_is_refused_before_training(tmp_
     """Found only after training, the run's result would have nowhere to go."""
     suite = write_suite(tmp_path, [bert_dir], data_dir)
     output = tmp_path / "kept.csv"
-    append_row(output, {"suite": "earlier", "run_id": "0123456789ab", "status": "ok", "eval_accuracy": 0.8})
+    append_row(output, {"suite": "earlier", "run_id": "0123456789ab", "status": "ok", "test_accuracy": 0.8})
     output.write_text(output.read_text().replace(",0.8,", ",eighty percent,"))
     before = output.read_bytes()
     result = run_cli("--suite", suite, "--output", output)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
-    assert "column 'eval_accuracy' holds 'eighty percent'" in line and "malformed row" in line
+    assert "column 'test_accuracy' holds 'eighty percent'" in line and "malformed row" in line
     assert output.read_bytes() == before and not list(tmp_path.glob("*.predictions"))

@@ -64,7 +64,7 @@ def test_a_half_precision_checkpoint_trains_fp32_master_weights(tmp_path, data_d
     assert {p.dtype for p in after.values()} == {torch.float32}
     moved = [n for n in before if not torch.equal(before[n], after[n].detach())]
     assert len(moved) == len(before)  # every weight was updated, in fp32
-    assert result.eval_accuracy >= 0.9  # and it learned (chance is 0.5)
+    assert result.test_accuracy >= 0.9  # and it learned (chance is 0.5)
 
 
 def test_static_batches_compute_what_tight_batches_compute(bert_dir):
@@ -138,7 +138,7 @@ def test_a_compiled_run_learns_as_an_eager_one(tmp_path, bert_dir, data_dir):
     eager, compiled = rows[False], rows[True]
     assert (eager["compile"], eager["compile_seconds"]) == ("off", "")
     assert compiled["compile"] == "default" and float(compiled["compile_seconds"]) > 0
-    assert float(compiled["eval_accuracy"]) >= 0.9 and float(eager["eval_accuracy"]) >= 0.9
+    assert float(compiled["test_accuracy"]) >= 0.9 and float(eager["test_accuracy"]) >= 0.9
     assert float(compiled["train_flops_per_step"]) > 0 and float(compiled["mfu"]) > 0
     # one width (max_length) when compiled: more padding than the tightest batches
     assert float(compiled["padding_waste"]) > float(eager["padding_waste"]) >= 1.0
@@ -148,9 +148,9 @@ def test_run_result_computes_throughput_and_mfu_from_what_was_measured():
     from bench.train.measure import RunResult
 
     result = RunResult(
-        train_loss=0.3, eval_loss=0.5, eval_accuracy=0.9, validation_loss=0.4, validation_accuracy=0.85, degenerate=False,
-        train_examples=1000, validation_examples=100, eval_examples=200, epochs=2, epochs_run=2, selected_epoch=2,
-        train_tokens=50_000, train_seconds=10.0, validation_seconds=1.0, eval_seconds=2.0, cache_seconds=None,
+        train_loss=0.3, test_loss=0.5, test_accuracy=0.9, validation_loss=0.4, validation_accuracy=0.85, degenerate=False,
+        train_examples=1000, validation_examples=100, test_examples=200, epochs=2, epochs_run=2, selected_epoch=2,
+        train_tokens=50_000, train_seconds=10.0, validation_seconds=1.0, test_seconds=2.0, cache_seconds=None,
         reused_cache_seconds=None, compile_seconds=5.0,
         steady_samples=1800, steady_seconds=8.0, steady_padded_tokens=115_200, padding_waste=1.28,
         flops_per_step=6.4e9, flops_per_padded_token=1e6, peak_tflops=2.0, peak_memory_mb=100.0,
@@ -160,7 +160,7 @@ def test_run_result_computes_throughput_and_mfu_from_what_was_measured():
     assert columns["train_samples_per_s"] == 200.0  # 1000 x 2 epochs / 10 s
     assert columns["steady_train_samples_per_s"] == 225.0  # 1800 / 8 s
     assert columns["train_tokens_per_s"] == 10_000.0
-    assert columns["eval_samples_per_s"] == 100.0  # one test pass: 200 / 2 s
+    assert columns["test_samples_per_s"] == 100.0  # one test pass: 200 / 2 s
     assert columns["achieved_tflops"] == pytest.approx(1e6 * 115_200 / 8.0 / 1e12)
     assert columns["mfu"] == pytest.approx(columns["achieved_tflops"] / 2.0)
     assert columns["loss_ratio"] == pytest.approx(0.75)  # train / validation loss

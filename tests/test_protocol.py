@@ -74,8 +74,8 @@ def test_the_test_split_is_scored_once_per_run_and_epochs_on_validation(tmp_path
     assert scored.count(20) == 6  # validation: every epoch of every run
     for row in read_results(output):
         assert [h["epoch"] for h in row["history"]] == [1, 2, 3]
-        assert all("validation_accuracy" in h and "eval_accuracy" not in h for h in row["history"])
-        assert row["validation_split"] == "carved from train" and row["eval_split"] == "test"
+        assert all("validation_accuracy" in h and "test_accuracy" not in h for h in row["history"])
+        assert row["validation_split"] == "carved from train" and row["test_split"] == "test"
         assert row["loss_ratio"] == pytest.approx(row["train_loss"] / row["validation_loss"], rel=1e-4)
 
 
@@ -154,7 +154,7 @@ def test_select_best_keeps_the_best_validation_epoch(tmp_path, bert_dir, data_di
 
     if stopped["selected_epoch"] == best["selected_epoch"]:
         assert predictions(stopped) == predictions(best)  # restored weights = the weights at that epoch
-    assert best["eval_accuracy"] != last["eval_accuracy"] or predictions(best) != predictions(last)
+    assert best["test_accuracy"] != last["test_accuracy"] or predictions(best) != predictions(last)
 
 
 def test_frozen_features_are_computed_once_for_every_head_cell(tmp_path, bert_dir, data_dir):
@@ -200,5 +200,5 @@ def test_typed_rows(tmp_path, bert_dir, data_dir):
     output = tmp_path / "r.csv"
     assert main(["--suite", str(suite), "--output", str(output)]) == 0
     (row,) = read_results(output)
-    assert row["status"] == "ok" and row["seed"] == 0 and isinstance(row["eval_accuracy"], float)
+    assert row["status"] == "ok" and row["seed"] == 0 and isinstance(row["test_accuracy"], float)
     assert row["degenerate"] in (True, False) and row["sweep_point"] == {} and json.dumps(row["history"])

@@ -38,10 +38,10 @@ def write_run(report, strategy, seed, wrong, train_seconds, trainable, memory=10
     accuracy = sum(y == p for _, y, p, _ in predictions) / EVAL
     append_row(report, {
         "suite": "constructed", "run_id": run_id, "config_id": config_id, "status": "ok", "checkpoint": checkpoint,
-        "strategy": strategy, "strategy_kind": "full", "seed": seed, "eval_accuracy": accuracy, "loss_ratio": loss_ratio,
+        "strategy": strategy, "strategy_kind": "full", "seed": seed, "test_accuracy": accuracy, "loss_ratio": loss_ratio,
         "train_samples_per_s": samples_per_s, "steady_train_samples_per_s": samples_per_s, "train_seconds": train_seconds,
         "num_processes": 1, "device": device, "trainable_params": trainable, "peak_memory_mb": memory,
-        "train_examples": 1000, "eval_examples": EVAL, "train_split_examples": 25000, "degenerate": degenerate,
+        "train_examples": 1000, "test_examples": EVAL, "train_split_examples": 25000, "degenerate": degenerate,
         "predictions_file": file, "started_at": started, "ended_at": started, "checkpoint_revision": revision,
         **({"serving_form": "as trained", "serving_samples_per_s": serving_per_s, "serving_batch_size": 256,
             "serving_latency_p50_ms": 256_000 / serving_per_s, "serving_latency_p95_ms": 256_000 / serving_per_s,
@@ -246,9 +246,9 @@ def write_point(report, seed, learning_rate, validation, wrong, train_seconds, v
         "sweep_point": f'{{"learning_rate": {learning_rate}}}', "status": "ok", "checkpoint": "org/model-a",
         "strategy": "swept", "strategy_kind": "lora", "seed": seed, "learning_rate": learning_rate,
         "validation_accuracy": validation, "validation_examples": 200, "validation_split": "carved from train",
-        "eval_accuracy": sum(y == p for _, y, p, _ in predictions) / EVAL, "loss_ratio": 0.9, "train_samples_per_s": 100.0,
+        "test_accuracy": sum(y == p for _, y, p, _ in predictions) / EVAL, "loss_ratio": 0.9, "train_samples_per_s": 100.0,
         "train_seconds": train_seconds, "validation_seconds": validation_seconds, "num_processes": 1, "device": device,
-        "trainable_params": 1000, "peak_memory_mb": 100.0, "train_examples": 1000, "eval_examples": EVAL,
+        "trainable_params": 1000, "peak_memory_mb": 100.0, "train_examples": 1000, "test_examples": EVAL,
         "train_split_examples": 25000, "degenerate": False, "predictions_file": file, "started_at": started, "ended_at": started,
     })
 
@@ -331,9 +331,9 @@ def test_learning_curves_from_several_train_sizes(tmp_path):
             append_row(report, {
                 "suite": "constructed", "run_id": run_id, "config_id": config_id, "status": "ok", "checkpoint": "org/m",
                 "strategy": strategy, "seed": 1, "validation_accuracy": 0.8, "validation_examples": 100,
-                "eval_accuracy": 1 - (errors + extra) / EVAL, "loss_ratio": 0.9, "train_samples_per_s": 10.0,
+                "test_accuracy": 1 - (errors + extra) / EVAL, "loss_ratio": 0.9, "train_samples_per_s": 10.0,
                 "train_seconds": size / 10, "num_processes": 1, "device": "NVIDIA H100 80GB HBM3", "train_examples": size,
-                "eval_examples": EVAL, "train_split_examples": 25000, "degenerate": False, "started_at": started,
+                "test_examples": EVAL, "train_split_examples": 25000, "degenerate": False, "started_at": started,
                 "ended_at": started, "predictions_file": write_predictions(report, run_id, started, predictions, LABELS),
             })
     decision = decide([report])

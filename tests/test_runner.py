@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT, build_checkpoint, run_cli, write_suite
 
-from bench.results.columns import COLUMNS
+from bench.results.columns import NAMES
 from bench.results.store import append_row
 from bench.run import main
 
@@ -45,13 +45,13 @@ def test_one_row_per_cell_in_the_documented_schema(learned):
     code, output = learned
     assert code == 0
     with open(output) as f:
-        assert next(csv.reader(f)) == list(COLUMNS)
+        assert next(csv.reader(f)) == NAMES
     rows = read_rows(output)
     assert [r["strategy"] for r in rows] == ["full", "head"]
     for row in rows:
         assert row["status"] == "ok" and row["error"] == ""
         assert row["num_processes"] == "1" and row["global_batch_size"] == "8"
-        assert (row["train_examples"], row["eval_examples"]) == ("96", "37")
+        assert (row["train_examples"], row["test_examples"]) == ("96", "37")
         assert row["memory_measure"] == "cpu_peak_rss" and float(row["peak_memory_mb"]) > 50
         assert "torch=" in row["versions"] and "peft=" in row["versions"]
         assert re.fullmatch(r"[0-9a-f]{12}", row["run_id"])
@@ -63,7 +63,7 @@ def test_training_really_learns(learned):
     """The synthetic task is decided by one word; a working loop solves it, a broken one
     (no optimizer step, shuffled labels, wrong loss) stays near 0.5."""
     rows = {r["strategy"]: r for r in read_rows(learned[1])}
-    assert float(rows["full"]["eval_accuracy"]) >= 0.9
+    assert float(rows["full"]["test_accuracy"]) >= 0.9
     history = json.loads(rows["full"]["history"])
     assert [h["epoch"] for h in history] == list(range(1, 16))
     assert history[-1]["train_loss"] < history[0]["train_loss"] / 2
@@ -72,19 +72,19 @@ def test_training_really_learns(learned):
 def test_metrics_agree_with_each_other_and_the_predictions(learned):
     output = learned[1]
     for row in read_rows(output):
-        train_loss, eval_loss = float(row["train_loss"]), float(row["eval_loss"])
-        assert float(row["loss_ratio"]) == pytest.approx(train_loss / eval_loss, rel=1e-4)
+        train_loss, test_loss = float(row["train_loss"]), float(row["test_loss"])
+        assert float(row["loss_ratio"]) == pytest.approx(train_loss / test_loss, rel=1e-4)
         last = json.loads(row["history"])[-1]  # no validation split here: per epoch only training figures
         assert last["train_loss"] == pytest.approx(train_loss, abs=1e-5) and set(last) == {"epoch", "train_loss", "train_seconds"}
         assert row["selected_epoch"] == row["epochs_run"] == row["epochs"]
-        assert row["validation_accuracy"] == "" and row["validation_split"] == "" and row["eval_split"] == "test"
+        assert row["validation_accuracy"] == "" and row["validation_split"] == "" and row["test_split"] == "test"
         seconds, epochs = float(row["train_seconds"]), int(row["epochs"])
         assert float(row["train_samples_per_s"]) == pytest.approx(96 * epochs / seconds, rel=1e-3)
-        assert float(row["eval_samples_per_s"]) == pytest.approx(37 / float(row["eval_seconds"]), rel=1e-3)  # one test pass
+        assert float(row["test_samples_per_s"]) == pytest.approx(37 / float(row["test_seconds"]), rel=1e-3)  # one test pass
         predictions = pd.read_csv(output.parent / row["predictions_file"])
         assert sorted(predictions["idx"]) == list(range(37))  # every example exactly once
-        assert (predictions["label"] == predictions["prediction"]).mean() == pytest.approx(float(row["eval_accuracy"]), abs=1e-6)
-        assert predictions["loss"].mean() == pytest.approx(eval_loss, abs=1e-5)
+        assert (predictions["label"] == predictions["prediction"]).mean() == pytest.approx(float(row["test_accuracy"]), abs=1e-6)
+        assert predictions["loss"].mean() == pytest.approx(test_loss, abs=1e-5)
     counts = {r["strategy"]: int(r["trainable_params"]) for r in read_rows(output)}
     assert counts == {"full": 66_722, "head": 32 * 8 + 8 + 8 * 2 + 2}
 
@@ -111,9 +111,9 @@ def test_a_run_that_fails_is_recorded_as_failed_and_the_suite_goes_on(tmp_path, 
     assert main(["--suite", str(suite), "--output", str(output)]) == 1
     failed, ok = read_rows(output)
     assert failed["status"] == "failed" and "Error" in failed["error"]
-    for column in ("eval_accuracy", "train_loss", "loss_ratio", "train_samples_per_s", "predictions_file"):
+    for column in ("test_accuracy", "train_loss", "loss_ratio", "train_samples_per_s", "predictions_file"):
         assert failed[column] == ""  # no made-up numbers
-    assert ok["status"] == "ok" and float(ok["eval_accuracy"]) >= 0
+    assert ok["status"] == "ok" and float(ok["test_accuracy"]) >= 0
 
 
 def test_dry_run_lists_cells_with_exact_counts_and_trains_nothing(tmp_path, bert_dir, data_dir, capsys):
@@ -159,7 +159,7 @@ def _bad_suites(tmp, bert_dir, data_dir):
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, bert_dir, data_dir, case):
     suite, message = _bad_suites(tmp_path, bert_dir, data_dir)[case]
     output = tmp_path / "kept.csv"
-    append_row(output, {"suite": "earlier", "run_id": "0123456789ab", "status": "ok", "eval_accuracy": 0.9})
+    append_row(output, {"suite": "earlier", "run_id": "0123456789ab", "status": "ok", "test_accuracy": 0.9})
     before = output.read_bytes()
     result = run_cli("--suite", suite, "--output", output, "--epochs=1")
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -212,5 +212,5 @@ def test_readme_documents_every_column():
     start, end = README_COLUMNS
     assert readme.split(start, 1)[1].split(end, 1)[0].strip() == columns_markdown(), \
         "the README's column table is out of date: python -m bench.results.columns README.md"
-    for column in COLUMNS:
+    for column in NAMES:
         assert f"| `{column}` |" in readme, f"README lacks the column {column}"

@@ -12,7 +12,7 @@ from bench.errors import BenchError
 from bench.inputs.checkpoints import Checkpoint
 from bench.inputs.data import LengthGroupedBatches
 from bench.inputs.strategies import build_model
-from bench.results.columns import COLUMNS
+from bench.results.columns import NAMES
 from bench.results.store import append_row
 from bench.run import main
 from bench.train.features import FrozenPrefix, to_suffix_model
@@ -134,7 +134,7 @@ def test_caches_are_timed_and_change_nothing_they_should_not(speed_report):
     top1, cached, head = speed_report["top1"], speed_report["top1-cached"], speed_report["head"]
     assert top1["cache_seconds"] == "" and float(cached["cache_seconds"]) > 0 and float(head["cache_seconds"]) > 0
     for row in (cached, head):  # the cache's time is inside the clocks, not left out of them
-        assert float(row["train_seconds"]) + float(row["eval_seconds"]) > float(row["cache_seconds"])
+        assert float(row["train_seconds"]) + float(row["test_seconds"]) > float(row["cache_seconds"])
     assert top1["trainable_params"] == cached["trainable_params"]  # same model, same parameters train
     assert len(json.loads(head["history"])) == 3
 
@@ -145,17 +145,17 @@ def test_tokenization_happens_once_per_tokenizer_in_a_suite(speed_report):
 
 
 def test_an_older_report_gains_the_new_columns_and_keeps_its_rows(tmp_path):
-    old_columns = [c for c in COLUMNS if c not in ("mfu", "achieved_tflops", "tokenize_seconds")]
+    old_columns = [c for c in NAMES if c not in ("mfu", "achieved_tflops", "tokenize_seconds")]
     path = tmp_path / "old.csv"
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=old_columns)
         writer.writeheader()
-        writer.writerow({"suite": "old", "run_id": "aaaaaaaaaaaa", "status": "ok", "eval_accuracy": "0.808"})
+        writer.writerow({"suite": "old", "run_id": "aaaaaaaaaaaa", "status": "ok", "test_accuracy": "0.808"})
     append_row(path, {"suite": "new", "run_id": "bbbbbbbbbbbb", "status": "ok", "mfu": 0.3})
     with path.open() as f:
         rows = list(csv.DictReader(f))
-        assert list(rows[0]) == list(COLUMNS)
-    assert (rows[0]["suite"], rows[0]["eval_accuracy"], rows[0]["mfu"]) == ("old", "0.808", "")
+        assert list(rows[0]) == NAMES
+    assert (rows[0]["suite"], rows[0]["test_accuracy"], rows[0]["mfu"]) == ("old", "0.808", "")
     assert (rows[1]["suite"], rows[1]["mfu"]) == ("new", "0.3")
 
 

@@ -28,7 +28,7 @@ def test_a_diverging_run_stops_and_is_recorded_diverged_and_the_suite_goes_on(tm
     explodes = rows["explodes"]
     assert explodes["status"] == "diverged"
     assert "at step 2 (epoch 1)" in explodes["error"]  # the first step's update blows the weights up
-    assert explodes["eval_accuracy"] == explodes["train_loss"] == explodes["predictions_file"] == ""
+    assert explodes["test_accuracy"] == explodes["train_loss"] == explodes["predictions_file"] == ""
     assert rows["fine"]["status"] == "ok" and rows["fine"]["degenerate"] == "False"
 
 

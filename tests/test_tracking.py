@@ -44,7 +44,7 @@ def test_tensorboard_gets_one_run_per_cell_with_its_curves(tmp_path, bert_dir, d
         assert [step for step, _ in curves["validation/accuracy"]] == [10, 20]  # each epoch
         history = row["history"]
         assert [round(v, 5) for _, v in curves["validation/accuracy"]] == [round(e["validation_accuracy"], 5) for e in history]
-        assert curves["final/eval_accuracy"] == [(20, pytest.approx(row["eval_accuracy"]))]
+        assert curves["final/test_accuracy"] == [(20, pytest.approx(row["test_accuracy"]))]
         assert curves["final/ok"][0][1] == 1.0
     hparams = list((root / "full" / "seed0").glob("*/hparams.yml"))  # accelerate's copy of the hyperparameters
     assert hparams and f"run_id: {rows[0]['run_id']}" in hparams[0].read_text()
@@ -70,7 +70,7 @@ def test_mlflow_gets_one_run_per_cell_in_a_local_store(tmp_path, bert_dir, data_
         assert run.data.params["strategy"] == row["strategy"] and float(run.data.params["hparams/learning_rate"]) == row["learning_rate"]
         losses = client.get_metric_history(run.info.run_id, "train/loss")
         assert [m.step for m in losses] == [5, 10, 15, 20]
-        assert run.data.metrics["final/eval_accuracy"] == pytest.approx(row["eval_accuracy"])
+        assert run.data.metrics["final/test_accuracy"] == pytest.approx(row["test_accuracy"])
         assert run.data.metrics["validation/accuracy"] == pytest.approx(row["history"][-1]["validation_accuracy"])
 
 

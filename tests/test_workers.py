@@ -18,8 +18,8 @@ STRATEGIES = [
     {"name": "head", "kind": "head", "hidden": [8], "sweep": {"learning_rate": [1e-3, 3e-3]}},
     {"name": "lora", "kind": "lora"},
 ]
-SAME = ("run_id", "config_id", "tuning_id", "train_loss", "validation_loss", "validation_accuracy", "eval_loss",
-        "eval_accuracy", "global_batch_size", "selected_epoch")
+SAME = ("run_id", "config_id", "tuning_id", "train_loss", "validation_loss", "validation_accuracy", "test_loss",
+        "test_accuracy", "global_batch_size", "selected_epoch")
 
 needs_two_cores = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="two workers need two CPU cores")
 

@@ -46,16 +46,16 @@ class Change:
         return self.speed_new < self.speed_ref * (1 - tolerance)
 
 
-def accuracy_standard_error(accuracies: list[float], eval_examples: int) -> float:
+def accuracy_standard_error(accuracies: list[float], test_examples: int) -> float:
     """Standard error of a configuration's mean accuracy: over its seeds when it has several,
-    else the binomial error of one run on `eval_examples` examples."""
+    else the binomial error of one run on `test_examples` examples."""
     n = len(accuracies)
     mean = sum(accuracies) / n
     if n >= 2:
         variance = sum((a - mean) ** 2 for a in accuracies) / (n - 1)
-        binomial = mean * (1 - mean) / eval_examples / n
+        binomial = mean * (1 - mean) / test_examples / n
         return math.sqrt(max(variance / n, binomial))  # 3 identical seeds do not make the eval set noiseless
-    return math.sqrt(mean * (1 - mean) / eval_examples)
+    return math.sqrt(mean * (1 - mean) / test_examples)
 
 
 def changes(new_rows: list[dict], reference_rows: list[dict]) -> tuple[list[Change], list[str], list[str]]:
@@ -65,9 +65,9 @@ def changes(new_rows: list[dict], reference_rows: list[dict]) -> tuple[list[Chan
     matched = []
     for config_id in sorted(set(new) & set(ref), key=lambda c: labels[c]):
         n, r = new[config_id], ref[config_id]
-        acc_n, acc_r = [float(x["eval_accuracy"]) for x in n], [float(x["eval_accuracy"]) for x in r]
-        se = math.hypot(accuracy_standard_error(acc_n, int(n[0]["eval_examples"])),
-                        accuracy_standard_error(acc_r, int(r[0]["eval_examples"])))
+        acc_n, acc_r = [float(x["test_accuracy"]) for x in n], [float(x["test_accuracy"]) for x in r]
+        se = math.hypot(accuracy_standard_error(acc_n, int(n[0]["test_examples"])),
+                        accuracy_standard_error(acc_r, int(r[0]["test_examples"])))
         column = "steady_train_samples_per_s" if _mean(n, "steady_train_samples_per_s") and _mean(r, "steady_train_samples_per_s") else "train_samples_per_s"
         matched.append(Change(
             label=labels[config_id],
@@ -85,13 +85,9 @@ def changes(new_rows: list[dict], reference_rows: list[dict]) -> tuple[list[Chan
 
 
 def _mean(rows: list[dict], column: str) -> float | None:
-    values = []
-    for row in rows:
-        try:
-            values.append(float(row[column]))
-        except (KeyError, TypeError, ValueError):
-            return None
-    return sum(values) / len(values) if values else None
+    """The mean of a typed column over the rows; None when a row lacks it (an older row)."""
+    values = [row.get(column) for row in rows]
+    return None if not values or None in values else sum(values) / len(values)
 
 
 def print_table(matched: list[Change], tolerance: float) -> None:

@@ -52,11 +52,12 @@ from bench.decision.stats import (
 )
 from bench.decision.text import accuracy, p_value, thousands, usd
 from bench.errors import BenchError
+from bench.results.columns import Status
 from bench.results.store import one_row_per_run, read_results
 
 ALPHA = 0.05
 COST_TIE = 0.10  # costs within 10% of each other are one cost: timings of the same run vary by about that
-NEEDED_COLUMNS = ("run_id", "config_id", "status", "checkpoint", "strategy", "seed", "eval_accuracy", "train_seconds")
+NEEDED_COLUMNS = ("run_id", "config_id", "status", "checkpoint", "strategy", "seed", "test_accuracy", "train_seconds")
 
 
 @dataclasses.dataclass
@@ -82,6 +83,10 @@ class Config:
     indistinguishable: bool = False  # from the best (or is the best)
     serving: ServingCost | None = None  # what it costs to serve (bench/traffic.py); None: not measured
 
+    def __repr__(self) -> str:  # its rows hold per-example arrays and histories: name it, with its figures
+        return (f"Config({self.label}: test accuracy {accuracy(self.accuracy.mean)} over {len(self.rows)} seed(s), "
+                f"{usd(self.cost_usd.mean)} per run, {thousands(self.trainable_params)} trainable parameters)")
+
     @property
     def first(self) -> dict:
         return self.rows[0]
@@ -92,11 +97,11 @@ class Config:
 
     @property
     def trainable_params(self) -> int | None:
-        return _int(self.first.get("trainable_params"))
+        return self.first.get("trainable_params")
 
     @property
     def peak_memory_mb(self) -> float | None:
-        values = [_float(r.get("peak_memory_mb")) for r in self.rows]
+        values = [r.get("peak_memory_mb") for r in self.rows]
         return max((v for v in values if v is not None), default=None)
 
     @property
@@ -110,7 +115,7 @@ class Config:
     @property
     def full_data_cost(self) -> float | None:
         """The cost per run projected to the whole train split (time grows with examples at the same epochs)."""
-        sample, whole = _int(self.first.get("train_examples")), _int(self.first.get("train_split_examples"))
+        sample, whole = self.first.get("train_examples"), self.first.get("train_split_examples")
         if not sample or not whole or whole <= sample:
             return None
         return self.cost_usd.mean * whole / sample
@@ -138,10 +143,10 @@ def load_runs(paths: list[Path]) -> tuple[list[dict], list[dict]]:
                   file=sys.stderr)
         rows += [{**row, "_folder": str(path.parent)} for row in found if row["config_id"]]
     latest = one_row_per_run(rows)
-    ok = [r for r in latest.values() if r["status"] == "ok"]
+    ok = [r for r in latest.values() if r["status"] == Status.OK]
     if not ok:
         raise BenchError(f"no ok runs in {', '.join(map(str, paths))}: nothing to compare (see their status and error columns)")
-    return ok, [r for r in latest.values() if r["status"] != "ok"]
+    return ok, [r for r in latest.values() if r["status"] != Status.OK]
 
 
 def group_by_config(rows: list[dict]) -> dict:
@@ -172,7 +177,7 @@ def build_configs(tuned: list[Tuned], prices: dict) -> list[Config]:
             config_id=t.chosen.config_id,
             label=labels[t.chosen.config_id],
             rows=rows,
-            accuracy=summarize(float(r["eval_accuracy"]) for r in rows),
+            accuracy=summarize(float(r["test_accuracy"]) for r in rows),
             loss_ratio=_summary_or_nan([r.get("loss_ratio") for r in rows]),
             speed=summarize(float(r["train_samples_per_s"]) for r in rows),
             cost_usd=summarize(row_cost(r, prices) for r in rows),
@@ -184,7 +189,7 @@ def build_configs(tuned: list[Tuned], prices: dict) -> list[Config]:
             tuning_cost_usd=sum(row_cost(r, prices, charged_device_seconds) for p in t.points for r in p.rows),
             serving=serving_of(rows, price),
         )
-        config.degenerate = any(str(r.get("degenerate")) == "True" for r in rows) or (
+        config.degenerate = any(r.get("degenerate") is True for r in rows) or (
             majority is not None and config.accuracy.mean <= majority + 1e-9
         )
         configs.append(config)
@@ -266,7 +271,7 @@ def compare_with_best(configs: list[Config], alpha: float = ALPHA) -> Config:
     for config, p in zip(tested, holm([c.vs_best.p_value for c in tested])):
         config.p_holm = p
         config.indistinguishable = p >= alpha and not config.degenerate
-    seeds = {c.config_id: {int(r["seed"]): float(r["eval_accuracy"]) for r in c.rows} for c in configs}
+    seeds = {c.config_id: {int(r["seed"]): float(r["test_accuracy"]) for r in c.rows} for c in configs}
     seed_tests = [(c, paired_seed_test(seeds[c.config_id], seeds[best.config_id])) for c in others]
     seed_tests = [(c, t) for c, t in seed_tests if t is not None]
     for (config, (_, shared)), p in zip(seed_tests, holm([t[0] for _, t in seed_tests])):
@@ -315,20 +320,6 @@ def _tuning_sentence(config: Config) -> str:
 # ----------------------------------------------------------------------------- the command
 
 
-def _int(value) -> int | None:
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return None
-
-
-def _float(value) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 @dataclasses.dataclass
 class Decision:
     """What the report decided, as objects: the chosen configurations, the best, the
@@ -345,6 +336,10 @@ class Decision:
     traffic: float | None = None  # predictions a month the recommendation assumed (None: training cost alone)
     months: float = 12.0
     serve_at: str = "throughput"
+
+    def __repr__(self) -> str:
+        return (f"Decision(recommended {self.choice.label}, best {self.best.label}; {len(self.configs)} configurations, "
+                f"{len(self.not_ok)} runs not ok)")
 
     @property
     def recommended(self) -> Config:

@@ -8,7 +8,7 @@ the decision report, `compare` and the README table:
 - Point: the runs of one sweep share a `tuning_id`; each point is a `config_id` (its seeds).
   The chosen point has the highest mean validation accuracy over the seeds that every point
   ran (with `sweep_seeds: first`, the first seed); a tie goes to the earlier point.
-- Test: the test split (`eval_accuracy`) is scored once per run and never chooses anything;
+- Test: the test split (`test_accuracy`) is scored once per run and never chooses anything;
   only chosen points compete on it (significance, frontier, recommendation).
 - Cost: a run's standalone cost is its training and validation time (plus the frozen outputs
   it reused from an earlier run); a chosen configuration's tuning cost is what every run of
@@ -29,6 +29,9 @@ class Point:
     values: dict  # the swept values ({} without a sweep)
     rows: list  # its rows, one per seed
 
+    def __repr__(self) -> str:
+        return f"Point({self.values or 'unswept'}: {len(self.rows)} seed(s))"
+
     def validation_on(self, seeds: set) -> float | None:
         values = [r.get("validation_accuracy") for r in self.rows if int(r["seed"]) in seeds]
         values = [float(v) for v in values if v not in (None, "")]
@@ -43,6 +46,9 @@ class Tuned:
     chosen: Point
     seeds_compared: list[int]  # the seeds the choice was made on
     on_validation: bool  # False: old rows without validation figures; an only point is taken as it is
+
+    def __repr__(self) -> str:
+        return f"Tuned({self.tuning_id}: {len(self.points)} point(s), chosen {self.chosen!r})"
 
     @property
     def swept(self) -> bool:
@@ -66,8 +72,8 @@ class Tuned:
 
 
 def _number(row: dict, column: str) -> float:
-    value = row.get(column)
-    return float(value) if value not in (None, "") else 0.0
+    """A typed row's figure, 0 where it is empty (a run without a validation split has no validation time)."""
+    return row.get(column) or 0.0
 
 
 def charged_device_seconds(row: dict) -> float:

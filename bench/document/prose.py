@@ -25,8 +25,8 @@ def intro(paths, decision: "Decision") -> str:
     text = (
         f"From {', '.join(f'`{p}`' for p in paths)}: {runs} ok runs; {len(configs)} configurations compete "
         f"({'/'.join(map(str, seeds))} seed(s) each), {len(decision.not_ok)} run(s) did not finish; "
-        f"{int(first.get('train_examples') or 0):,} training, {split}{int(first.get('eval_examples') or 0):,} test examples "
-        f"({first.get('eval_split') or 'eval split'}); device: {', '.join(decision.devices)}."
+        f"{int(first.get('train_examples') or 0):,} training, {split}{int(first.get('test_examples') or 0):,} test examples "
+        f"({first.get('test_split') or 'eval split'}); device: {', '.join(decision.devices)}."
     )
     if len(decision.devices) > 1:
         text += (" **MIXED DEVICES** (--mixed-devices): speed and cost were measured on different devices and each run is "
@@ -69,7 +69,7 @@ def protocol(decision: "Decision") -> str:
     return (
         f"Chosen on validation, reported on test. Each run kept its {'best validation' if any(r.get('select') == 'best' for c in decision.configs for r in c.rows) else 'last'} "
         f"epoch; each sweep's point is the one with the best mean validation accuracy over the seeds every point ran "
-        f"(bench/selection.py); the test split ({first.get('eval_split')}, {int(first['eval_examples']):,} examples) was scored "
+        f"(bench/selection.py); the test split ({first.get('test_split')}, {int(first['test_examples']):,} examples) was scored "
         "once per run, after training, and only the chosen points are compared on it. Cost per run is the chosen point's "
         "(training + validation time); the tuning cost is what every point and seed of its sweep used, shown beside it."
     )

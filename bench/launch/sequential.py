@@ -28,6 +28,7 @@ from bench.launch.plan import (
     selected_cells,
 )
 from bench.options import RunOptions
+from bench.results.columns import Status
 from bench.results.row import row_summary
 from bench.results.store import append_row, check_writable
 from bench.train.cell import run_cell
@@ -122,7 +123,7 @@ def run_cells(pending: list, every_cell: list, accelerator, data, output: Path, 
             tracking.finish(row)
         finally:
             tracking.close()
-        failures += row["status"] != "ok"
+        failures += row["status"] != Status.OK
         if accelerator.is_main_process:
             append_row(output, row)
             say(f"    -> {row_summary(row)}; row {row['run_id']} appended to {output}")

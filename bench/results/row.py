@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from bench.results.columns import Status
+
 
 @dataclasses.dataclass(frozen=True)
 class RunContext:
@@ -14,10 +16,10 @@ class RunContext:
     device: str
     labels: list
     train_examples: int
-    eval_examples: int
+    test_examples: int
     train_split_examples: int
     validation_split: str
-    eval_split: str
+    test_split: str
     versions: str
     git_commit: str
     peak_tflops: float | None = None
@@ -71,10 +73,10 @@ def build_row(cell, context: RunContext, run: RunOutcome, result=None) -> dict:
         "max_length": hp.max_length,
         "num_processes": cell.num_processes,
         "mixed_precision": cell.mixed_precision,
-        "eval_examples": context.eval_examples,
+        "test_examples": context.test_examples,
         "train_split_examples": context.train_split_examples,
         "validation_split": context.validation_split,
-        "eval_split": context.eval_split,
+        "test_split": context.test_split,
         "device": context.device,
         "versions": context.versions,
         "git_commit": context.git_commit,
@@ -91,10 +93,10 @@ def build_row(cell, context: RunContext, run: RunOutcome, result=None) -> dict:
 
 
 def row_summary(row: dict) -> str:
-    if row["status"] != "ok":
+    if row["status"] != Status.OK:
         return f"{row['status'].upper()}: {row['error']}"
     return ((f"validation {row['validation_accuracy']:.4f} (epoch {row['selected_epoch']}), " if row.get("validation_accuracy") is not None else "")
-            + f"test accuracy {row['eval_accuracy']:.4f}, loss ratio {_ratio(row['loss_ratio'])}, "
+            + f"test accuracy {row['test_accuracy']:.4f}, loss ratio {_ratio(row['loss_ratio'])}, "
             f"{row['train_samples_per_s']:.1f} train samples/s" + (" (DEGENERATE: one class predicted)" if row["degenerate"] else "")
             + _serving_summary(row))
 

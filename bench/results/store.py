@@ -13,35 +13,51 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import fcntl
 import io
 import os
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.results.columns import COLUMNS, typed_row
+from bench.results.columns import NAMES, RENAMED, Row, Status, known
 
 
 def append_row(path: Path, row: dict) -> None:
     """Append one row under the report's lock. A report written by an older version (a subset
-    of today's columns) is first rewritten with the new columns; none of its values change."""
-    unknown = set(row) - set(COLUMNS)
-    if unknown:
-        raise ValueError(f"row has columns not in the schema: {sorted(unknown)}")
+    of today's columns, or old names) is first rewritten with today's columns; none of its
+    values change. An append that fails leaves the file exactly as it was: a full disk is a
+    BenchError naming it (a rerun after freeing space finishes the suite)."""
+    record = Row(row).csv_record()
     check_writable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with locked(path):
         header, end = _header_and_complete_end(path)
-        if header is not None and header != list(COLUMNS):
-            with path.open("rb") as f:
-                _rewrite_with_current_columns(path, f.read(end))
-            header, end = list(COLUMNS), path.stat().st_size
-        with path.open("r+b" if path.exists() else "w+b") as f:
-            f.truncate(end)  # a torn last line (a killed writer) is dropped
-            f.seek(end)
-            f.write(_csv_lines([] if header else [dict(zip(COLUMNS, COLUMNS))], row).encode())
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            if header is not None and header != NAMES:
+                with path.open("rb") as f:
+                    _rewrite_with_current_columns(path, f.read(end))
+                header, end = NAMES, path.stat().st_size
+            with path.open("r+b" if path.exists() else "w+b") as f:
+                f.truncate(end)  # a torn last line (a killed writer) is dropped
+                try:
+                    f.seek(end)
+                    f.write(_csv_lines(header is None, record).encode())
+                    f.flush()
+                    os.fsync(f.fileno())
+                except OSError:
+                    f.truncate(end)  # nothing half-written stays behind
+                    raise
+        except OSError as err:
+            raise storage_error(err, path) from None
+
+
+def storage_error(err: OSError, path: Path) -> BenchError:
+    """A report (or a file beside it) that cannot be written, as one line; a full disk by name."""
+    if err.errno == errno.ENOSPC:
+        return BenchError(f"no space left on the disk holding {path.parent}: the rows written so far are kept; "
+                          "free space and rerun the same command to finish the suite")
+    return BenchError(f"cannot write beside the report {path}: {err.strerror or err}")
 
 
 
@@ -75,10 +91,10 @@ def read_rows(path: Path) -> list[dict]:
 
 
 
-def read_results(path: Path) -> list[dict]:
-    """The report's complete rows, typed (`typed_row`); a malformed row is a BenchError."""
+def read_results(path: Path) -> list[Row]:
+    """The report's complete rows, typed (`Row.parse`); a malformed row is a BenchError."""
     try:
-        return [typed_row(row, f"{path}: ") for row in read_rows(path)]
+        return [Row.parse(row, f"{path}: ") for row in read_rows(path)]
     except (UnicodeDecodeError, csv.Error) as err:
         raise BenchError(f"{path} is not a CSV report ({err})") from None
 
@@ -90,15 +106,15 @@ def one_row_per_run(rows: list[dict]) -> dict:
     kept = {}
     for row in rows:
         previous = kept.get(row["run_id"])
-        rank = (row.get("status") == "ok", row.get("ended_at") or "")
-        if previous is None or rank >= (previous.get("status") == "ok", previous.get("ended_at") or ""):
+        rank = (row.get("status") == Status.OK, row.get("ended_at") or "")
+        if previous is None or rank >= (previous.get("status") == Status.OK, previous.get("ended_at") or ""):
             kept[row["run_id"]] = row
     return kept
 
 
 
 def ok_run_ids(path: Path) -> set[str]:
-    return {row["run_id"] for row in read_rows(path) if row.get("status") == "ok"}
+    return {row["run_id"] for row in read_rows(path) if row.get("status") == Status.OK}
 
 
 
@@ -115,28 +131,43 @@ def locked(path: Path):
 
 
 
-def _csv_lines(rows: list[dict], row: dict) -> str:
+def _csv_lines(with_header: bool, record: dict) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), restval="")
-    writer.writerows(rows)
-    writer.writerow({column: row.get(column, "") for column in COLUMNS})
+    writer = csv.DictWriter(buffer, fieldnames=NAMES)
+    if with_header:
+        writer.writeheader()
+    writer.writerow(record)
     return buffer.getvalue()
 
 
+def write_rows(path: Path, rows: list) -> None:
+    """A new report holding these rows, written whole through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=NAMES)
+        writer.writeheader()
+        writer.writerows(Row(row).csv_record() for row in rows)
+    os.replace(tmp, path)
+
 
 def _rewrite_with_current_columns(path: Path, data: bytes) -> None:
-    rows = list(csv.DictReader(io.StringIO(data.decode())))
+    """An older report under today's columns (renamed ones under their new names), through a
+    temporary file and an atomic rename."""
+    rows = [{RENAMED.get(k, k): v for k, v in row.items()} for row in csv.DictReader(io.StringIO(data.decode()))]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), restval="")
+    writer = csv.DictWriter(buffer, fieldnames=NAMES, restval="")
     writer.writeheader()
     writer.writerows(rows)
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w") as f:
-        f.write(buffer.getvalue())
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with tmp.open("w") as f:
+            f.write(buffer.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
-
 
 
 def check_writable(path: Path, create_folder: bool = False) -> None:
@@ -156,8 +187,8 @@ def check_writable(path: Path, create_folder: bool = False) -> None:
                 header = next(csv.reader(f), None)
         except (UnicodeDecodeError, csv.Error) as err:
             raise BenchError(f"{path} is not a CSV report this tool can read ({err}); pass --output with a new file") from None
-        if header is not None and not set(header) <= set(COLUMNS):
-            extra = sorted(set(header) - set(COLUMNS))
+        if header is not None and not known(header):
+            extra = sorted(c for c in header if not known([c]))
             raise BenchError(
                 f"{path} has columns this version does not write ({', '.join(extra[:3])}); "
                 "pass --output with a new file (the existing one is left untouched)"

@@ -5,6 +5,7 @@ raises is recorded as what happened (diverged, oom or failed), never given numbe
 from __future__ import annotations
 
 import datetime
+import errno
 import gc
 import time
 import traceback
@@ -19,16 +20,19 @@ from bench.deploy.serving import measure_serving
 from bench.errors import BenchError, first_line
 from bench.inputs.data import tokenize
 from bench.inputs.strategies import build_model, changes_pretrained, parameter_counts
+from bench.results.columns import Status
 from bench.results.provenance import write_predictions
 from bench.results.row import RunOutcome, build_row
+from bench.results.store import storage_error
 from bench.train.loop import Diverged, train_one
 
 
 def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Path, context, save: bool = False,
              shared_features: dict | None = None, tracking=None) -> dict:
     """Train one cell; returns its CSV row. A run that raises becomes a diverged, oom or failed row.
-    `context`: the launch's RunContext. `save`: export the trained model (bench/export.py)."""
-
+    `context`: the launch's RunContext. `save`: export the trained model (bench/deploy/export.py).
+    A full disk is not the run's failure: it stops the suite with one line (nothing is recorded
+    for this run, and a rerun after freeing space runs it)."""
     run, result = RunOutcome(started_at=now()), None
     try:
         tokenized, tokenizer, seconds = tokenized_for(cell, checkpoint, splits, tokenized_cache, accelerator)
@@ -41,19 +45,27 @@ def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Pat
         if context.serving is not None:
             result.serving = serving_figures(cell, accelerator, plan.model, tokenizer, splits, context.serving,
                                              result.compile_mode, pretrained_changed)
-        run = replace(run, status="ok", **(write_run_files(cell, result, plan.model, tokenizer, output, context, run.started_at, save)
-                                           if accelerator.is_main_process else {}))
+        files = write_run_files(cell, result, plan.model, tokenizer, output, context, run.started_at, save) \
+            if accelerator.is_main_process else {}
+        run = replace(run, status=Status.OK, **files)
     except BenchError:
         raise
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise storage_error(err, output) from None
+        return failed_row(cell, context, run, err, accelerator)
     except Exception as err:  # a run that did not finish is recorded as what happened, never given numbers
-        result = None
-        status, error = failure_status(err, cell.hparams.batch_size)
-        run = replace(run, status=status, error=error)
-        if status == "failed":
-            traceback.print_exc()
-        release_memory(accelerator)
+        return failed_row(cell, context, run, err, accelerator)
     return build_row(cell, context, replace(run, ended_at=now()), result)
 
+
+def failed_row(cell, context, run: RunOutcome, err: Exception, accelerator) -> dict:
+    """The row of a run that raised: what happened (diverged, oom or failed), never numbers."""
+    status, error = failure_status(err, cell.hparams.batch_size)
+    if status == Status.FAILED:
+        traceback.print_exc()
+    release_memory(accelerator)
+    return build_row(cell, context, replace(run, status=status, error=error, ended_at=now()))
 
 
 def serving_figures(cell, accelerator, model, tokenizer, splits, settings, compile_mode, pretrained_changed: bool) -> dict:
@@ -110,13 +122,13 @@ def tokenized_for(cell, checkpoint, splits, tokenized_cache: dict, accelerator):
 
 
 
-def failure_status(err: Exception, batch_size: int) -> tuple[str, str]:
+def failure_status(err: Exception, batch_size: int) -> tuple[Status, str]:
     """(status, error) for a run that raised `err`: diverged, oom or failed."""
     if isinstance(err, Diverged):
-        return "diverged", str(err)
+        return Status.DIVERGED, str(err)
     if isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower():
-        return "oom", f"out of memory at batch size {batch_size} per device: {first_line(err)}"
-    return "failed", f"{type(err).__name__}: {first_line(err)}"
+        return Status.OOM, f"out of memory at batch size {batch_size} per device: {first_line(err)}"
+    return Status.FAILED, f"{type(err).__name__}: {first_line(err)}"
 
 
 

@@ -168,15 +168,15 @@ def record_epoch(loop: Loop, epoch: int, train_loss: float, seconds: float) -> N
     if "validation" in loop.sets:
         with loop.measure.timed("validation"):
             validation = evaluate_model(loop.model, loop.loaders["validation"], loop.sets["validation"], loop.accelerator, loop.accuracy)
-        entry.update(validation_loss=round(validation["eval_loss"], 6), validation_accuracy=round(validation["eval_accuracy"], 6))
+        entry.update(validation_loss=round(validation["loss"], 6), validation_accuracy=round(validation["accuracy"], 6))
     loop.history.append(entry)
     if loop.tracking is not None:
         figures = {"train/epoch_loss": train_loss}
         if validation is not None:
-            figures.update({"validation/loss": validation["eval_loss"], "validation/accuracy": validation["eval_accuracy"]})
+            figures.update({"validation/loss": validation["loss"], "validation/accuracy": validation["accuracy"]})
         loop.tracking.log(figures, step=loop.measure.steps)
     better = loop.best is None or validation is None or loop.cell.hparams.select == "last" or (
-        validation["eval_accuracy"] > loop.best["validation"]["eval_accuracy"]
+        validation["accuracy"] > loop.best["validation"]["accuracy"]
     )
     if better:
         weights = trainable_copy(loop.model) if loop.cell.hparams.select == "best" else None
@@ -213,7 +213,7 @@ def device_examples(cell, plan: Prepared, tokenized, tokenizer, accelerator, mea
     has a frozen part, its outputs are computed once (or taken from `shared_features`, where an
     earlier run of the suite computed the same thing) and the model starts after it; the cost
     of computing them is counted in the split's own clock (train_seconds, validation_seconds,
-    eval_seconds). Returns (model, sets, whether they are cached outputs, seconds of reused
+    test_seconds). Returns (model, sets, whether they are cached outputs, seconds of reused
     train and validation caches)."""
     device, max_length = accelerator.device, cell.hparams.max_length
     plan.model.to(device)  # before any pass without gradients: the parameters stay trainable tensors
@@ -337,8 +337,8 @@ def evaluate_model(model, loader, examples, accelerator, accuracy) -> dict:
     accuracy.add_batch(predictions=preds, references=labels)
     rows_out = sorted(zip(idx.tolist(), labels.tolist(), preds.tolist(), losses.tolist()))
     return {
-        "eval_loss": float(losses.double().mean()),
-        "eval_accuracy": accuracy.compute()["accuracy"],
+        "loss": float(losses.double().mean()),
+        "accuracy": accuracy.compute()["accuracy"],
         "degenerate": preds.unique().numel() == 1,  # one class for every example: learned nothing usable
         "predictions": rows_out,
     }
@@ -458,21 +458,21 @@ def collect_result(loop: Loop, test: dict, peak_tflops) -> RunResult:
     validation = kept["validation"]
     return RunResult(
         train_loss=kept["train_loss"],
-        eval_loss=test["eval_loss"],
-        eval_accuracy=test["eval_accuracy"],
-        validation_loss=validation["eval_loss"] if validation else None,
-        validation_accuracy=validation["eval_accuracy"] if validation else None,
+        test_loss=test["loss"],
+        test_accuracy=test["accuracy"],
+        validation_loss=validation["loss"] if validation else None,
+        validation_accuracy=validation["accuracy"] if validation else None,
         degenerate=test["degenerate"],
         train_examples=len(train_set),
         validation_examples=len(loop.sets["validation"]) if "validation" in loop.sets else None,
-        eval_examples=len(loop.sets["test"]),
+        test_examples=len(loop.sets["test"]),
         epochs=hp.epochs,
         epochs_run=len(loop.history),
         selected_epoch=kept["epoch"],
         train_tokens=sum(train_set.lengths),
         train_seconds=step_seconds + seconds.get("train_cache", 0.0),
         validation_seconds=seconds.get("validation", 0.0) + seconds.get("validation_cache", 0.0) if "validation" in loop.sets else None,
-        eval_seconds=seconds["test"] + seconds.get("test_cache", 0.0),
+        test_seconds=seconds["test"] + seconds.get("test_cache", 0.0),
         cache_seconds=sum(seconds.get(f"{s}_cache", 0.0) for s in loop.sets) if loop.cached else None,
         reused_cache_seconds=loop.reused_cache_seconds or None,
         compile_seconds=seconds.get("compile"),

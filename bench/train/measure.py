@@ -33,21 +33,21 @@ def synchronized_clock(accelerator: Accelerator) -> float:
 class RunResult:
     """What one run measured; throughput and MFU are computed from it, not stored."""
     train_loss: float  # of the kept epoch
-    eval_loss: float  # the test split, scored once after training
-    eval_accuracy: float
+    test_loss: float  # the test split, scored once after training
+    test_accuracy: float
     validation_loss: float | None  # the kept epoch's; None without a validation split
     validation_accuracy: float | None
     degenerate: bool
     train_examples: int
     validation_examples: int | None
-    eval_examples: int
+    test_examples: int
     epochs: int
     epochs_run: int  # fewer than epochs when early stopping ended the run
     selected_epoch: int  # the epoch whose weights the run kept (and scored on the test split)
     train_tokens: int  # real (non-padding) tokens of the training set, one epoch
     train_seconds: float
     validation_seconds: float | None
-    eval_seconds: float
+    test_seconds: float
     cache_seconds: float | None
     reused_cache_seconds: float | None  # building the frozen outputs this run took from an earlier run
     compile_seconds: float | None
@@ -73,7 +73,7 @@ class RunResult:
     def loss_ratio(self) -> float | None:
         """train loss / validation loss of the kept epoch (the test loss without a validation
         split); None when that loss is 0 (confident, correct logits on a tiny set)."""
-        held_out = self.validation_loss if self.validation_loss is not None else self.eval_loss
+        held_out = self.validation_loss if self.validation_loss is not None else self.test_loss
         return self.train_loss / held_out if held_out else None
 
     @property
@@ -93,9 +93,9 @@ class RunResult:
             "train_loss": self.train_loss,
             "validation_loss": self.validation_loss,
             "validation_accuracy": self.validation_accuracy,
-            "eval_loss": self.eval_loss,
+            "test_loss": self.test_loss,
             "loss_ratio": self.loss_ratio,
-            "eval_accuracy": self.eval_accuracy,
+            "test_accuracy": self.test_accuracy,
             "degenerate": self.degenerate,
             "validation_examples": self.validation_examples,
             "epochs_run": self.epochs_run,
@@ -103,10 +103,10 @@ class RunResult:
             "train_samples_per_s": self.train_examples * self.epochs_run / self.train_seconds,
             "steady_train_samples_per_s": self.steady_train_samples_per_s,
             "train_tokens_per_s": self.train_tokens * self.epochs_run / self.train_seconds,
-            "eval_samples_per_s": self.eval_examples / self.eval_seconds,
+            "test_samples_per_s": self.test_examples / self.test_seconds,
             "train_seconds": self.train_seconds,
             "validation_seconds": self.validation_seconds,
-            "eval_seconds": self.eval_seconds,
+            "test_seconds": self.test_seconds,
             "cache_seconds": self.cache_seconds,
             "reused_cache_seconds": self.reused_cache_seconds,
             "compile_seconds": self.compile_seconds,

@@ -33,6 +33,7 @@ from accelerate.tracking import (
 
 from bench.decision.decide import short_checkpoint
 from bench.errors import BenchError
+from bench.results.columns import TRACKED, Status
 
 # the pip name a missing tracker library is installed by
 LIBRARIES = {"tensorboard": "tensorboard", "mlflow": "mlflow-skinny", "wandb": "wandb", "comet_ml": "comet-ml",
@@ -107,17 +108,10 @@ def hyperparameters(cell, revision: str = "") -> dict:
             if v is not None}
 
 
-# The row's figures a tracker gets at the end, under final/<column> (the CSV has them all).
-FINAL = ("eval_accuracy", "eval_loss", "validation_accuracy", "validation_loss", "loss_ratio", "selected_epoch",
-         "train_samples_per_s", "steady_train_samples_per_s", "train_seconds", "peak_memory_mb", "mfu",
-         "trainable_params", "serving_latency_p50_ms", "serving_latency_p99_ms", "serving_samples_per_s",
-         "serving_memory_mb")
-
-
 def final_values(row: dict) -> dict:
     """The finished row's main figures (and whether it finished ok), for the run's last point."""
-    out = {"final/ok": float(row.get("status") == "ok")}
-    for key in FINAL:
+    out = {"final/ok": float(row.get("status") == Status.OK)}
+    for key in TRACKED:
         try:
             number = float(row.get(key))
         except (TypeError, ValueError):

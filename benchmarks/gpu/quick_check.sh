@@ -31,7 +31,7 @@ bare = [json.loads(l) for l in open(os.path.join(out, "bare_loop.jsonl")) if l.s
 for f in sorted(glob.glob(os.path.join(out, "gpu-*.csv"))):
     for r in csv.DictReader(open(f)):
         num = lambda k: float(r[k]) if r.get(k) else float("nan")
-        print(r["suite"], r["strategy"], r["status"], "acc", r["eval_accuracy"], "samples/s", r["train_samples_per_s"], "steady", r["steady_train_samples_per_s"],
+        print(r["suite"], r["strategy"], r["status"], "acc", r["test_accuracy"], "samples/s", r["train_samples_per_s"], "steady", r["steady_train_samples_per_s"],
               "compile_s", r["compile_seconds"], "pad", r["padding_waste"], "mfu", r["mfu"], (r.get("error") or "")[:200])
         if r["strategy"] == "full" and r["status"] == "ok" and bare:
             print(f"  full fine-tuning: runner steady / bare reduce-overhead = {num('steady_train_samples_per_s') / bare[0]['samples_per_s']:.2f}")

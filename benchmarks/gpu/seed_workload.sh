@@ -29,5 +29,5 @@ print(f"{'checkpoint':18} {'strategy':30} {'status':6} {'samples/s':>9} {'steady
 for r in csv.DictReader(open(sys.argv[1])):
     f = lambda k: float(r[k]) if r.get(k) else float("nan")
     print(f"{r['checkpoint'][-18:]:18} {r['strategy']:30} {r['status']:6} {f('train_samples_per_s'):9.1f} {f('steady_train_samples_per_s'):8.1f} "
-          f"{f('compile_seconds'):9.1f} {f('train_seconds'):7.1f} {f('eval_seconds'):6.1f} {f('padding_waste'):5.2f} {100 * f('mfu'):5.1f} {(r.get('error') or '')[:60]}")
+          f"{f('compile_seconds'):9.1f} {f('train_seconds'):7.1f} {f('test_seconds'):6.1f} {f('padding_waste'):5.2f} {100 * f('mfu'):5.1f} {(r.get('error') or '')[:60]}")
 PY
