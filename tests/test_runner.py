@@ -205,12 +205,12 @@ def test_processes_that_are_not_connected_are_refused(tmp_path, bert_dir, data_d
     assert not (tmp_path / "x.csv").exists()
 
 
-def test_readme_documents_every_column():
+def test_the_docs_document_every_column():
     from bench.results.columns import README_COLUMNS, columns_markdown
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "columns.md").read_text()
     start, end = README_COLUMNS
     assert readme.split(start, 1)[1].split(end, 1)[0].strip() == columns_markdown(), \
-        "the README's column table is out of date: python -m bench.results.columns README.md"
+        "docs/columns.md is out of date: python -m bench.results.columns docs/columns.md"
     for column in NAMES:
-        assert f"| `{column}` |" in readme, f"README lacks the column {column}"
+        assert f"| `{column}` |" in readme, f"docs/columns.md lacks the column {column}"

@@ -8,21 +8,11 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from bench.devices import CPU_USD_PER_THREAD_HOUR, GPUS, gpu_for
 from bench.errors import BenchError
 
-# On-demand list prices in USD per device-hour, rounded, as seen in 2025-2026 on GPU clouds
-# (single-GPU instances; hyperscalers often charge 2-3x these). Assumptions, not quotes.
-# CPU is priced per thread (a vCPU of a general-purpose cloud VM), times the run's threads.
-DEFAULT_PRICES = {
-    "H200": 3.50,
-    "H100": 2.99,
-    "A100": 1.79,
-    "L40S": 1.00,
-    "A10": 0.75,
-    "L4": 0.80,
-    "T4": 0.35,
-    "CPU (per thread)": 0.045,
-}
+# The assumed prices, as the report's Cost section lists them (bench/devices.py holds them).
+DEFAULT_PRICES = {**{gpu.name: gpu.usd_per_hour for gpu in GPUS}, "CPU (per thread)": CPU_USD_PER_THREAD_HOUR}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,11 +46,11 @@ def price_for(device: str, user_prices: dict) -> Price:
                 return Price(usd * threads, f"--price {name}={usd:g} per thread x {threads} threads")
             return Price(usd, f"--price {name}={usd:g}")
     if threads is not None:
-        usd = DEFAULT_PRICES["CPU (per thread)"]
+        usd = CPU_USD_PER_THREAD_HOUR
         return Price(usd * threads, f"assumed ${usd:g} per CPU thread-hour x {threads} threads")
-    for name, usd in DEFAULT_PRICES.items():  # H200 before H100, L40S before L4: the longer name first
-        if re.search(rf"\b{re.escape(name)}", device, re.IGNORECASE):
-            return Price(usd, f"assumed ${usd:g} per {name}-hour")
+    gpu = gpu_for(device)
+    if gpu is not None:
+        return Price(gpu.usd_per_hour, f"assumed ${gpu.usd_per_hour:g} per {gpu.name}-hour")
     raise BenchError(
         f"no price for device '{device}'; pass --price NAME=USD_PER_HOUR (NAME a part of the device name) or --price USD_PER_HOUR"
     )

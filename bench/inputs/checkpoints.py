@@ -23,6 +23,7 @@ that to validate every cell in seconds.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.resources
 import importlib.util
@@ -33,6 +34,7 @@ from functools import cached_property
 from pathlib import Path
 
 import torch
+import transformers
 from huggingface_hub import hf_hub_download
 from safetensors import SafetensorError, safe_open
 from transformers import (
@@ -164,7 +166,8 @@ class Checkpoint:
         if self.revision:
             kwargs["revision"] = self.revision
         try:
-            return loader(*args, **kwargs)
+            with quiet_load_report():
+                return loader(*args, **kwargs)
         except OSError as err:
             # transformers raises OSError both for "not on the hub / no network" and for a
             # local folder missing files; either way the user must fix the checkpoint spec.
@@ -177,6 +180,20 @@ class Checkpoint:
             raise BenchError(f"cannot load {what} of checkpoint '{self.spec}': {first} -- {hint}") from None
         except ValueError as err:
             raise BenchError(f"cannot load {what} of checkpoint '{self.spec}': {first_line(err)}") from None
+
+
+@contextlib.contextmanager
+def quiet_load_report():
+    """transformers 5 prints a load-report table with every model it loads ("classifier.weight
+    MISSING ... newly initialized"): for a classification head that is what fine-tuning
+    expects, and it said so in every run of a suite. Its warnings are held back while loading;
+    errors still raise."""
+    verbosity = transformers.utils.logging.get_verbosity()
+    transformers.utils.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.utils.logging.set_verbosity(verbosity)
 
 
 def _check_safetensors(file: Path, spec: str) -> None:

@@ -158,6 +158,11 @@ def check_labels(found: set, column: str) -> list:
         if len(values) >= 2 and values != list(range(len(values))):
             raise BenchError(f"dataset column '{column}' labels are {values[:6]}; numeric labels must be 0..K-1")
     else:
+        looks_numeric = [v for v in found if str(v).strip().lstrip("-").isdigit()]
+        if looks_numeric and len(looks_numeric) != len(found):  # "0", "1", "neg", "pos" read from one CSV column
+            names = sorted(set(found) - set(looks_numeric), key=str)
+            raise BenchError(f"dataset column '{column}' mixes numbers ({', '.join(sorted(map(str, looks_numeric))[:4])}) and "
+                             f"class names ({', '.join(map(str, names[:4]))}); use one kind, or each class would be counted twice")
         values = sorted(found, key=str)
     if len(values) < 2:
         raise BenchError(f"dataset column '{column}' holds a single label ({values[0]!r}); need at least 2 classes")

@@ -77,6 +77,7 @@ def run_here(options: RunOptions, suite, output: Path) -> int:
     counts = preflight(suite, len(data.labels))
     if options.dry_run:
         print_cells(cells, counts, accelerator, say)
+        pending_cells(cells, output, options.force, say)  # says how many are done already
         return 0
 
     peak, peak_source = peak_tflops(accelerator.device, matmul_dtype(accelerator.mixed_precision, accelerator.device))

@@ -1,6 +1,6 @@
 """The machine: peak compute of the device for MFU, and setup (precision, CPU threads, name).
 
-GPUs: the vendor's dense (no sparsity) peak for the dtype the matmuls run in. CPUs have no
+GPUs: the vendor's dense (no sparsity) peak for the dtype the matmuls run in (bench/devices.py). CPUs have no
 table worth trusting (cores, clocks and vector units vary), so the peak is measured: the
 best of a few large matmuls with this process's threads, at the start of the suite.
 """
@@ -15,17 +15,8 @@ from pathlib import Path
 
 import torch
 
+from bench.devices import gpu_for
 from bench.errors import BenchError
-
-# Dense TFLOP/s by GPU model (name substring) and matmul dtype. fp32 is the plain CUDA-core
-# rate; "tf32" is what fp32 matmuls get when TF32 is allowed (bench/run.py allows it).
-GPU_PEAK_TFLOPS = {
-    "H200": {"bf16": 989.0, "fp16": 989.0, "tf32": 494.5, "fp32": 67.0},
-    "H100": {"bf16": 989.0, "fp16": 989.0, "tf32": 494.5, "fp32": 67.0},  # SXM; PCIe cards are lower
-    "A100": {"bf16": 312.0, "fp16": 312.0, "tf32": 156.0, "fp32": 19.5},
-    "L4": {"bf16": 121.0, "fp16": 121.0, "tf32": 60.0, "fp32": 30.3},
-    "T4": {"fp16": 65.0, "fp32": 8.1},  # no bf16 tensor cores
-}
 
 
 def matmul_dtype(mixed_precision: str, device: torch.device) -> str:
@@ -38,10 +29,10 @@ def peak_tflops(device: torch.device, dtype: str) -> tuple[float | None, str]:
     """(peak TFLOP/s of this process's device, where the figure comes from)."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
-        for model, peaks in GPU_PEAK_TFLOPS.items():
-            if model in name and dtype in peaks:
-                return peaks[dtype], f"table:{model}:{dtype}"
-        return None, f"unknown GPU {name!r}"
+        gpu = gpu_for(name)
+        if gpu is not None and dtype in gpu.peak_tflops:
+            return gpu.peak_tflops[dtype], f"table:{gpu.name}:{dtype}"
+        return None, f"no {dtype} peak known for GPU {name!r} (bench/devices.py)"
     if device.type == "cpu":
         return measured_cpu_tflops(dtype), f"measured:cpu matmul {dtype} x{torch.get_num_threads()} threads"
     return None, f"no peak for {device.type}"
