@@ -219,7 +219,7 @@ def _text(value) -> str:
 
 # ----------------------------------------------------------------------------- the README's column table
 
-README_COLUMNS = ("<!-- columns:start (python -m bench.results.columns README.md) -->", "<!-- columns:end -->")
+README_COLUMNS = ("<!-- columns:start (python -m bench.results.columns docs/columns.md) -->", "<!-- columns:end -->")
 
 
 def columns_markdown() -> str:
