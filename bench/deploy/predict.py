@@ -22,12 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def find_run(run_id: str, models: Path | None) -> Path:
-    """The saved run's folder: under --models, else under any reports/*.models/."""
-    roots = [models] if models else sorted((ROOT / "reports").glob("*.models"))
+    """The saved run's folder: under --models, else under any runs/*.models/ or reports/*.models/."""
+    roots = [models] if models else sorted((ROOT / "runs").glob("*.models")) + sorted((ROOT / "reports").glob("*.models"))
     for root in roots:
         if (root / run_id / "run.json").is_file():
             return root / run_id
-    where = str(models) if models else f"{ROOT / 'reports'}/*.models"
+    where = str(models) if models else f"{ROOT / 'runs'}/*.models or {ROOT / 'reports'}/*.models"
     raise BenchError(f"no saved run '{run_id}' in {where}; run the suite with --save (or pass --models DIR)")
 
 
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_id", help="the run_id of a run saved with bench/run.py --save")
     parser.add_argument("texts", nargs="+", help="texts to classify")
-    parser.add_argument("--models", type=Path, help="the folder holding saved runs (default: any reports/*.models)")
+    parser.add_argument("--models", type=Path, help="the folder holding saved runs (default: any runs/*.models or reports/*.models)")
     args = parser.parse_args(argv)
     results = predict(find_run(args.run_id, args.models), args.texts)
     for text, (label, probability) in zip(args.texts, results):
