@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bench.decision.cost import Price, price_for
+from bench.decision.rows import check_devices, load_runs
 from bench.decision.selection import (
     Tuned,
     charged_device_seconds,
@@ -52,12 +52,9 @@ from bench.decision.stats import (
 )
 from bench.decision.text import accuracy, p_value, thousands, usd
 from bench.errors import BenchError
-from bench.results.columns import Status
-from bench.results.store import one_row_per_run, read_results
 
 ALPHA = 0.05
 COST_TIE = 0.10  # costs within 10% of each other are one cost: timings of the same run vary by about that
-NEEDED_COLUMNS = ("run_id", "config_id", "status", "checkpoint", "strategy", "seed", "test_accuracy", "train_seconds")
 
 
 @dataclasses.dataclass
@@ -124,39 +121,6 @@ class Config:
 # ----------------------------------------------------------------------------- rows -> configurations
 
 
-def load_runs(paths: list[Path]) -> tuple[list[dict], list[dict]]:
-    """(ok rows, rows of runs that did not finish), one per run_id across all the CSVs (the
-    latest ok row wins; a run that failed and later finished counts as finished)."""
-
-    rows = []
-    for path in paths:
-        if not path.is_file():
-            raise BenchError(f"report {path} does not exist; pass the CSV that bench/run.py wrote")
-        found = read_results(path)
-        if found:
-            missing = [c for c in NEEDED_COLUMNS if c not in found[0]]
-            if missing:
-                raise BenchError(f"{path} has no '{missing[0]}' column: it was written by an older version; rerun the suite into a new report")
-        older = [row for row in found if not row["config_id"]]  # from before config_id existed: cannot be grouped
-        if older:
-            print(f"note: {len(older)} row(s) of {path} predate config_id (an older version wrote them) and are left out",
-                  file=sys.stderr)
-        rows += [{**row, "_folder": str(path.parent)} for row in found if row["config_id"]]
-    latest = one_row_per_run(rows)
-    ok = [r for r in latest.values() if r["status"] == Status.OK]
-    if not ok:
-        raise BenchError(f"no ok runs in {', '.join(map(str, paths))}: nothing to compare (see their status and error columns)")
-    return ok, [r for r in latest.values() if r["status"] != Status.OK]
-
-
-def group_by_config(rows: list[dict]) -> dict:
-    """config_id -> its rows (one per seed)."""
-    groups = {}
-    for row in rows:
-        groups.setdefault(row["config_id"], []).append(row)
-    return groups
-
-
 def row_cost(row: dict, prices: dict, seconds=standalone_device_seconds) -> float:
     """USD of one run at its own device's price (a configuration's seeds may have run on
     different devices)."""
@@ -200,16 +164,6 @@ def _summary_or_nan(values: list) -> Summary:
     """A summary of the values that exist; NaN when none does (a held-out loss of 0)."""
     present = [float(v) for v in values if v is not None]
     return summarize(present) if present else Summary((), float("nan"), None, None, None)
-
-
-def check_devices(rows: list[dict], mixed_ok: bool) -> list[str]:
-    """The devices the ok rows ran on. Throughput and cost measured on two devices do not
-    compare; several devices are refused unless the user says they know (`--mixed-devices`)."""
-    devices = sorted({r.get("device") or "?" for r in rows})
-    if len(devices) > 1 and not mixed_ok:
-        raise BenchError(f"the rows come from {len(devices)} devices ({'; '.join(devices)}): their speed and cost do not "
-                         "compare; report one device's rows, or pass --mixed-devices to compare them anyway (the report says so)")
-    return devices
 
 
 def config_labels(groups: dict) -> dict:

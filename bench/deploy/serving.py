@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.train.loop import compile_forward
+from bench.train.compiled import compile_forward
 
 
 @dataclasses.dataclass(frozen=True)

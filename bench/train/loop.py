@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from types import MethodType
 
 import evaluate
 import torch
-import torch._dynamo
 from accelerate import Accelerator
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
@@ -38,12 +36,17 @@ from bench.inputs.data import LengthGroupedBatches
 from bench.inputs.strategies import Prepared
 from bench.suite.cells import Cell
 from bench.train.batches import ExampleTensors, IndexBatches, length_buckets
+from bench.train.compiled import (
+    capture_shapes,
+    compile_forward,
+    one_step_no_update,
+    resolve_compile,
+)
 from bench.train.features import build_cache, to_suffix_model, to_whole_model
 from bench.train.measure import Measurements, RunResult
 
 ACCURACY = str(Path(__file__).resolve().parent / "metrics" / "accuracy")
 DIVERGENCE_CHECK_STEPS = 50  # how often the host looks at the (device-side) divergence flag
-CAPTURE_CALLS = 3  # CUDA graph trees: a warm-up run, the recording, a first replay
 COMPUTE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # Batch widths of a compiled run. Each width is a compilation (tens of seconds for a
 # bert-base on an H100); at batch 16 a step is bound by the host, not by padded tokens, so one
@@ -373,64 +376,6 @@ def make_optimizer(model, hp, total_steps: int, cuda: bool):
     optimizer = torch.optim.AdamW(trainable, lr=hp.learning_rate, weight_decay=hp.weight_decay, fused=cuda or None)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * total_steps), total_steps)
     return optimizer, scheduler
-
-
-def resolve_compile(setting, device) -> str | None:
-    """The torch.compile mode for this run, or None. `auto` compiles on CUDA, where CUDA
-    graphs remove the per-kernel launch cost that bounds small-batch steps (measured:
-    PERFORMANCE.md), and not on CPU, where compiling takes longer than it saves."""
-    cuda = device.type == "cuda"
-    if setting == "auto":
-        return "reduce-overhead" if cuda else None
-    if setting:
-        return "reduce-overhead" if cuda else "default"
-    return None
-
-
-_COMPILED: dict = {}
-
-
-def compile_forward(model: torch.nn.Module, mode: str) -> None:
-    """Compile `model.forward` in place (used for training steps; evaluation runs eagerly in
-    large batches, see `evaluate_model`). One compiled function per model class and mode is
-    shared by every run of the suite, so a run of an architecture already compiled reuses
-    its graphs where the guards (which parameters train, train/eval mode) allow."""
-
-    limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
-    setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 64))  # widths x modes x strategies
-    key = (type(model), mode)
-    if key not in _COMPILED:
-        # Static shapes, as the bare CUDA-graph loop that is the reference (PERFORMANCE.md). With
-        # dynamic=True and 8 widths, MiniLM took 98 s to compile on an H100.
-        _COMPILED[key] = torch.compile(type(model).forward, mode=mode, dynamic=False)
-    model.forward = MethodType(_COMPILED[key], model)
-
-
-def one_step_no_update(model, examples, width, batch_size, rows, accelerator) -> None:
-    """Forward + backward on the first examples, eagerly, then the gradients are dropped:
-    nothing trains and the random state is restored, so the run is the same with or without it."""
-    idx = torch.arange(min(batch_size, len(examples)), device=accelerator.device)
-    devices = [accelerator.device] if accelerator.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), torch.compiler.set_stance("force_eager"):
-        model.train()
-        accelerator.backward(model(**examples.batch(idx, width, rows)).loss)
-    for p in model.parameters():
-        p.grad = None
-
-
-def capture_shapes(model, train_set, widths, rows, accelerator) -> None:
-    """Compile the training step and capture its CUDA graph for every batch width the run
-    will meet, before the clocks start (forward + backward; the gradients are dropped, nothing
-    trains). The random state is restored afterwards."""
-    devices = [accelerator.device] if accelerator.device.type == "cuda" else []
-    idx = torch.arange(min(rows, len(train_set)), device=accelerator.device)
-    with torch.random.fork_rng(devices=devices):
-        model.train()
-        for width in widths if train_set.has_sequence else [None]:
-            for _ in range(CAPTURE_CALLS):
-                accelerator.backward(model(**train_set.batch(idx, width, rows)).loss)
-                for p in model.parameters():
-                    p.grad = None
 
 
 def set_problem_type(model: torch.nn.Module) -> None:
