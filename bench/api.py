@@ -7,10 +7,10 @@
     decision.recommended.label, decision.why, decision.table(), decision.significance()
     pipeline("text-classification", model=decision.model_folder())          # the winner, as transformers loads it
 
-`run_suite` runs what `bench/run.py` runs (the same `run`), in this process: a suite name, a
+`run_suite` runs what `bench/run.py` runs (the same `bench/launch/suite_run.py`), in this process: a suite name, a
 path, or the suite file's content as a dict. Bad input raises `bench.BenchError` (the command
 line prints it as one line); a run that fails is a row with its status, as on the command line.
-`decide` is `bench/report.py`'s decision without the files.
+`decide` is the report's decision (bench/decision/decide.py) without the files.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from bench.decision.decide import Decision
 from bench.decision.decide import decide as decide_from_reports
@@ -28,7 +27,7 @@ from bench.launch.suite_run import run_suite as launch
 from bench.options import RunOptions, from_keywords
 from bench.results.columns import NAMES
 from bench.results.store import one_row_per_run, read_results
-from bench.train.hardware import resolve_mixed_precision
+from bench.train.hardware import device_kind, resolve_mixed_precision
 
 
 def run_suite(suite, **options):
@@ -48,7 +47,7 @@ def suite_rows(options: RunOptions) -> pd.DataFrame:
     """The report's rows of the suite's cells (as this machine would run them, one process)."""
     suite = suite_of(options)
     output = output_of(options, suite)
-    kind = "cuda" if torch.cuda.is_available() else "cpu"
+    kind = device_kind()
     ids = {cell.run_id() for cell in suite.cells(1, resolve_mixed_precision(suite.mixed_precision), kind)}
     rows = load_results(output) if output.is_file() else empty()
     return rows[rows["run_id"].isin(ids)].reset_index(drop=True)

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
+from pathlib import Path
 
 from bench.cli import OneLineParser
 from bench.errors import BenchError
+from bench.generated import fill_block
 
 MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
 
@@ -57,9 +60,9 @@ class RunOptions:
     seeds: list | None = option(None, "override the suite's seeds", "defaults", type=int, nargs="+")
     mixed_precision: str | None = option(None, "override the suite's mixed precision", "defaults",
                                          choices=MIXED_PRECISIONS)
-    serving: bool = option(True, "--no-serving: skip the serving measurement after each run (latency, "
-                           "throughput, memory: bench/deploy/serving.py; the suite's serving.measure turns it off "
-                           "for good)", "serving", key="measure")
+    serving: bool = option(True, "skip the serving measurement after each run (latency, throughput, memory: "
+                           "bench/deploy/serving.py; `serving=False` in the API; the suite's serving.measure: false "
+                           "turns it off for good)", "serving", key="measure")
     log_with: list | None = option(None, "record every run in these experiment trackers (tensorboard, mlflow, "
                                    "wandb, ...: accelerate's; replaces the suite's tracking.log_with; "
                                    "bench/train/tracking.py)", "tracking", nargs="+", metavar="TRACKER")
@@ -160,6 +163,23 @@ def worker_argv(options: RunOptions, output: str, run_ids: list[str]) -> list[st
     return argv
 
 
+DOCS_OPTIONS = ("<!-- options:start (python -m bench.options docs/running.md) -->", "<!-- options:end -->")
+WHERE = {"command": "what the command does", "launch": "this launch (passed to workers)", "pool": "how cells are split (not passed to workers)",
+         "dataset": "suite override: dataset", "defaults": "suite override: defaults", "serving": "suite override: serving",
+         "tracking": "suite override: tracking"}
+
+
+def options_markdown() -> str:
+    """The options table of docs/running.md, generated from RunOptions."""
+    lines = ["| flag | API keyword | kind | what it does |", "|---|---|---|---|"]
+    for name, field in FIELDS.items():
+        if field.metadata["help"] == argparse.SUPPRESS:
+            continue
+        keyword = f"`{name}`" if name in api_keywords() else ""
+        lines.append(f"| `{flag(name)}` | {keyword} | {WHERE[field.metadata['where']]} | {field.metadata['help']} |")
+    return "\n".join(lines)
+
+
 def suite_overrides(options: RunOptions) -> dict[str, dict]:
     """section -> {key: value}: what the options change in the suite file, before validation."""
     out = {section: {} for section in SUITE_SECTIONS}
@@ -169,3 +189,7 @@ def suite_overrides(options: RunOptions) -> dict[str, dict]:
         if where in SUITE_SECTIONS and value != field.default:
             out[where][field.metadata["key"] or name] = list(value) if isinstance(value, tuple) else value
     return out
+
+
+if __name__ == "__main__":
+    fill_block(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/running.md"), DOCS_OPTIONS, options_markdown())

@@ -7,7 +7,7 @@ the `offline` suite's `mlp-head-mean` strategy (all-MiniLM-L6-v2, 2,000 train / 
 1,000 test IMDB reviews, 2 epochs):
 - one run: one learning rate, one seed;
 - the sweep: 4 learning rates x 3 seeds = 12 runs.
-Every cell of the sweep reuses the backbone features the first one computed (bench/train.py,
+Every cell of the sweep reuses the backbone features the first one computed (bench/train/loop.py,
 `shared_features`). Prints the wall time of each command end to end (loading, tokenizing,
 training, validation, test) and their ratio; the target is a ratio of at most 2.
 """

@@ -88,7 +88,7 @@ def _cases(tmp, bert_dir, roberta_dir, data_dir):
         "top-beyond-depth": (suite("td", strategies=[{"kind": "freeze", "top": 5}]), "exceeds the 2 layers"),
         "lora-r-0": (suite("r0", strategies=[{"kind": "lora", "r": 0}]), "'r' must be positive, got 0"),
         "head-hidden-negative": (suite("hn", strategies=[{"kind": "head", "hidden": [-1]}]), "'hidden[0]' must be positive"),
-        # the schema's classes (bench/schema.py): wrong types inside dataset and strategies, values out of range
+        # the schema's classes (bench/suite/schema.py): wrong types inside dataset and strategies, values out of range
         "data-dir-number": (suite("dn", dataset={"data_dir": 5}), "dataset: 'data_dir' must be a string, got 5"),
         "kind-a-list": (suite("kl", strategies=[{"kind": ["full"]}]), "unknown strategy kind ['full']"),
         "negative-seed": (suite("ns", seeds=[-1]), "'seeds[0]' must be zero or more, got -1"),

@@ -1,4 +1,4 @@
-"""--save exports each run in the format its kind allows (bench/export.py), and plain
+"""--save exports each run in the format its kind allows (bench/deploy/export.py), and plain
 transformers / peft code loads it and predicts exactly what the run recorded on the test
 split: `pipeline` for full and freeze runs and merged adapters, AutoPeftModel for adapters.
 Heads on a frozen backbone are rebuilt by bench.export.load_saved; bench.predict loads all."""
@@ -98,7 +98,7 @@ def test_a_merged_lora_loads_in_a_plain_pipeline_and_a_prompt_method_has_no_merg
 
 @pytest.mark.parametrize("strategy", ["head", "cnn"])
 def test_a_head_on_a_frozen_backbone_loads_in_a_pipeline_with_its_own_code(saved, texts, strategy):
-    """merged/ carries bench/heads.py: transformers loads it with trust_remote_code, no project import."""
+    """merged/ carries bench/inputs/heads.py: transformers loads it with trust_remote_code, no project import."""
     from transformers import pipeline
 
     output, rows = saved

@@ -11,7 +11,14 @@ import subprocess
 import pytest
 from conftest import ROOT, SHARED_DATA, make_examples, run_cli, write_csv, write_suite
 
-from bench.options import FIELDS, RunOptions, api_keywords, from_argv, parser, worker_argv
+from bench.options import (
+    FIELDS,
+    RunOptions,
+    api_keywords,
+    from_argv,
+    parser,
+    worker_argv,
+)
 from bench.results.store import read_results
 
 needs_two_cores = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="two workers need two CPU cores")
@@ -57,7 +64,7 @@ def test_every_override_gives_the_same_runs_sequentially_and_with_two_workers(tm
     rows = {how: sorted(read_results(path), key=lambda r: r["run_id"]) for how, path in outputs.items()}
     assert len(rows["sequential"]) == 4 and [r["run_id"] for r in rows["sequential"]] == [r["run_id"] for r in rows["workers"]]
     for a, b in zip(rows["sequential"], rows["workers"]):
-        assert a["saved_model"] and b["saved_model"] and a["serving_form"] is None and b["serving_form"] is None
+        assert a["saved_model"] and b["saved_model"] and a["serving_form"] == "" and b["serving_form"] == ""
         for column in ("config_id", "train_examples", "validation_examples", "test_examples", "epochs", "seed", "train_loss",
                        "validation_accuracy", "test_accuracy", "test_loss", "label_names"):
             assert a[column] == b[column], column
@@ -142,3 +149,12 @@ def test_results_objects_have_short_reprs(tmp_path):
                      "test_accuracy": "0.8125", "history": "[" + ", ".join(['{"epoch": 1}'] * 200) + "]"})
     assert repr(row) == "Row(abc123: c / full / seed 1: test accuracy 0.8125)"
     assert dataclasses.is_dataclass(RunOptions)
+
+
+def test_the_docs_options_table_is_the_declared_options():
+    from bench.options import DOCS_OPTIONS, options_markdown
+
+    page = (ROOT / "docs" / "running.md").read_text()
+    start, end = DOCS_OPTIONS
+    assert page.split(start, 1)[1].split(end, 1)[0].strip() == options_markdown(), \
+        "docs/running.md is out of date: python -m bench.options docs/running.md"

@@ -154,7 +154,7 @@ def test_report_shows_seed_values_and_intervals(tmp_path):
     big = next(line for line in md.splitlines() if line.startswith("| big"))
     accuracies = [0.9, 0.9, 0.9]  # 40 shared errors of 400 each seed
     assert "0.900, 0.900, 0.900 (sd 0.000)" in big and f"{np.mean(accuracies):.3f}" in big
-    assert "assumed $2.99 per H100-hour" in md and "ASSUMPTIONS" in md
+    assert "assumed $2.99 per H100 SXM-hour" in md and "ASSUMPTIONS" in md
 
 
 def test_report_bad_input_is_one_line(tmp_path):

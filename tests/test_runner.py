@@ -206,10 +206,10 @@ def test_processes_that_are_not_connected_are_refused(tmp_path, bert_dir, data_d
 
 
 def test_the_docs_document_every_column():
-    from bench.results.columns import README_COLUMNS, columns_markdown
+    from bench.results.columns import DOCS_COLUMNS, columns_markdown
 
     readme = (ROOT / "docs" / "columns.md").read_text()
-    start, end = README_COLUMNS
+    start, end = DOCS_COLUMNS
     assert readme.split(start, 1)[1].split(end, 1)[0].strip() == columns_markdown(), \
         "docs/columns.md is out of date: python -m bench.results.columns docs/columns.md"
     for column in NAMES:

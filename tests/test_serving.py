@@ -1,4 +1,4 @@
-"""Serving measurements (bench/serving.py) on tiny real models: percentiles ordered and taken
+"""Serving measurements (bench/deploy/serving.py) on tiny real models: percentiles ordered and taken
 over at least the stated calls, a merged LoRA predicts as the unmerged one, a prompt-tuning
 model's input length includes its virtual tokens."""
 
@@ -6,7 +6,12 @@ import pytest
 import torch
 from conftest import make_examples
 
-from bench.deploy.serving import batch1_latency, merged, model_input_tokens, throughput
+from bench.deploy.serving import (
+    batch1_latency,
+    merged_adapter,
+    model_input_tokens,
+    throughput,
+)
 from bench.inputs.checkpoints import Checkpoint
 from bench.inputs.strategies import build_model
 
@@ -37,7 +42,7 @@ def test_a_merged_lora_predicts_what_the_unmerged_one_predicts(bert_dir):
             if "lora_B" in name:
                 p.normal_(0, 0.5)
     encoded = tokenizer(TEXTS, truncation=True, max_length=32, padding=True, return_tensors="pt")
-    deployable = merged(model)
+    deployable = merged_adapter(model)
     assert not any("lora" in name for name, _ in deployable.named_parameters())
     with torch.no_grad():
         before, after = model(**encoded).logits, deployable(**encoded).logits

@@ -1,4 +1,4 @@
-"""Experiment trackers (bench/tracking.py) through accelerate's tracker classes, read back with
+"""Experiment trackers (bench/train/tracking.py) through accelerate's tracker classes, read back with
 each library's own reader: TensorBoard's EventAccumulator and MLflow's MlflowClient. One tracker
 run per cell, the configuration as hyperparameters, the training loss and learning rate per
 logged step, validation per epoch, the row's figures at the end."""

@@ -1,4 +1,4 @@
-"""Cell-parallel runs (`--workers N`, bench/pool.py) with real worker processes: the rows are
+"""Cell-parallel runs (`--workers N`, bench/launch/pool.py) with real worker processes: the rows are
 the sequential path's rows, a worker killed mid-run leaves a failed row and the suite goes on,
 SIGTERM stops every worker without a row for the runs in flight, and a rerun resumes."""
 

@@ -2,7 +2,7 @@
 
     python -m bench.compare reports/new.csv reports/reference.csv [--tolerance 0.10]
 
-Only each sweep's chosen point is compared (bench/selection.py: chosen on validation, as the
+Only each sweep's chosen point is compared (bench/decision/selection.py: chosen on validation, as the
 decision report chooses); rows are matched on `config_id` (the configuration without the
 seed; never on time), their seeds averaged. Exit 1 when a configuration's accuracy fell below the reference's by more
 than the noise (1.96 standard errors of the difference: from the seeds' spread when both

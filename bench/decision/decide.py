@@ -6,16 +6,16 @@
 Writes `<stem>.report.md` and a self-contained `<stem>.report.html` (plots embedded) beside
 the first CSV, and the plots as PNGs in `<stem>.report/`; prints where they are.
 
-First the selection protocol (bench/selection.py): each sweep's point is chosen on
+First the selection protocol (bench/decision/selection.py): each sweep's point is chosen on
 validation accuracy; only chosen points go on. Per chosen configuration (a `config_id`:
 everything but the seed) over its seeds: mean, standard deviation and a 95% bootstrap
 interval of test accuracy, loss ratio and samples/s; cost per run and the tuning cost of its
-whole sweep, in device-hours and money (bench/cost.py); a paired test against the best
-configuration on the same test examples, Holm-corrected (bench/stats.py); overfitting and
-degenerate flags. Then Pareto plots, sweep plots and learning curves (bench/plots.py) and a
+whole sweep, in device-hours and money (bench/decision/cost.py); a paired test against the best
+configuration on the same test examples, Holm-corrected (bench/decision/stats.py); overfitting and
+degenerate flags. Then Pareto plots, sweep plots and learning curves (bench/document/figures.py) and a
 recommendation: the cheapest configuration whose test accuracy is statistically
 indistinguishable from the best (costs within 10% are ties, broken by accuracy);
-bench/render.py writes the pages.
+bench/document/render.py writes the pages.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class Config:
     p_holm: float | None = None
     seed_test: tuple | None = None  # (p, shared seeds) of the paired t-test over seeds, Holm-corrected
     indistinguishable: bool = False  # from the best (or is the best)
-    serving: ServingCost | None = None  # what it costs to serve (bench/traffic.py); None: not measured
+    serving: ServingCost | None = None  # what it costs to serve (bench/decision/serving_cost.py); None: not measured
 
     def __repr__(self) -> str:  # its rows hold per-example arrays and histories: name it, with its figures
         return (f"Config({self.label}: test accuracy {accuracy(self.accuracy.mean)} over {len(self.rows)} seed(s), "
@@ -345,9 +345,9 @@ class Decision:
 
 def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = False, traffic: float | None = None,
            months: float = 12.0, serve_at: str = "throughput") -> Decision:
-    """Rows in, decision out: choose on validation (bench/selection.py), compare the chosen
+    """Rows in, decision out: choose on validation (bench/decision/selection.py), compare the chosen
     configurations on test, recommend: the cheapest to train, or with `traffic` (predictions a
-    month, for `months`) the cheapest in total, training + serving (bench/traffic.py)."""
+    month, for `months`) the cheapest in total, training + serving (bench/decision/serving_cost.py)."""
     ok, not_ok = load_runs(paths)
     devices = check_devices(ok, mixed_devices)
     prices = prices or {}

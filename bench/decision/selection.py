@@ -4,7 +4,7 @@ One definition of "the chosen configuration", used by the runner (`sweep_seeds: 
 the decision report, `compare` and the README table:
 
 - Epoch: each run keeps its last epoch, or with `select: best` the epoch with the best
-  validation accuracy (bench/train.py records it as `selected_epoch`).
+  validation accuracy (bench/train/loop.py records it as `selected_epoch`).
 - Point: the runs of one sweep share a `tuning_id`; each point is a `config_id` (its seeds).
   The chosen point has the highest mean validation accuracy over the seeds that every point
   ran (with `sweep_seeds: first`, the first seed); a tie goes to the earlier point.

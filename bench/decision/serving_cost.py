@@ -1,10 +1,10 @@
 """The decision with serving cost: what each chosen configuration costs to serve (from the
-serving columns bench/serving.py measured after each run), its total cost at an expected traffic
+serving columns bench/deploy/serving.py measured after each run), its total cost at an expected traffic
 (training, with its sweep, + serving for a horizon), and the traffic levels at which the
 recommendation changes.
 
 Serving cost per million predictions is the device time they take at the device's price
-(bench/cost.py): at the throughput batch (requests batched; what `--traffic` uses unless
+(bench/decision/cost.py): at the throughput batch (requests batched; what `--traffic` uses unless
 `--serve-at batch1`) or one request at a time (latency-bound, the model alone). It is the cost
 of the device time used, as billed per use; an always-on replica costs its hourly price whatever
 the traffic.
@@ -15,7 +15,7 @@ backbone adds next to nothing) cost the same to serve: their measurements, taken
 run at different times of a shared machine, differ by timing drift alone, so they are pooled
 (`pool_serving`) and a decision never turns on that drift.
 
-The rule is the report's (bench/report.py): among the configurations statistically as accurate
+The rule is the decision's (bench/decision/decide.py): among the configurations statistically as accurate
 as the best, the cheapest, costs within 10% counting as one cost and broken by accuracy; only
 here the cost is the total at the traffic. `switch_points` finds where that choice changes,
 by bisection on the traffic, so the sentence and the choice at a given traffic always agree.

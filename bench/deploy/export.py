@@ -13,7 +13,7 @@
 - head and cnn runs: the backbone is the checkpoint unchanged, so what trained is the head
   alone (`head.safetensors`, with the tokenizer; `run.json` names the backbone and its
   revision); and `merged/`: backbone and head as one transformers model with its code
-  (bench/heads.py, transformers' custom-code mechanism), for
+  (bench/inputs/heads.py, transformers' custom-code mechanism), for
   `pipeline(..., model=folder + "/merged", trust_remote_code=True)`.
 
 Every folder holds `run.json`: the run, its checkpoint and the weights' revision, the strategy,
@@ -36,7 +36,7 @@ from peft import AutoPeftModelForSequenceClassification
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from bench.deploy.serving import merged
+from bench.deploy.serving import merged_adapter
 from bench.errors import BenchError
 from bench.inputs.checkpoints import Checkpoint, split_revision
 from bench.inputs.heads import (
@@ -130,7 +130,7 @@ def save_adapter(model, folder: Path, label_names: list, cell) -> None:
     if revision:  # AutoPeftModel loads the base at the adapter config's revision
         config.revision = revision
     model.save_pretrained(folder)  # the adapter alone: the base's config (and labels) stay the checkpoint's
-    deployable = merged(model)
+    deployable = merged_adapter(model)
     if deployable is not model:
         save_classifier(deployable, folder / "merged", label_names)
         del deployable

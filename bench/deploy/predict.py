@@ -4,7 +4,7 @@
     python -m bench.predict 64b1e61b57b5 --models reports/offline.models "..."
 
 A saved run is a folder `<report stem>.models/<run_id>/` beside the report, in the format
-its kind allows (bench/export.py): a transformers model, a peft adapter (with the merged
+its kind allows (bench/deploy/export.py): a transformers model, a peft adapter (with the merged
 model beside it), or a frozen backbone's head. It is loaded the way its run.json says.
 """
 

@@ -10,8 +10,8 @@ percentiles from numpy. Tokenization is timed apart from the model. A peft model
 merged is served merged (`merge_and_unload`, on a copy: what a deployment runs); its figures as
 trained are measured too, and the two forms' predictions are compared on the same requests.
 
-`measure_serving` is the one entry point (bench/run.py calls it after every ok run); it returns
-the row's serving columns (bench/results_csv.py documents them).
+`measure_serving` is the one entry point (bench/train/cell.py calls it after every ok run); it returns
+the row's serving columns (bench/results/columns.py documents them).
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ import copy
 import dataclasses
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from bench.train.compiled import compile_forward
+from bench.train.measure import process_memory_mb, reset_peak_rss
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +117,7 @@ def throughput(model, tokenizer, texts: list, max_length: int, device: torch.dev
     return Throughput(batch_size, samples / (time.perf_counter() - start), calls)
 
 
-def merged(model):
+def merged_adapter(model):
     """The deployable copy of a peft model: adapters merged into the base weights. Other
     models are returned as they are."""
     if not hasattr(model, "merge_and_unload"):
@@ -150,7 +150,7 @@ def measure_serving(model, tokenizer, requests: list, max_length: int, device: t
     any pretrained weight trained (then the whole model must be stored to serve it)."""
     start = time.perf_counter()
     padding = "max_length" if compile_mode else True  # compiled: one static shape per batch size
-    deployed = merged(model)
+    deployed = merged_adapter(model)
     is_merged = deployed is not model
     if is_merged and compile_mode:
         compile_forward(deployed, compile_mode)
@@ -232,19 +232,6 @@ def peak_memory_above_baseline(device: torch.device):
         base = torch.cuda.memory_allocated(device)
         yield lambda: (torch.cuda.max_memory_allocated(device) - base) / 2**20
         return
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-    base = _proc_status_mb("VmRSS")
-    yield lambda: max(0.0, _proc_status_mb("VmHWM") - base)
-
-
-def _proc_status_mb(field: str) -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    reset_peak_rss()
+    base = process_memory_mb("VmRSS")
+    yield lambda: max(0.0, process_memory_mb("VmHWM") - base)

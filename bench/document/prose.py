@@ -69,7 +69,7 @@ def protocol(decision: "Decision") -> str:
     return (
         f"Chosen on validation, reported on test. Each run kept its {'best validation' if any(r.get('select') == 'best' for c in decision.configs for r in c.rows) else 'last'} "
         f"epoch; each sweep's point is the one with the best mean validation accuracy over the seeds every point ran "
-        f"(bench/selection.py); the test split ({first.get('test_split')}, {int(first['test_examples']):,} examples) was scored "
+        f"(bench/decision/selection.py); the test split ({first.get('test_split')}, {int(first['test_examples']):,} examples) was scored "
         "once per run, after training, and only the chosen points are compared on it. Cost per run is the chosen point's "
         "(training + validation time); the tuning cost is what every point and seed of its sweep used, shown beside it."
     )

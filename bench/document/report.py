@@ -21,13 +21,14 @@ from bench.decision.serving_cost import SERVE_AT, served_candidates, traffic_sen
 from bench.document import prose, tables
 from bench.document.figures import plot_learning_curves, plot_pareto, plot_sweep
 from bench.document.render import (
+    README_MARKERS,
     Image,
     Table,
-    check_readme,
     to_html,
     to_markdown,
     update_readme,
 )
+from bench.generated import check_block
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -102,7 +103,7 @@ def serving_section(decision: "Decision") -> list:
 
 def make_report(args) -> tuple[Path, Path, Path]:
     if args.readme:
-        check_readme(args.readme)  # before anything is written
+        check_block(args.readme, README_MARKERS)  # before anything is written
     decision = decide(args.reports, parse_prices(args.price), args.mixed_devices, args.traffic, args.months, args.serve_at)
     configs, best, choice = decision.configs, decision.best, decision.choice
     first = args.reports[0]

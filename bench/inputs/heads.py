@@ -1,7 +1,7 @@
 """Heads on a frozen backbone (the `head` and `cnn` strategies), and the transformers model
 that wraps them for export.
 
-This file imports only torch and transformers: `bench/export.py` saves it beside an exported
+This file imports only torch and transformers: `bench/deploy/export.py` saves it beside an exported
 head run (transformers' custom-code mechanism, `register_for_auto_class`), so that
 `pipeline("text-classification", model=folder, trust_remote_code=True)` loads the run with no
 part of this project installed. The training code and the exported model are the same classes.
@@ -29,7 +29,7 @@ class FrozenBackboneClassifier(nn.Module):
     The backbone stays in eval mode even while the head trains: it is a fixed feature
     extractor, and dropout inside it would only add noise to the features. Subclasses say
     what the head reads (`features`: one vector per example, or `token_features`: one per
-    token, with the attention mask) and how; bench/caching.py computes it once per example.
+    token, with the attention mask) and how; bench/train/features.py computes it once per example.
     """
 
     def __init__(self, backbone: nn.Module, num_labels: int):
@@ -76,7 +76,7 @@ class PooledHeadClassifier(FrozenBackboneClassifier):
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, features=None):
-        """`features`: pooled vectors computed earlier (bench/caching.py) instead of the backbone."""
+        """`features`: pooled vectors computed earlier (bench/train/features.py) instead of the backbone."""
         if features is None:
             features = self.pool(input_ids, attention_mask, token_type_ids)
         return self.output(self.head(features), labels)

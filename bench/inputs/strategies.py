@@ -5,7 +5,7 @@ One registry, keyed by the suite's `kind`. A strategy is a function
 suite may give it (checked before anything runs). `Prepared` is the plan for the loop: the
 model to train (it takes `input_ids, attention_mask, [token_type_ids], labels` and returns
 `.loss` and `.logits`; its parameters with `requires_grad=True` are the ones that train),
-and what of it is frozen and may be computed once (bench/caching.py).
+and what of it is frozen and may be computed once (bench/train/features.py).
 
 Add a strategy by writing one function here with `@strategy("kind")`.
 """
@@ -76,7 +76,7 @@ def strategy(kind: str):
 def validate_strategy_params(kind: str, params: dict, where: str) -> dict:
     """Unknown kinds and unknown, mistyped or out-of-range options fail here, before any model
     is loaded. An option's type and range are its annotation in the strategy's signature
-    (bench/schema.py builds the checking model from it). Returns the options as given."""
+    (bench/suite/schema.py builds the checking model from it). Returns the options as given."""
 
     if not isinstance(kind, str) or kind not in STRATEGIES:
         raise BenchError(f"{where}: unknown strategy kind {kind!r}; known kinds: {', '.join(sorted(STRATEGIES))}")
@@ -138,7 +138,7 @@ def freeze(
     `biases`: every bias trains too; alone, this is BitFit (Ben Zaken et al., 2022).
     The classification head always trains.
     `cache_frozen`: compute the frozen bottom (embeddings + layers below the lowest trainable
-    one) once per example instead of every epoch (bench/caching.py); no dropout in that part.
+    one) once per example instead of every epoch (bench/train/features.py); no dropout in that part.
     """
     model = checkpoint.classifier()
     names = [name for name, _ in model.named_parameters()]
@@ -225,7 +225,7 @@ def cnn(checkpoint, kernel_sizes: list[Positive] = (3, 4, 5), channels: Positive
         dropout: Probability = 0.1) -> Prepared:
     """Frozen backbone, a trainable text CNN over its last hidden states (the seed notebook's
     CNN head, section 1.4). The token states are computed once per example and the head
-    trains on them (bench/caching.py).
+    trains on them (bench/train/features.py).
 
     `kernel_sizes`: one convolution per size, each `channels` filters wide; `hidden`: MLP
     sizes after the max pooling ([] = one linear layer); `dropout` before the MLP.

@@ -50,7 +50,7 @@ from bench.results.store import (
     read_results,
     read_rows,
 )
-from bench.train.hardware import cpu_model, resolve_mixed_precision
+from bench.train.hardware import cpu_model, device_kind, resolve_mixed_precision
 
 RUN_PY = Path(__file__).resolve().parents[1] / "run.py"
 
@@ -221,7 +221,7 @@ def run_pool(cells: list, every_cell: list, options: RunOptions, output: Path, c
 
 
 def slot_device(slot: Slot) -> str:
-    """The `device` column a worker on this slot writes (bench/hardware.py's device_name)."""
+    """The `device` column a worker on this slot writes (bench/train/hardware.py's device_name)."""
     if slot.gpu is not None:
         return torch.cuda.get_device_name(slot.gpu)
     return f"cpu {cpu_model()} x{len(slot.cores)} threads"
@@ -235,7 +235,7 @@ def run_with_workers(options: RunOptions, suite, output: Path) -> int:
                          "accelerate launch --num_processes N (which trains each run data-parallel)")
     slots = slots_for(options.workers, options.runs_per_gpu)
     check_writable(output, create_folder=not options.output)
-    kind = "cuda" if torch.cuda.is_available() else "cpu"
+    kind = device_kind()
     every_cell = suite.cells(1, resolve_mixed_precision(suite.mixed_precision), kind)
     cells = selected_cells(options, every_cell)
     revisions = check_checkpoints(suite)

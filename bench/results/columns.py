@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.generated import fill_block
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,7 +93,7 @@ COLUMNS: tuple[Column, ...] = (
     Column('train_samples_per_s', float, 'global: train_examples x epochs_run / train_seconds', unit='/s', group='speed', tracked=True),
     Column('steady_train_samples_per_s', float, 'global, steady state: training steps after the first min(10, steps/10), cache building excluded', unit='/s', group='speed', tracked=True),
     Column('train_tokens_per_s', float, 'global: non-padding tokens of the training set x epochs_run / train_seconds', unit='/s', group='speed'),
-    Column('test_samples_per_s', float, 'global: test_examples / eval_seconds (the one test pass)', unit='/s', group='speed'),
+    Column('test_samples_per_s', float, 'global: test_examples / test_seconds (the one test pass)', unit='/s', group='speed'),
     Column('train_seconds', float, 'wall time of the training steps (+ computing cached frozen outputs of the train set, when this run computed them); no evaluation, tokenization or loading; GPU synchronised', unit='s', group='speed', tracked=True),
     Column('validation_seconds', float, "wall time of every epoch's validation pass (+ computing cached frozen outputs of the validation set); part of what a run costs", unit='s', group='speed'),
     Column('test_seconds', float, 'wall time of the one test pass (+ computing cached frozen outputs of the test set); measurement, not charged', unit='s', group='speed'),
@@ -129,7 +130,7 @@ COLUMNS: tuple[Column, ...] = (
     Column('serving_error', str, "why serving was not measured for an ok run (the run's training figures stand)", group='serving'),
     Column('history', list, 'per-epoch JSON list: epoch, train_loss, train_seconds, validation_loss, validation_accuracy (the test split is never scored per epoch)', group='files'),
     Column('predictions_file', str, 'per-example test predictions (idx, label, prediction, loss), relative to this CSV', group='files'),
-    Column('saved_model', str, "with --save: the run's exported folder (bench/export.py: a transformers model, a peft adapter (+ merged/), or a frozen backbone's head), relative to this CSV", group='files'),
+    Column('saved_model', str, "with --save: the run's exported folder (bench/deploy/export.py: a transformers model, a peft adapter (+ merged/), or a frozen backbone's head), relative to this CSV", group='files'),
     Column('error', str, 'why a run that is not ok stopped', group='provenance'),
     Column('started_at', str, 'UTC start time (ISO 8601)', group='provenance'),
     Column('ended_at', str, 'UTC end time', group='provenance'),
@@ -151,7 +152,8 @@ def known(header: list[str]) -> bool:
 
 
 class Row(dict):
-    """One run's row: column -> typed value (None where the CSV cell is empty). `Row.parse`
+    """One run's row: column -> typed value (None where a number, flag or JSON cell is empty; text
+    stays text). `Row.parse`
     reads a CSV record; `csv_record` writes one; only known columns are accepted."""
 
     @classmethod
@@ -186,12 +188,12 @@ class Row(dict):
 
 
 def _parse(column: Column, text, record: dict, where: str):
+    kind = column.type
+    if kind is str:
+        return text  # text stays text ('' when empty); every other type is None when empty
     if text is None or text == "":
         return None
-    kind = column.type
     try:
-        if kind is str:
-            return text
         if kind is bool:
             if text not in ("True", "False"):
                 raise ValueError(text)
@@ -219,7 +221,7 @@ def _text(value) -> str:
 
 # ----------------------------------------------------------------------------- the README's column table
 
-README_COLUMNS = ("<!-- columns:start (python -m bench.results.columns docs/columns.md) -->", "<!-- columns:end -->")
+DOCS_COLUMNS = ("<!-- columns:start (python -m bench.results.columns docs/columns.md) -->", "<!-- columns:end -->")
 
 
 def columns_markdown() -> str:
@@ -234,15 +236,5 @@ def columns_markdown() -> str:
     return "\n".join(lines)
 
 
-def write_readme_columns(readme: Path) -> None:
-    """Replace a document's generated column table with today's COLUMNS."""
-    text = readme.read_text()
-    start, end = README_COLUMNS
-    if start not in text or end not in text:
-        raise BenchError(f"{readme} has no {start} ... {end} block to fill")
-    head, rest = text.split(start, 1)
-    readme.write_text(f"{head}{start}\n{columns_markdown()}\n{end}{rest.split(end, 1)[1]}")
-
-
 if __name__ == "__main__":
-    write_readme_columns(Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "docs" / "columns.md"))
+    fill_block(Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "docs" / "columns.md"), DOCS_COLUMNS, columns_markdown())

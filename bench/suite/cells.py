@@ -36,7 +36,7 @@ class Cell:
     seed: int
     hparams: Hyperparameters
     dataset: DatasetSpec  # train_size is this cell's (one of train_sizes for a learning curve)
-    mixed_precision: str  # no, fp16, bf16 once resolved for the machine (bench/run.py); auto before
+    mixed_precision: str  # no, fp16, bf16 once resolved for the machine (bench/train/hardware.py); auto before
     num_processes: int = 1  # the global batch grows with processes
     suite_dir: str = ""  # local paths are hashed relative to it: ids survive a move of the checkout
     device_kind: str = "cpu"  # cpu or cuda: a GPU run of a cell is not the CPU run of it

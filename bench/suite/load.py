@@ -1,11 +1,6 @@
-"""Read a suite YAML, validate it against the schema (bench/schema.py), expand it into cells.
-
-A cell is one run: one checkpoint x one strategy x one sweep point x one train size x one
-seed, with every hyperparameter resolved. Its `run_id` is a hash of everything that defines
-the run, so the same configuration always gets the same id (the key for resuming and
-comparing later). `config_id` leaves out the seed (the runs of one configuration);
-`tuning_id` also leaves out the swept values (the points of one sweep, among which the
-selection protocol, bench/selection.py, chooses on validation).
+"""Read a suite YAML, apply the launch's overrides, validate it against the schema
+(bench/suite/schema.py), and expand it into cells (bench/suite/cells.py: one run each, with
+its ids). The YAML reader is strict: a key given twice is an error, and `5e-5` is a number.
 """
 
 from __future__ import annotations
@@ -60,7 +55,7 @@ class Suite:
         """Every checkpoint x train size x strategy x sweep point x seed, checkpoints outermost
         (one tokenization per tokenizer), for a launch of `num_processes` with the precision
         resolved for the machine. With `sweep_seeds: first`, the later seeds of every point
-        come last, marked `needs_choice` (bench/run.py runs those of the chosen point only)."""
+        come last, marked `needs_choice` (bench/launch runs those of the chosen point only)."""
         precision = mixed_precision or self.mixed_precision
         first, later = [], []
         for checkpoint, size, strategy in itertools.product(self.checkpoints, self.train_sizes(), self.strategies):

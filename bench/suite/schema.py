@@ -4,8 +4,8 @@ Read it as a table. `DatasetSpec` (where the examples come from), `Hyperparamete
 run trains and which epoch it keeps) and `Defaults` (the suite-wide values, seeds, precision
 and sweep) are strict pydantic models: unknown keys, wrong types (a number where a path goes,
 `true` where a count goes) and values out of range fail with one line naming the field. A
-strategy's own options are declared by its function's annotations (bench/strategies.py) and
-checked by a model built from them (`strategy_options_model`). bench/suite.py validates the
+strategy's own options are declared by its function's annotations (bench/inputs/strategies.py) and
+checked by a model built from them (`strategy_options_model`). bench/suite/load.py validates the
 file and every sweep point with these models and expands them into cells.
 """
 
@@ -137,7 +137,7 @@ class Defaults(Hyperparameters):
 
 class ServingSpec(Strict):
     """The suite's `serving`: how each ok run's trained model is timed as a server would call it
-    (bench/serving.py). Not part of any run_id: it measures a run, it does not change it."""
+    (bench/deploy/serving.py). Not part of any run_id: it measures a run, it does not change it."""
 
     measure: bool = True  # after every ok run; `--no-serving` turns it off for one launch
     batch_sizes: Annotated[list[Positive], Field(min_length=1)] = [256]  # throughput batches (batch 1 is the latency)
@@ -149,7 +149,7 @@ class ServingSpec(Strict):
 
 
 class TrackingSpec(Strict):
-    """The suite's `tracking`: experiment trackers that record each run (bench/tracking.py).
+    """The suite's `tracking`: experiment trackers that record each run (bench/train/tracking.py).
     Not part of any run_id: a tracker records a run, it does not change it."""
 
     log_with: list[Text] = []  # tensorboard, mlflow, wandb, ... (accelerate's names); `--log-with` replaces it
@@ -159,7 +159,7 @@ class TrackingSpec(Strict):
 
 class SuiteFile(Strict):
     """The top level of a suite file. `strategies` entries are checked one by one (their keys
-    depend on their kind) by bench/suite.py."""
+    depend on their kind) by bench/suite/load.py."""
 
     name: Text | None = None
     description: str = ""

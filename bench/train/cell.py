@@ -94,7 +94,7 @@ def serving_figures(cell, accelerator, model, tokenizer, splits, settings, compi
 
 def write_run_files(cell, result, model, tokenizer, output: Path, context, started_at: str, save: bool) -> dict:
     """A finished run's files beside the report: its test predictions, and with --save the
-    trained model in the ecosystem's formats (bench/export.py). Returns their paths for the row."""
+    trained model in the ecosystem's formats (bench/deploy/export.py). Returns their paths for the row."""
     files = {"predictions_file": write_predictions(output, cell.run_id(), started_at, result.predictions, context.labels)}
     if save:
         folder = output.parent / f"{output.stem}.models" / cell.run_id()

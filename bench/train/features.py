@@ -1,6 +1,6 @@
 """Compute once what a frozen part of the model would recompute every epoch.
 
-The strategy's plan (`Prepared`, bench/strategies.py) says what is frozen:
+The strategy's plan (`Prepared`, bench/inputs/strategies.py) says what is frozen:
 - `features` (head and cnn runs): the frozen backbone's pooled vector (head) or token
   states (cnn) for every example, computed once in eval mode; the head then trains and
   evaluates on those. Same result as
@@ -11,7 +11,7 @@ The strategy's plan (`Prepared`, bench/strategies.py) says what is frozen:
   (nor in the embeddings), which a normal run would apply.
 
 The cache stays on the training device in the compute dtype (bf16 under bf16 autocast) as
-one contiguous tensor per field, so a batch is a gather (bench/batches.py). It is built
+one contiguous tensor per field, so a batch is a gather (bench/train/batches.py). It is built
 without gradients in large batches (the batch size of a pass without gradients does not
 change its results), under `torch.no_grad()`: `inference_mode` would turn parameters moved
 to the GPU inside it into inference tensors that can never train. Each process computes the

@@ -70,6 +70,12 @@ def resolve_mixed_precision(setting: str) -> str:
     return "bf16" if cpu_has_native_bf16() else "no"
 
 
+def device_kind() -> str:
+    """cuda or cpu: what this machine's runs train on (ACCELERATE_USE_CPU=1 keeps them on the
+    CPU), the device kind that enters a run_id. A launch's Accelerator agrees with it."""
+    return "cuda" if _gpu_in_use() else "cpu"
+
+
 def _gpu_in_use() -> bool:
     return os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true", "yes") and torch.cuda.is_available()
 

@@ -3,7 +3,7 @@ chosen epoch, score the test split once, measure.
 
 Read `train_one` top to bottom like accelerate's nlp_example. `prepare_loop` puts the
 examples on the device as tensors (the frozen part computed once if the plan allows it,
-bench/caching.py, or taken from an earlier run that computed the same thing), makes loaders
+bench/train/features.py, or taken from an earlier run that computed the same thing), makes loaders
 of example indices, AdamW with the linear schedule the seed's HF Trainer used, compiles and
 calls `accelerator.prepare`; all of it lives in one `Loop`. Then epochs of `fit_epoch`, each
 followed by `record_epoch` (the validation pass; with `select: best` a copy of the trainable
@@ -14,7 +14,7 @@ once with N processes.
 Speed without changing what is computed: with compilation on (by default on CUDA), the
 model's forward is compiled with CUDA graphs (`mode="reduce-overhead"`); batches then have
 static shapes (padded to max_length, a short last batch padded with rows the loss ignores,
-bench/batches.py), and the step is compiled and captured before the clocks start, in
+bench/train/batches.py), and the step is compiled and captured before the clocks start, in
 `compile_seconds`. No step reads a GPU value back to the host. Evaluation runs eagerly.
 """
 
@@ -73,7 +73,7 @@ class Loop:
     history: list = dataclasses.field(default_factory=list)
     best: dict | None = None  # the kept epoch: epoch, train_loss, validation figures, trainable tensors
     accuracy: object = None
-    tracking: object = None  # the cell's CellTracking (bench/tracking.py); None: no trackers
+    tracking: object = None  # the cell's CellTracking (bench/train/tracking.py); None: no trackers
     window: torch.Tensor | None = None  # loss x examples since the last logged step, on the device
     window_examples: int = 0
 
@@ -82,9 +82,9 @@ def train_one(cell: Cell, accelerator: Accelerator, plan: Prepared, tokenized, t
               shared_features: dict | None = None, tracking=None) -> RunResult:
     """Train one cell, choosing its epoch on validation, then score the test split once on the
     weights it keeps. `peak_tflops`: this process's peak for the run's matmul dtype
-    (bench/hardware.py), for MFU. `shared_features`: frozen outputs computed by earlier runs
-    of the suite, reused when they are the same computation (bench/caching.py). `tracking`:
-    the cell's tracker runs (bench/tracking.py), given the loss, learning rate and validation."""
+    (bench/train/hardware.py), for MFU. `shared_features`: frozen outputs computed by earlier runs
+    of the suite, reused when they are the same computation (bench/train/features.py). `tracking`:
+    the cell's tracker runs (bench/train/tracking.py), given the loss, learning rate and validation."""
     hp = cell.hparams
     loop = prepare_loop(cell, accelerator, plan, tokenized, tokenizer, shared_features)
     if tracking is not None and tracking.every:
@@ -353,7 +353,7 @@ def make_loaders(cell: Cell, sets: dict, buckets, device) -> dict:
     cores); evaluation batches are 4x the training batch there."""
     hp = cell.hparams
     multiple = 8 if device.type == "cuda" else 1
-    pin = device.type == "cuda"  # pinned + non-blocking copies (bench/run.py): no sync per batch
+    pin = device.type == "cuda"  # pinned + non-blocking copies (bench/launch/sequential.py): no sync per batch
     loaders = {}
     for name, examples in sets.items():
         training = name == "train"

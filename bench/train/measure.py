@@ -63,7 +63,7 @@ class RunResult:
     compile_mode: str | None  # torch.compile mode, None when not compiled
     history: list
     predictions: list
-    serving: dict = dataclasses.field(default_factory=dict)  # the serving columns (bench/serving.py), main process only
+    serving: dict = dataclasses.field(default_factory=dict)  # the serving columns (bench/deploy/serving.py), main process only
 
     @property
     def steady_train_samples_per_s(self) -> float | None:
@@ -88,7 +88,7 @@ class RunResult:
         return achieved / self.peak_tflops if achieved and self.peak_tflops else None
 
     def columns(self) -> dict:
-        """The report's metric columns (bench/results_csv.py)."""
+        """The report's metric columns (bench/results/columns.py)."""
         return {
             "train_loss": self.train_loss,
             "validation_loss": self.validation_loss,
@@ -202,27 +202,34 @@ class PeakMemory:
             self.measure = "cuda_max_allocated"
             torch.cuda.reset_peak_memory_stats(accelerator.device)
         else:
-            self.measure = "cpu_peak_rss"
-            try:  # "5" resets the peak RSS (VmHWM) to the current RSS; Linux only
-                Path("/proc/self/clear_refs").write_text("5")
-            except OSError:
-                self.measure = "cpu_peak_rss_process"  # peak since the process started
+            # peak since the process started where the peak cannot be reset
+            self.measure = "cpu_peak_rss" if reset_peak_rss() else "cpu_peak_rss_process"
 
     def peak_mb(self) -> float:
         if self.measure == "cuda_max_allocated":
             peak = torch.cuda.max_memory_allocated(self.accelerator.device) / 2**20
         else:
-            peak = _vm_hwm_mb()
+            peak = process_memory_mb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         peaks = self.accelerator.gather(torch.tensor([peak], device=self.accelerator.device))
         return float(peaks.max())
 
 
-def _vm_hwm_mb() -> float:
+def reset_peak_rss() -> bool:
+    """Reset this process's peak resident set (VmHWM) to its current one: writing "5" to
+    /proc/self/clear_refs (Linux). False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def process_memory_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in MB; 0 where unreadable."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return 0.0
