@@ -1,0 +1,57 @@
+"""Screening checkpoints before fine-tuning them: which to keep, from a transferability score of
+their frozen features (bench/decision/transferability.py) and what each costs to train.
+
+The recommendation is the cheapest configuration indistinguishable from the best, so a screen
+must never drop a checkpoint that could be it. A checkpoint is kept when any of these holds:
+- it is among the `keep` best by score;
+- it is on the frontier of (score, cost to train): no other checkpoint scores higher and costs
+  no more (a cheaper, weaker model may still be as accurate once fine-tuned);
+- its score's bootstrap interval reaches the lowest interval of the top `keep` (a frozen-feature
+  score is not the fine-tuned accuracy: only a checkpoint clearly apart is dropped).
+Every checkpoint gets the reason it was kept or dropped, for the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    checkpoint: str
+    score: float
+    low: float  # the score's bootstrap interval over examples
+    high: float
+    cost: float  # to train: parameters, or measured FLOPs per example (lower is cheaper)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    candidate: Candidate
+    kept: bool
+    reason: str
+
+
+def screen(candidates: list[Candidate], keep: int) -> list[Verdict]:
+    """One verdict per candidate, best score first (module docstring)."""
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1, got {keep}")
+    ranked = sorted(candidates, key=lambda c: -c.score)
+    top = ranked[:keep]
+    floor = min(c.low for c in top)
+    verdicts = []
+    for rank, c in enumerate(ranked, start=1):
+        better_and_cheaper = [o for o in candidates if o is not c and o.score > c.score and o.cost <= c.cost]
+        if c in top:
+            verdicts.append(Verdict(c, True, f"rank {rank} by score (the top {keep} are kept)"))
+        elif not better_and_cheaper:
+            verdicts.append(Verdict(c, True, "on the score-cost frontier: nothing cheaper scores higher"))
+        elif c.high >= floor:
+            verdicts.append(Verdict(c, True, f"its score's interval [{c.low:.4g}, {c.high:.4g}] reaches the kept ones' "
+                                             f"(lowest {floor:.4g}): not clearly apart"))
+        else:
+            dominator = max(better_and_cheaper, key=lambda o: o.score)
+            verdicts.append(Verdict(c, False, f"score {c.score:.4g} [{c.low:.4g}, {c.high:.4g}] clearly below the top {keep} "
+                                              f"(lowest interval from {floor:.4g}), and {dominator.checkpoint} scores higher "
+                                              "at no more cost"))
+    return verdicts
