@@ -67,7 +67,13 @@ def reset_accelerate():
 
 def seed_trainer(splits, trainable_substrings=None) -> dict:
     """The seed notebook: HF Trainer, padding to max_length, evaluation every epoch."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir())
     encoded = splits.map(

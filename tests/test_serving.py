@@ -127,3 +127,46 @@ def test_every_ok_run_is_measured_as_served_and_no_serving_turns_it_off(tmp_path
     quiet = tmp_path / "quiet.csv"
     assert main(["--suite", str(suite), "--output", str(quiet), "--no-serving"]) == 0
     assert all(not r["serving_form"] and r["serving_samples_per_s"] is None for r in read_results(quiet))
+
+
+def test_each_served_computation_is_timed_once_and_carried_by_the_runs_that_serve_it(tmp_path, bert_dir, data_dir, capsys):
+    """Full fine-tuning and partial freezing serve the same model; the points of a LoRA sweep
+    serve the same adapter: each is timed once, and the other runs carry that timing, named,
+    with their own stored size and merged agreement. A rerun that adds a point times nothing new."""
+    from conftest import QUICK_SERVING, write_suite
+
+    from bench.deploy.serving import TIMED
+    from bench.results.store import read_results
+    from bench.run import main
+
+    strategies = [
+        {"name": "full", "kind": "full"},
+        {"name": "top1", "kind": "freeze", "top": 1},
+        {"name": "lora", "kind": "lora", "r": 4, "sweep": {"learning_rate": [1e-3, 3e-3]}},
+        {"name": "head", "kind": "head", "hidden": [8]},
+    ]
+    suite = write_suite(tmp_path, [bert_dir], data_dir, strategies=strategies, dataset={"validation_size": 16},
+                        serving=QUICK_SERVING)
+    report = tmp_path / "once.csv"
+    assert main(["--suite", str(suite), "--output", str(report)]) == 0, capsys.readouterr().err[-2000:]
+    out = capsys.readouterr().out
+    rows = read_results(report)
+    by = {(r["strategy"], r["learning_rate"]): r for r in rows}
+    full, top1, head = by["full", 1e-3], by["top1", 1e-3], by["head", 1e-3]
+    lora1, lora3 = by["lora", 1e-3], by["lora", 3e-3]
+    assert {r["serving_measured_by"] for r in (full, lora1, head)} == {full["run_id"], lora1["run_id"], head["run_id"]}
+    assert top1["serving_measured_by"] == full["run_id"] and top1["serving_computation"] == full["serving_computation"]
+    assert lora3["serving_measured_by"] == lora1["run_id"]
+    assert len({r["serving_computation"] for r in rows}) == 3  # the plain model, the adapter, the head
+    for carrier, timer in ((top1, full), (lora3, lora1)):
+        assert all(carrier[name] == timer[name] for name in TIMED)
+        assert carrier["serving_seconds"] < timer["serving_seconds"]
+    assert lora3["merged_agreement"] == 1.0 and lora3["serving_stored_mb"] == lora1["serving_stored_mb"]
+    assert top1["serving_stored_mb"] == full["serving_stored_mb"]  # both change pretrained weights: stored whole
+    assert out.count("timed once: its figures carried") == 2
+    # a wider sweep on a rerun: the new point carries the report's timing of the adapter
+    wider = write_suite(tmp_path, [bert_dir], data_dir, strategies=[{**strategies[2], "sweep": {"learning_rate": [1e-3, 3e-3, 1e-2]}}],
+                        dataset={"validation_size": 16}, serving=QUICK_SERVING)
+    assert main(["--suite", str(wider), "--output", str(report)]) == 0
+    (new,) = [r for r in read_results(report) if r["learning_rate"] == 1e-2]
+    assert new["serving_measured_by"] == lora1["run_id"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import hashlib
 import json
 import time
 
@@ -134,52 +135,87 @@ class Form:
     latency: Latency
     rates: list  # Throughput per batch size
     memory_mb: float  # its weights + the most memory serving took above them
-    stored_mb: float  # what must be kept beside the public checkpoint to serve it, in fp32
 
     @property
     def best(self) -> Throughput:
         return max(self.rates, key=lambda rate: rate.samples_per_s)
 
 
+# The figures that depend only on what is served (architecture and size, form, dtype, device,
+# lengths, batch sizes): measured once per served computation, carried by every run that serves
+# the same one. The rest (what must be stored, merged-vs-unmerged agreement) is the run's own.
+TIMED = ("serving_form", "serving_latency_p50_ms", "serving_latency_p95_ms", "serving_latency_p99_ms",
+         "serving_latency_calls", "serving_tokenize_ms", "serving_input_tokens", "serving_samples_per_s",
+         "serving_batch_size", "serving_throughput", "serving_memory_mb", "unmerged_latency_p50_ms",
+         "unmerged_samples_per_s")
+
+
+def served_computation(model, max_length: int, device: torch.device, settings, dtype: str, compile_mode: str | None) -> str:
+    """A hash of what serving this model computes and how it is timed: the model's class and
+    every parameter's name and shape (architecture and size; an adapter's own tensors too, as it
+    is also timed unmerged), whether it is served merged, the compute dtype, the device, the
+    length and the suite's serving settings. Learning rates, seeds and weights do not enter."""
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    served = {
+        "model": type(model).__name__,
+        "parameters": [(name, list(p.shape)) for name, p in model.named_parameters()],
+        "merged": hasattr(model, "merge_and_unload"),
+        "dtype": dtype, "device": device_name, "max_length": max_length, "compile": compile_mode,
+        "settings": settings.model_dump(exclude={"measure"}),
+    }
+    return hashlib.sha256(json.dumps(served, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def measure_serving(model, tokenizer, requests: list, max_length: int, device: torch.device, settings, autocast=None,
-                    compile_mode: str | None = None, pretrained_changed: bool = True) -> dict:
+                    compile_mode: str | None = None, pretrained_changed: bool = True, carried: dict | None = None) -> dict:
     """The serving columns of a run's row. `requests`: texts (or (text, pair) tuples) as a
     server receives them; `settings`: the suite's ServingSpec; `autocast`: the run's autocast
     context (its compute dtype); `compile_mode`: the run's torch.compile mode (its forward is
     already compiled; a merged copy is compiled the same way); `pretrained_changed`: whether
-    any pretrained weight trained (then the whole model must be stored to serve it)."""
+    any pretrained weight trained (then the whole model must be stored to serve it);
+    `carried`: the timed figures (TIMED) of an earlier run that served the same computation,
+    used instead of timing this model again."""
     start = time.perf_counter()
     padding = "max_length" if compile_mode else True  # compiled: one static shape per batch size
     deployed = merged_adapter(model)
     is_merged = deployed is not model
-    if is_merged and compile_mode:
+    if is_merged and compile_mode and carried is None:
         compile_forward(deployed, compile_mode)
     with autocast or contextlib.nullcontext():
-        form = measure_form(deployed, tokenizer, requests, max_length, device, settings, padding,
-                            stored_mb(deployed, whole=pretrained_changed or is_merged))
-        columns = form_columns(form, "merged" if is_merged else "as trained")
-        columns["serving_input_tokens"] = form.latency.input_tokens
+        if carried is None:
+            columns = timed_figures(model, deployed, tokenizer, requests, max_length, device, settings, padding)
+        else:
+            columns = {name: carried[name] for name in TIMED if carried.get(name) not in (None, "")}
+        columns["serving_stored_mb"] = stored_mb(deployed, whole=pretrained_changed or is_merged)
         if is_merged:
-            trained = measure_form(model, tokenizer, requests, max_length, device, settings, padding, stored_mb(model, whole=False))
-            columns.update(
-                unmerged_latency_p50_ms=trained.latency.p50_ms,
-                unmerged_samples_per_s=trained.best.samples_per_s,
-                unmerged_stored_mb=trained.stored_mb,
-                merged_agreement=agreement(model, deployed, tokenizer, requests, max_length, device, settings.batch_sizes[0], padding),
-            )
+            columns["unmerged_stored_mb"] = stored_mb(model, whole=False)
+            columns["merged_agreement"] = agreement(model, deployed, tokenizer, requests, max_length, device,
+                                                    settings.batch_sizes[0], padding)
     del deployed
     columns["serving_seconds"] = time.perf_counter() - start
     return columns
 
 
-def measure_form(model, tokenizer, requests, max_length, device, settings, padding, stored: float) -> Form:
+def timed_figures(model, deployed, tokenizer, requests, max_length, device, settings, padding) -> dict:
+    """Latency and throughput of the deployed form (and, for a merged adapter, of the adapter
+    model as trained)."""
+    form = measure_form(deployed, tokenizer, requests, max_length, device, settings, padding)
+    columns = form_columns(form, "merged" if deployed is not model else "as trained")
+    columns["serving_input_tokens"] = form.latency.input_tokens
+    if deployed is not model:
+        trained = measure_form(model, tokenizer, requests, max_length, device, settings, padding)
+        columns.update(unmerged_latency_p50_ms=trained.latency.p50_ms, unmerged_samples_per_s=trained.best.samples_per_s)
+    return columns
+
+
+def measure_form(model, tokenizer, requests, max_length, device, settings, padding) -> Form:
     """Batch-1 latency and throughput at every listed batch size, and the memory they took."""
     with peak_memory_above_baseline(device) as peak:
         latency = batch1_latency(model, tokenizer, requests, max_length, device, settings.min_calls,
                                  settings.min_seconds, settings.warmup_calls, padding)
         rates = [throughput(model, tokenizer, requests, max_length, device, size, settings.throughput_min_calls,
                             settings.min_seconds, padding) for size in settings.batch_sizes]
-    return Form(latency, rates, weights_mb(model) + peak(), stored)
+    return Form(latency, rates, weights_mb(model) + peak())
 
 
 def form_columns(form: Form, name: str) -> dict:
@@ -195,7 +231,6 @@ def form_columns(form: Form, name: str) -> dict:
         "serving_batch_size": best.batch_size,
         "serving_throughput": json.dumps({str(rate.batch_size): round(rate.samples_per_s, 2) for rate in form.rates}),
         "serving_memory_mb": form.memory_mb,
-        "serving_stored_mb": form.stored_mb,
     }
 
 

@@ -31,7 +31,7 @@ from bench.options import RunOptions
 from bench.results.columns import Status
 from bench.results.row import row_summary
 from bench.results.store import append_row, check_writable
-from bench.train.cell import run_cell
+from bench.train.cell import Reuse, run_cell
 from bench.train.hardware import (
     device_name,
     matmul_dtype,
@@ -101,7 +101,7 @@ def run_cells(pending: list, every_cell: list, accelerator, data, output: Path, 
     (a shard or a worker holds only some of them). Each run has its own tracker runs."""
 
     splits, labels = data.splits, data.labels
-    tokenized_cache, shared_features = {}, {}
+    reuse = Reuse()
     failures, waiting = 0, 0
     for cell in pending:
         if cell.needs_choice:
@@ -112,15 +112,15 @@ def run_cells(pending: list, every_cell: list, accelerator, data, output: Path, 
                 continue
             if chosen != cell.config_id():
                 continue
-        if shared_features and next(iter(shared_features))[0] != cell.checkpoint:
-            shared_features.clear()  # frozen outputs of the previous checkpoint: no later cell needs them
+        if reuse.features and next(iter(reuse.features))[0] != cell.checkpoint:
+            reuse.features.clear()  # frozen outputs of the previous checkpoint: no later cell needs them
         point = f" | {cell.point_label()}" if cell.point else ""
         say(f"[{every_cell.index(cell) + 1}/{len(every_cell)}] {cell.checkpoint} | {cell.strategy.name} ({cell.strategy.kind}){point} | seed {cell.seed}")
         tracking = CellTracking(accelerator, suite.tracking, tracking_folder(suite.tracking, output), suite.name, cell,
                                 context.checkpoint_revisions.get(cell.checkpoint, ""))
         try:
-            row = run_cell(cell, accelerator, Checkpoint(cell.checkpoint, len(labels)), splits, tokenized_cache, output,
-                           context, save, shared_features, tracking)
+            row = run_cell(cell, accelerator, Checkpoint(cell.checkpoint, len(labels)), splits, reuse, output, context, save,
+                           tracking)
             tracking.finish(row)
         finally:
             tracking.close()

@@ -65,7 +65,7 @@ class Suite:
                 for n, seed in enumerate(self.seeds):
                     deferred = bool(space) and self.sweep_seeds == "first" and n > 0
                     cell = Cell(self.name, checkpoint, strategy_point, seed, hparams, dataset, precision, num_processes,
-                                str(self.path.resolve().parent), device_kind, space, point, deferred)
+                                str(absolute(self.path).parent), device_kind, space, point, deferred)
                     (later if deferred else first).append(cell)
         return first + later
 
@@ -246,7 +246,7 @@ def _apply_overrides(raw: dict, overrides: dict) -> None:
         if "train_size" in given:
             dataset.pop("train_sizes", None)
         if given.get("data_dir"):  # relative to where the command runs, not to the suite file
-            dataset["data_dir"] = str(Path(given["data_dir"]).resolve())
+            dataset["data_dir"] = str(absolute(given["data_dir"]))
             dataset.pop("files", None)
             if "label_names" not in given and dataset.pop("label_names", None) is not None:
                 print("note: the data folder replaces the suite's dataset: class names are taken from its labels, "
@@ -276,17 +276,24 @@ _SuiteLoader.add_implicit_resolver(
 )
 
 
+def absolute(path) -> Path:
+    """An absolute, normalised path that keeps symbolic links as they are written: ids hash local
+    paths relative to the suite file, and a data folder reached through a link (a `../shared`
+    that links elsewhere) must give the ids the same layout gives without one."""
+    return Path(os.path.normpath(os.path.abspath(path)))
+
+
 def _dataset(raw, suite_path: Path, where: str) -> DatasetSpec:
     spec = validated(DatasetSpec, raw, where)
     update = {}
     if spec.data_dir:  # paths written in a suite are relative to the suite file
-        update["data_dir"] = str((suite_path.parent / spec.data_dir).resolve())
+        update["data_dir"] = str(absolute(suite_path.parent / spec.data_dir))
         folder = Path(update["data_dir"])
         if not folder.is_dir():
             problem = "is not a folder" if folder.exists() else "does not exist"
             raise BenchError(f"{where}: data_dir {folder} {problem}; point data_dir (or BENCH_DATA_DIR) at a folder holding train.csv and test.csv")
     if spec.files:
-        update["files"] = {split: str((suite_path.parent / p).resolve()) for split, p in spec.files.items()}
+        update["files"] = {split: str(absolute(suite_path.parent / p)) for split, p in spec.files.items()}
     return spec.model_copy(update=update)
 
 
@@ -294,8 +301,8 @@ def _resolve_checkpoint_path(spec: str, suite_path: Path) -> str:
     """Relative local directories (./x, ../x, or a folder that exists beside the suite file) are
     relative to the suite file; hub ids stay as they are."""
     if spec.startswith(("./", "../")):
-        return str((suite_path.parent / spec).resolve())
+        return str(absolute(suite_path.parent / spec))
     beside = suite_path.parent / spec
     if not spec.startswith("package:") and beside.is_dir():
-        return str(beside.resolve())
+        return str(absolute(beside))
     return spec

@@ -4,6 +4,7 @@ raises is recorded as what happened (diverged, oom or failed), never given numbe
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import errno
 import gc
@@ -16,35 +17,47 @@ import torch
 from accelerate.utils import set_seed
 
 from bench.deploy.export import save_run
-from bench.deploy.serving import measure_serving
+from bench.deploy.serving import TIMED, measure_serving, served_computation
 from bench.errors import BenchError, first_line
 from bench.inputs.data import tokenize
 from bench.inputs.strategies import build_model, changes_pretrained, parameter_counts
 from bench.results.columns import Status
 from bench.results.provenance import write_predictions
 from bench.results.row import RunOutcome, build_row
-from bench.results.store import storage_error
+from bench.results.store import read_results, storage_error
 from bench.train.loop import Diverged, train_one
 
 
-def run_cell(cell, accelerator, checkpoint, splits, tokenized_cache, output: Path, context, save: bool = False,
-             shared_features: dict | None = None, tracking=None) -> dict:
+@dataclasses.dataclass
+class Reuse:
+    """What the runs of one launch compute once and share: tokenized splits (per tokenizer and
+    length), frozen features (bench/train/features.py) and serving timings (per served
+    computation: serving_computation -> (run_id, timed figures))."""
+
+    tokenized: dict = dataclasses.field(default_factory=dict)
+    features: dict = dataclasses.field(default_factory=dict)
+    served: dict = dataclasses.field(default_factory=dict)
+
+
+def run_cell(cell, accelerator, checkpoint, splits, reuse: Reuse, output: Path, context, save: bool = False,
+             tracking=None) -> dict:
     """Train one cell; returns its CSV row. A run that raises becomes a diverged, oom or failed row.
-    `context`: the launch's RunContext. `save`: export the trained model (bench/deploy/export.py).
+    `reuse`: what earlier runs of the launch computed. `context`: the launch's RunContext.
+    `save`: export the trained model (bench/deploy/export.py).
     A full disk is not the run's failure: it stops the suite with one line (nothing is recorded
     for this run, and a rerun after freeing space runs it)."""
     run, result = RunOutcome(started_at=now()), None
     try:
-        tokenized, tokenizer, seconds = tokenized_for(cell, checkpoint, splits, tokenized_cache, accelerator)
+        tokenized, tokenizer, seconds = tokenized_for(cell, checkpoint, splits, reuse.tokenized, accelerator)
         run = replace(run, tokenize_seconds=seconds)
         set_seed(cell.seed)  # before the model: new heads and adapters are initialised from it
         plan = build_model(cell.strategy.kind, checkpoint, cell.strategy.params)
         run = replace(run, **parameter_counts(plan.model))
         pretrained_changed = changes_pretrained(plan.model)
-        result = train_one(cell, accelerator, plan, tokenized, tokenizer, context.peak_tflops, shared_features, tracking)
+        result = train_one(cell, accelerator, plan, tokenized, tokenizer, context.peak_tflops, reuse.features, tracking)
         if context.serving is not None:
-            result.serving = serving_figures(cell, accelerator, plan.model, tokenizer, splits, context.serving,
-                                             result.compile_mode, pretrained_changed)
+            served = Served(plan.model, tokenizer, result.compile_mode, pretrained_changed)
+            result.serving = serving_figures(cell, accelerator, served, splits, context.serving, reuse.served, output)
         files = write_run_files(cell, result, plan.model, tokenizer, output, context, run.started_at, save) \
             if accelerator.is_main_process else {}
         run = replace(run, status=Status.OK, **files)
@@ -68,28 +81,56 @@ def failed_row(cell, context, run: RunOutcome, err: Exception, accelerator) -> d
     return build_row(cell, context, replace(run, status=status, error=error, ended_at=now()))
 
 
-def serving_figures(cell, accelerator, model, tokenizer, splits, settings, compile_mode, pretrained_changed: bool) -> dict:
-    """The run's serving columns, measured by the main process (one device serves; the others
-    wait). Requests are the first validation texts (test texts without a validation split).
-    A measurement that fails leaves the run ok, with `serving_error` saying why."""
+@dataclasses.dataclass(frozen=True)
+class Served:
+    """The trained model as a server gets it, with what serving it depends on."""
 
+    model: torch.nn.Module
+    tokenizer: object
+    compile_mode: str | None
+    pretrained_changed: bool  # then the whole model must be stored to serve it
+
+
+def serving_figures(cell, accelerator, served: Served, splits, settings, timings: dict, output: Path) -> dict:
+    """The run's serving columns, by the main process (one device serves; the others wait).
+    The timing is taken once per served computation (deploy/serving.py `served_computation`):
+    a run that serves what an earlier run of this launch or of the report already timed carries
+    that timing, named in `serving_measured_by`. Requests are the first validation texts (test
+    texts without a validation split). A measurement that fails leaves the run ok, with
+    `serving_error` saying why."""
     columns = {}
     if accelerator.is_main_process:
-        forms = "merged and as trained" if hasattr(model, "merge_and_unload") else "as trained"
-        accelerator.print(f"    serving ({forms}): batch-1 latency and throughput at batch {', '.join(map(str, settings.batch_sizes))}, "
-                          f"at least {settings.min_seconds:g} s each")
+        dtype = accelerator.mixed_precision
+        key = served_computation(served.model, cell.hparams.max_length, accelerator.device, settings, dtype, served.compile_mode)
+        measured_by, carried = timings.get(key) or timing_in_report(output, key) or (cell.run_id(), None)
+        forms = "merged and as trained" if hasattr(served.model, "merge_and_unload") else "as trained"
+        accelerator.print(f"    serving ({forms}): " + (
+            f"batch-1 latency and throughput at batch {', '.join(map(str, settings.batch_sizes))}, at least {settings.min_seconds:g} s each"
+            if carried is None else f"the same computation as run {measured_by}, timed once: its figures carried"))
         source = splits["validation"] if "validation" in splits else splits["eval"]
         rows = source.select(range(min(settings.texts, len(source))))
         requests = list(zip(rows["text"], rows["text_pair"])) if "text_pair" in rows.column_names else list(rows["text"])
         try:
-            columns = measure_serving(model, tokenizer, requests, cell.hparams.max_length, accelerator.device, settings,
-                                      accelerator.autocast(), compile_mode, pretrained_changed)
+            columns = measure_serving(served.model, served.tokenizer, requests, cell.hparams.max_length, accelerator.device,
+                                      settings, accelerator.autocast(), served.compile_mode, served.pretrained_changed, carried)
+            columns.update(serving_computation=key, serving_measured_by=measured_by)
+            timings.setdefault(key, (measured_by, {name: columns.get(name) for name in TIMED}))
         except Exception as err:  # noqa: BLE001 -- the run trained; a serving failure must not lose it
             release_memory(accelerator)
             columns = {"serving_error": first_line(err)}
     accelerator.wait_for_everyone()
     return columns
 
+
+def timing_in_report(output: Path, key: str) -> tuple[str, dict] | None:
+    """(run_id, timed figures) of a row of the report that timed this served computation
+    (another worker's, or an earlier launch's), or None."""
+    if not output.exists():
+        return None
+    for row in read_results(output):
+        if row.get("serving_computation") == key and row.get("serving_measured_by") == row["run_id"] and row.get("serving_samples_per_s"):
+            return row["run_id"], {name: row.get(name) for name in TIMED}
+    return None
 
 
 def write_run_files(cell, result, model, tokenizer, output: Path, context, started_at: str, save: bool) -> dict:
