@@ -29,6 +29,7 @@ import pandas as pd
 
 from bench.decision.cost import Price, price_for
 from bench.decision.rows import check_devices, load_runs
+from bench.decision.screening import agreement
 from bench.decision.selection import (
     Tuned,
     charged_device_seconds,
@@ -52,6 +53,7 @@ from bench.decision.stats import (
 )
 from bench.decision.text import accuracy, p_value, thousands, usd
 from bench.errors import BenchError
+from bench.results.screening import read_screen, screening_path
 
 ALPHA = 0.05
 COST_TIE = 0.10  # costs within 10% of each other are one cost: timings of the same run vary by about that
@@ -290,6 +292,8 @@ class Decision:
     traffic: float | None = None  # predictions a month the recommendation assumed (None: training cost alone)
     months: float = 12.0
     serve_at: str = "throughput"
+    screening: list = dataclasses.field(default_factory=list)  # the screen's rows (bench/results/screening.py), [] unscreened
+    agreement: dict = dataclasses.field(default_factory=dict)  # weighted tau of the screen's score vs fine-tuned accuracy
 
     def __repr__(self) -> str:
         return (f"Decision(recommended {self.choice.label}, best {self.best.label}; {len(self.configs)} configurations, "
@@ -370,7 +374,20 @@ def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = 
             name = config.first["strategy"] if len({c.first["checkpoint"] for c in configs}) == 1 else (
                 f"{short_checkpoint(config.first['checkpoint'])} / {config.first['strategy']}")
             curves.setdefault(name, {})[int(config.first.get("train_examples") or 0)] = config
-    return Decision(configs, best, choice, why, tuned, curves, not_ok, devices, traffic, months, serve_at)
+    screen = read_screen(screening_path(paths[0]))
+    if screen:
+        why += " " + screening_clause(screen)
+    return Decision(configs, best, choice, why, tuned, curves, not_ok, devices, traffic, months, serve_at, screen,
+                    agreement(screen, configs) if screen else {})
+
+
+def screening_clause(screen: list[dict]) -> str:
+    """The recommendation's word on the screen: how many checkpoints were fine-tuned, at what scoring cost."""
+    dropped = [short_checkpoint(r["checkpoint"]) for r in screen if r["kept"] != "True"]
+    seconds = sum(float(r["seconds"]) for r in screen)
+    return (f"Screened before fine-tuning by {screen[0]['score_name']} of frozen features ({seconds:.0f} s): "
+            f"{len(screen) - len(dropped)} of {len(screen)} checkpoints fine-tuned"
+            + (f", {', '.join(dropped)} dropped (see Screening)." if dropped else "."))
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:

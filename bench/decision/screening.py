@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from scipy import stats
+
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:
@@ -55,3 +57,25 @@ def screen(candidates: list[Candidate], keep: int) -> list[Verdict]:
                                               f"(lowest interval from {floor:.4g}), and {dominator.checkpoint} scores higher "
                                               "at no more cost"))
     return verdicts
+
+
+def agreement(screen_rows: list[dict], configs: list) -> dict:
+    """How well the screen's score ranked the checkpoints that were fine-tuned: scipy's weighted
+    Kendall tau between the scores and each checkpoint's best fine-tuned configuration (by mean
+    validation accuracy; by test accuracy where there is no validation), its validation and test
+    accuracies. None where fewer than 3 screened checkpoints have results (no ranking to speak of)."""
+    best = {}
+    for config in configs:
+        key = config.validation.mean if config.validation else config.accuracy.mean
+        checkpoint = config.first["checkpoint"]
+        if checkpoint not in best or key > best[checkpoint][0]:
+            best[checkpoint] = (key, config)
+    scored = [(float(r["score"]), best[r["checkpoint"]][1]) for r in screen_rows if r["checkpoint"] in best]
+    out = {"checkpoints": len(scored), "validation": None, "test": None}
+    if len(scored) < 3:
+        return out
+    scores = [s for s, _ in scored]
+    if all(c.validation for _, c in scored):
+        out["validation"] = float(stats.weightedtau(scores, [c.validation.mean for _, c in scored]).statistic)
+    out["test"] = float(stats.weightedtau(scores, [c.accuracy.mean for _, c in scored]).statistic)
+    return out

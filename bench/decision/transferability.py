@@ -12,8 +12,8 @@ the features alone, in seconds instead of a fine-tuning run.
   Transferability in Task Transfer Learning", ICIP 2019): tr(cov(f)^-1 cov(E[f | y])), how much
   of the features' variance the class means explain. Higher is better.
 
-Both are numpy/scipy only. `spread` gives a bootstrap interval over examples (scipy.stats.
-bootstrap), so that a screen drops a checkpoint only when its score is clearly apart.
+Both are numpy/scipy only. `spread` gives a bias-corrected bootstrap interval over examples
+(scipy.stats.bootstrap), so that a screen drops a checkpoint only when its score is clearly apart.
 """
 
 from __future__ import annotations
@@ -79,10 +79,16 @@ SCORES = {"logme": logme, "hscore": h_score}
 
 def spread(score: str, features: np.ndarray, labels: np.ndarray, resamples: int = 200, seed: int = 0,
            confidence: float = 0.95) -> tuple[float, float, float]:
-    """(score, low, high): the score and a percentile bootstrap interval over examples."""
+    """(score, low, high): the score and a bootstrap interval over examples (scipy.stats.
+    bootstrap), shifted by the bootstrap's estimate of the score's bias. Both scores read a
+    resample's repeated examples as extra evidence and come out higher on it (H-score on 64
+    examples: 0.94 whole, a percentile interval of [0.96, 0.99]); the shift puts the interval
+    back around the score, so two checkpoints are compared on their spread, not on that bias."""
     function = SCORES[score]
+    value = function(features, labels)
     index = np.arange(len(labels))
     result = stats.bootstrap((index,), lambda i: function(features[i], labels[i]), vectorized=False,
                              n_resamples=resamples, confidence_level=confidence, method="percentile",
                              random_state=np.random.default_rng(seed))
-    return function(features, labels), float(result.confidence_interval.low), float(result.confidence_interval.high)
+    bias = float(np.mean(result.bootstrap_distribution)) - value
+    return value, float(result.confidence_interval.low) - bias, float(result.confidence_interval.high) - bias

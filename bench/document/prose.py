@@ -177,3 +177,22 @@ def serving_note(configs: list, serve_at: str) -> str:
         + pooling + agreement
     )
 
+
+def screening_note(decision: Decision) -> str:
+    """What the screen did and how far its score can be trusted on this task."""
+    screen, agreement = decision.screening, decision.agreement
+    first = screen[0]
+    text = (f"Before fine-tuning, each checkpoint's frozen {first['pooling']}-pooled features of {int(first['examples']):,} "
+            f"train examples were scored by {first['score_name']} (LogME: You et al., ICML 2021; H-score: Bao et al., "
+            "ICIP 2019), with a bootstrap interval over the examples. The screen keeps the best by score, every checkpoint "
+            "on the score-cost frontier (nothing cheaper scores higher), and every checkpoint whose interval reaches the kept "
+            "ones': it drops only what is clearly apart. A frozen-feature score is not the fine-tuned accuracy. ")
+    if agreement.get("test") is None:
+        return text + (f"Agreement with the fine-tuned results is not measured here: {agreement.get('checkpoints', 0)} "
+                       "screened checkpoint(s) have fine-tuned runs, and a ranking needs at least 3.")
+    validation = f"{agreement['validation']:.2f} against validation accuracy, " if agreement.get("validation") is not None else ""
+    verdict = ("it ranked them well here" if agreement["test"] >= 0.7 else
+               "**on this task it did not rank them well (weighted tau below 0.7)**: read the screen as a weak hint")
+    return text + (f"Over the {agreement['checkpoints']} fine-tuned checkpoints (each at its best configuration), the score's "
+                   f"weighted Kendall tau (scipy.stats.weightedtau) is {validation}{agreement['test']:.2f} against test "
+                   f"accuracy: {verdict}.")

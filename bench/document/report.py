@@ -78,6 +78,8 @@ def build_document(paths, decision: "Decision", plots, sweep_plots, curve_plots,
     ]
     if any(c.serving for c in configs):
         sections.append(("Serving", serving_section(decision) + [Image(p, caption) for p, caption in serving_plots]))
+    if decision.screening:
+        sections.append(("Screening", [tables.screening_table(decision.screening), prose.screening_note(decision)]))
     if not_ok:
         sections.append(("Runs that did not finish", [Table(
             ["checkpoint", "strategy", "seed", "status", "error"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.decision.decide import ALPHA, Config
+from bench.decision.decide import ALPHA, Config, short_checkpoint
 from bench.decision.serving_cost import total_usd
 from bench.decision.stats import CONFIDENCE, Summary
 from bench.decision.text import accuracy, count, p_value, thousands, usd
@@ -173,3 +173,10 @@ def serving_table(configs: list, traffic: float | None, months: float, serve_at:
 def megabytes(value: float | None) -> str:
     return "" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
+
+def screening_table(screen: list[dict]) -> Table:
+    rows = [[short_checkpoint(r["checkpoint"]), f"{float(r['score']):.4g} [{float(r['low']):.4g}, {float(r['high']):.4g}]",
+             thousands(int(r["parameters"])), f"{float(r['seconds']):.1f}", "fine-tuned" if r["kept"] == "True" else "**dropped**",
+             r["reason"]] for r in screen]
+    name = screen[0]["score_name"]
+    return Table(["checkpoint", f"{name} [95% bootstrap interval]", "parameters", "scoring s", "verdict", "why"], rows)

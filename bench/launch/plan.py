@@ -26,6 +26,11 @@ def selected_cells(options: RunOptions, cells: list) -> list:
 
 
 
+def screened(cells: list, kept: list[str]) -> list:
+    """The cells of the checkpoints a screen kept (bench/launch/screen.py)."""
+    return [cell for cell in cells if cell.checkpoint in kept]
+
+
 def pending_cells(cells: list, output: Path, force: bool, say) -> list:
     """The cells without an ok row in the report (all of them with --force)."""
     done = set() if force else ok_run_ids(output) & {cell.run_id() for cell in cells}

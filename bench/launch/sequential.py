@@ -25,8 +25,10 @@ from bench.launch.plan import (
     print_cells,
     run_context,
     say_plan,
+    screened,
     selected_cells,
 )
+from bench.launch.screen import checkpoints_to_train
 from bench.options import RunOptions
 from bench.results.columns import Status
 from bench.results.row import row_summary
@@ -78,8 +80,13 @@ def run_here(options: RunOptions, suite, output: Path) -> int:
     if options.dry_run:
         print_cells(cells, counts, accelerator, say)
         pending_cells(cells, output, options.force, say)  # says how many are done already
+        if suite.screen is not None:
+            say(f"screen: {suite.screen.score} scores every checkpoint before training; the cells above are before the screen")
         return 0
-
+    with accelerator.main_process_first():  # the main process screens and writes; the others read its verdicts
+        kept = checkpoints_to_train(suite, data, accelerator.device, accelerator.mixed_precision, output, revisions, say,
+                                    write=accelerator.is_main_process)
+    every_cell, cells = screened(every_cell, kept), screened(cells, kept)
     peak, peak_source = peak_tflops(accelerator.device, matmul_dtype(accelerator.mixed_precision, accelerator.device))
     context = run_context(suite, data, device_name(accelerator, threads), peak, peak_source, revisions)
     pending = pending_cells(cells, output, options.force, say)

@@ -25,6 +25,7 @@ from bench.suite.schema import (
     DatasetSpec,
     Defaults,
     Hyperparameters,
+    ScreenSpec,
     ServingSpec,
     SuiteFile,
     TrackingSpec,
@@ -50,6 +51,7 @@ class Suite:
     path: Path
     serving: ServingSpec = ServingSpec()
     tracking: TrackingSpec = TrackingSpec()
+    screen: ScreenSpec | None = None  # None: every checkpoint is fine-tuned
 
     def cells(self, num_processes: int = 1, mixed_precision: str | None = None, device_kind: str = "cpu") -> list[Cell]:
         """Every checkpoint x train size x strategy x sweep point x seed, checkpoints outermost
@@ -165,6 +167,7 @@ def load_suite(source, overrides: dict | None = None) -> Suite:
         path=path,
         serving=validated(ServingSpec, raw.get("serving") or {}, f"{where}: serving"),
         tracking=validated(TrackingSpec, raw.get("tracking") or {}, f"{where}: tracking"),
+        screen=validated(ScreenSpec, raw["screen"], f"{where}: screen") if raw.get("screen") is not None else None,
     )
 
 

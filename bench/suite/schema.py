@@ -148,6 +148,20 @@ class ServingSpec(Strict):
     texts: Positive = 512  # requests drawn from the validation split (the test split without one)
 
 
+class ScreenSpec(Strict):
+    """The suite's `screen`: score every checkpoint's frozen features before fine-tuning, and
+    fine-tune only those that could be the recommendation (bench/launch/screen.py,
+    bench/decision/screening.py). Not part of any run_id: it chooses which runs happen, it does
+    not change one."""
+
+    score: Literal["logme", "hscore"] = "logme"  # LogME (You et al. 2021) or H-score (Bao et al. 2019)
+    keep: Positive = 2  # the best this many by score are fine-tuned, beside the frontier and the not-clearly-apart
+    examples: Positive | None = None  # a fixed-seed sample of the train examples (default: all of them)
+    pooling: Literal["pooler", "cls", "mean", "max"] = "mean"  # which frozen features are scored
+    resamples: Positive = 200  # bootstrap resamples of the score's interval
+    batch_size: Positive = 64  # examples per forward pass of the frozen backbone
+
+
 class TrackingSpec(Strict):
     """The suite's `tracking`: experiment trackers that record each run (bench/train/tracking.py).
     Not part of any run_id: a tracker records a run, it does not change it."""
@@ -169,6 +183,7 @@ class SuiteFile(Strict):
     defaults: dict[str, Any] | None = None
     serving: dict[str, Any] | None = None  # ServingSpec
     tracking: dict[str, Any] | None = None  # TrackingSpec
+    screen: dict[str, Any] | None = None  # ScreenSpec
 
 
 def validated(model: type[BaseModel], raw: Any, where: str) -> BaseModel:

@@ -1,0 +1,58 @@
+"""Screening checkpoints before fine-tuning (the suite's `screen:`, bench/launch/screen.py) on
+real tiny checkpoints: one whose frozen features carry nothing (its embeddings zeroed, so every
+example pools to the same vector) is dropped, with its reason, and trains no run; the screen's
+verdicts are kept beside the report and a rerun reads them; the report shows them."""
+
+import csv
+
+import torch
+from conftest import build_checkpoint, write_suite
+
+from bench.results.screening import screening_path
+from bench.results.store import read_results
+from bench.run import main
+
+
+def dead_checkpoint(folder):
+    """A tiny BERT whose embeddings are all zero: every token enters the encoder as the same
+    vector, so its pooled features are one constant."""
+    from transformers import AutoModelForSequenceClassification
+
+    build_checkpoint(folder, "bert")
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    with torch.no_grad():
+        for name, p in model.bert.embeddings.named_parameters():
+            if name.endswith("embeddings.weight"):
+                p.zero_()
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_a_checkpoint_clearly_apart_is_screened_out_and_trains_nothing(tmp_path, bert_dir, data_dir, capsys):
+    dead = dead_checkpoint(tmp_path / "dead")
+    suite = write_suite(tmp_path, [bert_dir, dead], data_dir, strategies=[{"name": "head", "kind": "head", "hidden": [8], "pooling": "mean", "learning_rate": 1e-2, "epochs": 30}],
+                        serving={"measure": False})
+    text = suite.read_text() + "screen: {score: hscore, keep: 1, examples: 64, resamples: 50}\n"
+    suite.write_text(text)
+    report = tmp_path / "screened.csv"
+    assert main(["--suite", str(suite), "--output", str(report)]) == 0, capsys.readouterr().err[-2000:]
+    out = capsys.readouterr().out
+    assert f"DROPPED {dead}" in out and f"kept    {bert_dir}" in out
+    with screening_path(report).open(newline="") as f:
+        verdicts = {row["checkpoint"]: row for row in csv.DictReader(f)}
+    assert verdicts[str(dead)]["kept"] == "False" and "clearly below" in verdicts[str(dead)]["reason"]
+    assert float(verdicts[str(dead)]["score"]) < float(verdicts[str(bert_dir)]["low"])
+    assert all(float(v["seconds"]) > 0 and v["examples"] == "64" for v in verdicts.values())
+    assert {row["checkpoint"] for row in read_results(report)} == {str(bert_dir)}
+    # a rerun reads the verdicts instead of scoring again, and has nothing left to run
+    assert main(["--suite", str(suite), "--output", str(report)]) == 0
+    again = capsys.readouterr().out
+    assert "screening: the verdicts of" in again and "scored" not in again
+    assert len(read_results(report)) == 1
+    # the report: the recommendation says what the screen did, and a Screening section shows why
+    from bench.document.report import main as report_main
+
+    assert report_main([str(report)]) == 0
+    md = report.with_name("screened.report.md").read_text()
+    assert "1 of 2 checkpoints fine-tuned, dead dropped (see Screening)" in md
+    assert "## Screening" in md and "**dropped**" in md and "a ranking needs at least 3" in md
