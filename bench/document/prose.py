@@ -9,10 +9,9 @@ from bench.decision.decide import (
     Config,
     Decision,
     pareto_front,
-    short_checkpoint,
 )
 from bench.decision.stats import CONFIDENCE
-from bench.decision.text import accuracy
+from bench.decision.text import accuracy, short_checkpoint
 
 
 def intro(paths, decision: "Decision") -> str:

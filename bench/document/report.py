@@ -16,8 +16,9 @@ from pathlib import Path
 
 from bench.cli import OneLineParser, one_line_errors
 from bench.decision.cost import parse_prices
-from bench.decision.decide import COST_TIE, Config, Decision, decide, short_checkpoint
+from bench.decision.decide import COST_TIE, Config, Decision, decide
 from bench.decision.serving_cost import SERVE_AT, served_candidates, traffic_sentence
+from bench.decision.text import short_checkpoint
 from bench.document import prose, tables
 from bench.document.figures import plot_learning_curves, plot_pareto, plot_sweep
 from bench.document.render import (

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.decision.decide import ALPHA, Config, short_checkpoint
+from bench.decision.decide import ALPHA, Config
 from bench.decision.serving_cost import total_usd
 from bench.decision.stats import CONFIDENCE, Summary
-from bench.decision.text import accuracy, count, p_value, thousands, usd
+from bench.decision.text import (
+    accuracy,
+    count,
+    p_value,
+    short_checkpoint,
+    thousands,
+    usd,
+)
 from bench.document.render import Table
 
 

@@ -22,8 +22,7 @@ from bench.decision.transferability import spread
 from bench.inputs.checkpoints import Checkpoint
 from bench.inputs.strategies import build_model, parameter_counts
 from bench.results.screening import read_screen, screening_path, write_screen
-
-COMPUTE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+from bench.train.features import COMPUTE_DTYPES
 
 
 def checkpoints_to_train(suite, data, device: torch.device, mixed_precision: str, report: Path, revisions: dict,

@@ -42,12 +42,11 @@ from bench.train.compiled import (
     one_step_no_update,
     resolve_compile,
 )
-from bench.train.features import build_cache, to_suffix_model, to_whole_model
+from bench.train.features import device_examples, to_whole_model
 from bench.train.measure import Measurements, RunResult
 
 ACCURACY = str(Path(__file__).resolve().parent / "metrics" / "accuracy")
 DIVERGENCE_CHECK_STEPS = 50  # how often the host looks at the (device-side) divergence flag
-COMPUTE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # Batch widths of a compiled run. Each width is a compilation (tens of seconds for a
 # bert-base on an H100); at batch 16 a step is bound by the host, not by padded tokens, so one
 # width (max_length) is cheapest end to end. `padding_waste` shows what it costs.
@@ -211,48 +210,6 @@ def _validation_postfix(loop: Loop) -> dict:
     return {"val_acc": f"{last['validation_accuracy']:.4f}"} if "validation_accuracy" in last else {}
 
 
-def device_examples(cell, plan: Prepared, tokenized, tokenizer, accelerator, measure, shared_features):
-    """The examples as tensors on the device and the model that trains on them. Where the plan
-    has a frozen part, its outputs are computed once (or taken from `shared_features`, where an
-    earlier run of the suite computed the same thing) and the model starts after it; the cost
-    of computing them is counted in the split's own clock (train_seconds, validation_seconds,
-    test_seconds). Returns (model, sets, whether they are cached outputs, seconds of reused
-    train and validation caches)."""
-    device, max_length = accelerator.device, cell.hparams.max_length
-    plan.model.to(device)  # before any pass without gradients: the parameters stay trainable tensors
-    set_problem_type(plan.model)
-    splits = {"train": "train", "validation": "validation", "test": "eval"}
-    sets = {
-        name: ExampleTensors.from_tokenized(tokenized[split], tokenizer.pad_token_id, max_length, device)
-        for name, split in splits.items()
-        if split in tokenized
-    }
-    if plan.features is None and plan.frozen_prefix is None:
-        return plan.model, sets, False, 0.0
-    dtype = COMPUTE_DTYPES.get(accelerator.mixed_precision, torch.float32)
-    reused = 0.0
-    for name in list(sets):
-        key = feature_key(cell, plan, name, len(sets[name]))
-        if shared_features is not None and key in shared_features:
-            sets[name], seconds = shared_features[key]
-            reused += seconds if name != "test" else 0.0
-            continue
-        with measure.timed(f"{name}_cache") as interval:
-            sets[name] = build_cache(plan, accelerator, sets[name], dtype)
-        if shared_features is not None:
-            shared_features[key] = (sets[name], interval.elapsed)
-    model = to_suffix_model(plan.model, plan.frozen_prefix) if plan.frozen_prefix else plan.model
-    return model, sets, True, reused
-
-
-def feature_key(cell: Cell, plan: Prepared, split: str, examples: int) -> tuple:
-    """What a cached frozen output depends on: the checkpoint, the examples, their length,
-    the compute dtype and what the frozen part computes. Not the seed, the learning rate or
-    anything else that only the trained part sees."""
-    return (cell.checkpoint, cell.dataset.model_dump_json(exclude={"train_size"}), split, examples,
-            cell.hparams.max_length, cell.mixed_precision, plan.cache_key)
-
-
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite: the run stops and is recorded `diverged`."""
     def __init__(self, step: int, epoch: int):
@@ -376,15 +333,6 @@ def make_optimizer(model, hp, total_steps: int, cuda: bool):
     optimizer = torch.optim.AdamW(trainable, lr=hp.learning_rate, weight_decay=hp.weight_decay, fused=cuda or None)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * total_steps), total_steps)
     return optimizer, scheduler
-
-
-def set_problem_type(model: torch.nn.Module) -> None:
-    """HF classifiers pick their loss on the first call and write it into the config; set it
-    up front (single-label cross-entropy) so a compiled forward has no side effect to trace."""
-    for module in model.modules():
-        config = getattr(module, "config", None)
-        if config is not None and getattr(config, "problem_type", "unset") is None and getattr(config, "num_labels", 0) > 1:
-            config.problem_type = "single_label_classification"
 
 
 def width_of(examples: ExampleTensors, width) -> int | None:

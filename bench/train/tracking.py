@@ -31,7 +31,7 @@ from accelerate.tracking import (
     get_available_trackers,
 )
 
-from bench.decision.decide import short_checkpoint
+from bench.decision.text import short_checkpoint
 from bench.errors import BenchError
 from bench.results.columns import TRACKED, Status
 
