@@ -55,4 +55,4 @@ def test_a_checkpoint_clearly_apart_is_screened_out_and_trains_nothing(tmp_path,
     assert report_main([str(report)]) == 0
     md = report.with_name("screened.report.md").read_text()
     assert "1 of 2 checkpoints fine-tuned, dead dropped (see Screening)" in md
-    assert "## Screening" in md and "**dropped**" in md and "a ranking needs at least 3" in md
+    assert "## Screening" in md and "**dropped**" in md and "a ranking needs at least 3" in md and "Scoring took" in md

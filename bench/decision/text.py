@@ -3,6 +3,8 @@ dollars, counts, p-values. One place, so a figure reads the same everywhere."""
 
 from __future__ import annotations
 
+import math
+
 
 def accuracy(value: float) -> str:
     """An accuracy as the report writes it: the fraction to three decimals, 0.873 (not a percent)."""
@@ -13,6 +15,8 @@ def usd(value: float | None) -> str:
     """Dollars with enough digits to tell small costs apart: $0.00519, $1.23, $1,234."""
     if value is None:
         return ""
+    if 0 < value < 1e-4:  # fixed notation with three significant digits: $0.0000372, never $3.72e-05
+        return f"${value:.{2 - math.floor(math.log10(value))}f}"
     return f"${value:.3g}" if value < 100 else f"${value:,.0f}"
 
 

@@ -11,7 +11,7 @@ from bench.decision.decide import (
     pareto_front,
 )
 from bench.decision.stats import CONFIDENCE
-from bench.decision.text import accuracy, short_checkpoint
+from bench.decision.text import accuracy, short_checkpoint, usd
 
 
 def intro(paths, decision: "Decision") -> str:
@@ -186,6 +186,10 @@ def screening_note(decision: Decision) -> str:
             "ICIP 2019), with a bootstrap interval over the examples. The screen keeps the best by score, every checkpoint "
             "on the score-cost frontier (nothing cheaper scores higher), and every checkpoint whose interval reaches the kept "
             "ones': it drops only what is clearly apart. A frozen-feature score is not the fine-tuned accuracy. ")
+    seconds = sum(float(r["seconds"]) for r in screen)
+    price = decision.configs[0].price
+    text += (f"Scoring took {seconds:,.1f} s in all ({usd(seconds / 3600 * price.usd_per_hour)} at {price.source}), "
+             f"against {usd(min(c.cost_usd.mean for c in decision.configs))} for the cheapest fine-tuning run here. ")
     if agreement.get("test") is None:
         return text + (f"Agreement with the fine-tuned results is not measured here: {agreement.get('checkpoints', 0)} "
                        "screened checkpoint(s) have fine-tuned runs, and a ranking needs at least 3.")
