@@ -63,6 +63,8 @@ class RunOptions:
     serving: bool = option(True, "skip the serving measurement after each run (latency, throughput, memory: "
                            "bench/deploy/serving.py; `serving=False` in the API; the suite's serving.measure: false "
                            "turns it off for good)", "serving", key="measure")
+    screen: bool = option(True, "fine-tune every checkpoint, the whole grid, whatever the suite's screen: section "
+                          "says (bench/launch/screen.py)", "launch")
     log_with: list | None = option(None, "record every run in these experiment trackers (tensorboard, mlflow, "
                                    "wandb, ...: accelerate's; replaces the suite's tracking.log_with; "
                                    "bench/train/tracking.py)", "tracking", nargs="+", metavar="TRACKER")

@@ -56,3 +56,6 @@ def test_a_checkpoint_clearly_apart_is_screened_out_and_trains_nothing(tmp_path,
     md = report.with_name("screened.report.md").read_text()
     assert "1 of 2 checkpoints fine-tuned, dead dropped (see Screening)" in md
     assert "## Screening" in md and "**dropped**" in md and "a ranking needs at least 3" in md and "Scoring took" in md
+    # --no-screen: the whole grid, the dropped checkpoint included
+    assert main(["--suite", str(suite), "--output", str(report), "--no-screen"]) == 0
+    assert {row["checkpoint"] for row in read_results(report)} == {str(bert_dir), str(dead)}

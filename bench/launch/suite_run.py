@@ -3,6 +3,7 @@ launch's options applied, the checks that need no model, then the cells, here or
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from bench.inputs.preflight import go_offline_if_hub_unreachable
@@ -24,6 +25,8 @@ def run_suite(options: RunOptions, suite: Suite | None = None) -> int:
             print(f"{name:14} {suite_of(options, name).description}")
         return 0
     suite = suite or suite_of(options)
+    if not options.screen:
+        suite = dataclasses.replace(suite, screen=None)
     if suite.tracking.log_with:
         check_trackers(suite.tracking.log_with)
     go_offline_if_hub_unreachable(suite)

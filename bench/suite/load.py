@@ -302,10 +302,9 @@ def _dataset(raw, suite_path: Path, where: str) -> DatasetSpec:
 
 def _resolve_checkpoint_path(spec: str, suite_path: Path) -> str:
     """Relative local directories (./x, ../x, or a folder that exists beside the suite file) are
-    relative to the suite file; hub ids stay as they are."""
-    if spec.startswith(("./", "../")):
-        return str(absolute(suite_path.parent / spec))
-    beside = suite_path.parent / spec
-    if not spec.startswith("package:") and beside.is_dir():
-        return str(absolute(beside))
+    relative to the suite file; hub ids stay as they are. A derivation (`#layers=2`) stays on."""
+    base, hash_sign, derivation = spec.partition("#")
+    beside = suite_path.parent / base
+    if base.startswith(("./", "../")) or (not base.startswith("package:") and beside.is_dir()):
+        return str(absolute(beside)) + hash_sign + derivation
     return spec
