@@ -84,7 +84,7 @@ def main() -> None:
     print(f"same recommendation: {'yes' if budgeted.choice.config_id == full.choice.config_id else 'NO'}; "
           f"device-seconds ratio budgeted / full: {budget_seconds / grid_seconds:.2f}")
     print(f"weighted Kendall tau of {screen[0]['score_name']} over {tau['checkpoints']} checkpoints: "
-          f"validation {tau['validation']}, test {tau['test']}")
+          f"validation {tau['validation']:.2f}, test {tau['test']:.2f}")
 
 
 if __name__ == "__main__":

