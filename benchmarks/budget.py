@@ -35,7 +35,7 @@ from bench.decision.decide import decide  # noqa: E402
 from bench.decision.screening import agreement  # noqa: E402
 from bench.decision.selection import charged_device_seconds  # noqa: E402
 from bench.results.screening import read_screen, screening_path  # noqa: E402
-from bench.results.store import read_results  # noqa: E402
+from bench.results.store import one_row_per_run, read_results  # noqa: E402
 
 
 def run(*args: str) -> None:
@@ -69,7 +69,7 @@ def main() -> None:
     run("--suite", args.suite, "--output", str(args.output))
     screen = read_screen(screening_path(args.output))
     kept = {row["checkpoint"] for row in screen if row["kept"] == "True"}
-    rows = [r for r in read_results(args.output) if r["status"] == "ok"]
+    rows = [r for r in one_row_per_run(read_results(args.output)).values() if r["status"] == "ok"]  # reruns: the latest
     full = decide([args.output])
     with tempfile.TemporaryDirectory() as folder:
         budgeted = decide([kept_rows_report(args.output, kept, Path(folder))])
