@@ -3,7 +3,7 @@
 Each field is one option, with its flag, help and what it does. From this one declaration come
 the command line's flags (`parser`), the Python API's keywords (`bench.run_suite(suite,
 **keywords)`), the command line a `--workers` pool gives each worker (`worker_argv`), and the
-suite overrides (`suite_override`): a flag added here reaches all four, so a pool's runs cannot
+suite overrides (`suite_overrides`): a flag added here reaches all four, so a pool's runs cannot
 silently differ from the sequential ones.
 
 A field's `where` says what kind of option it is:
@@ -24,8 +24,7 @@ from pathlib import Path
 from bench.cli import OneLineParser
 from bench.errors import BenchError
 from bench.generated import fill_block
-
-MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
+from bench.suite.schema import MIXED_PRECISIONS
 
 
 def option(default, help: str, where: str, key: str | None = None, **argparse_kwargs):

@@ -68,13 +68,13 @@ def main() -> None:
     run("--suite", args.suite, "--output", str(args.output), "--no-screen")
     run("--suite", args.suite, "--output", str(args.output))
     screen = read_screen(screening_path(args.output))
-    kept = {row["checkpoint"] for row in screen if row["kept"] == "True"}
+    kept = {row["checkpoint"] for row in screen if row["kept"]}
     rows = [r for r in one_row_per_run(read_results(args.output)).values() if r["status"] == "ok"]  # reruns: the latest
     full = decide([args.output])
     with tempfile.TemporaryDirectory() as folder:
         budgeted = decide([kept_rows_report(args.output, kept, Path(folder))])
     grid_seconds = sum(charged_device_seconds(r) for r in rows)
-    scoring = sum(float(r["seconds"]) for r in screen)
+    scoring = sum(r["seconds"] for r in screen)
     budget_seconds = scoring + sum(charged_device_seconds(r) for r in rows if r["checkpoint"] in kept)
     tau = agreement(screen, full.configs)
     print(f"checkpoints: {len(screen)}; kept by the screen: {len(kept)} ({', '.join(sorted(kept))})")

@@ -3,12 +3,13 @@ real tiny checkpoints: one whose frozen features carry nothing (its embeddings z
 example pools to the same vector) is dropped, with its reason, and trains no run; the screen's
 verdicts are kept beside the report and a rerun reads them; the report shows them."""
 
-import csv
+import os
 
+import pytest
 import torch
 from conftest import build_checkpoint, write_suite
 
-from bench.results.screening import screening_path
+from bench.results.screening import read_screen, screening_path
 from bench.results.store import read_results
 from bench.run import main
 
@@ -38,11 +39,10 @@ def test_a_checkpoint_clearly_apart_is_screened_out_and_trains_nothing(tmp_path,
     assert main(["--suite", str(suite), "--output", str(report)]) == 0, capsys.readouterr().err[-2000:]
     out = capsys.readouterr().out
     assert f"DROPPED {dead}" in out and f"kept    {bert_dir}" in out
-    with screening_path(report).open(newline="") as f:
-        verdicts = {row["checkpoint"]: row for row in csv.DictReader(f)}
-    assert verdicts[str(dead)]["kept"] == "False" and "clearly below" in verdicts[str(dead)]["reason"]
-    assert float(verdicts[str(dead)]["score"]) < float(verdicts[str(bert_dir)]["low"])
-    assert all(float(v["seconds"]) > 0 and v["examples"] == "64" for v in verdicts.values())
+    verdicts = {row["checkpoint"]: row for row in read_screen(screening_path(report))}
+    assert verdicts[str(dead)]["kept"] is False and "clearly below" in verdicts[str(dead)]["reason"]
+    assert verdicts[str(dead)]["score"] < verdicts[str(bert_dir)]["low"]
+    assert all(v["seconds"] > 0 and v["examples"] == 64 for v in verdicts.values())
     assert {row["checkpoint"] for row in read_results(report)} == {str(bert_dir)}
     # a rerun reads the verdicts instead of scoring again, and has nothing left to run
     assert main(["--suite", str(suite), "--output", str(report)]) == 0
@@ -59,3 +59,19 @@ def test_a_checkpoint_clearly_apart_is_screened_out_and_trains_nothing(tmp_path,
     # --no-screen: the whole grid, the dropped checkpoint included
     assert main(["--suite", str(suite), "--output", str(report), "--no-screen"]) == 0
     assert {row["checkpoint"] for row in read_results(report)} == {str(bert_dir), str(dead)}
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="two workers need two CPU cores")
+def test_a_pool_of_workers_screens_once_before_dispatching(tmp_path, bert_dir, data_dir, capsys):
+    """`--workers 2`: the pool's own process screens, and only the kept checkpoint's cells go out."""
+    dead = dead_checkpoint(tmp_path / "dead")
+    strategies = [{"name": f"head{i}", "kind": "head", "hidden": [8], "pooling": "mean", "learning_rate": 1e-2 * i}
+                  for i in (1, 2)]
+    suite = write_suite(tmp_path, [bert_dir, dead], data_dir, strategies=strategies, serving={"measure": False})
+    suite.write_text(suite.read_text() + "screen: {score: hscore, keep: 1, examples: 64, resamples: 50}\n")
+    report = tmp_path / "pooled.csv"
+    assert main(["--suite", str(suite), "--output", str(report), "--workers", "2"]) == 0, capsys.readouterr().err[-2000:]
+    assert f"DROPPED {dead}" in capsys.readouterr().out
+    rows = read_results(report)
+    assert len(rows) == 2 and {row["checkpoint"] for row in rows} == {str(bert_dir)}
+    assert not next(v for v in read_screen(screening_path(report)) if v["checkpoint"] == str(dead))["kept"]

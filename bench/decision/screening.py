@@ -72,7 +72,7 @@ def agreement(screen_rows: list[dict], configs: list) -> dict:
         checkpoint = config.first["checkpoint"]
         if checkpoint not in best or key > best[checkpoint][0]:
             best[checkpoint] = (key, config)
-    scored = [(float(r["score"]), best[r["checkpoint"]][1]) for r in screen_rows if r["checkpoint"] in best]
+    scored = [(r["score"], best[r["checkpoint"]][1]) for r in screen_rows if r["checkpoint"] in best]
     out = {"checkpoints": len(scored), "validation": None, "test": None}
     if len(scored) < 3:
         return out
@@ -85,8 +85,8 @@ def agreement(screen_rows: list[dict], configs: list) -> dict:
 
 def screening_clause(screen: list[dict]) -> str:
     """The recommendation's word on the screen: how many checkpoints were fine-tuned, at what scoring cost."""
-    dropped = [short_checkpoint(r["checkpoint"]) for r in screen if r["kept"] != "True"]
-    seconds = sum(float(r["seconds"]) for r in screen)
+    dropped = [short_checkpoint(r["checkpoint"]) for r in screen if not r["kept"]]
+    seconds = sum(r["seconds"] for r in screen)
     return (f"Screened before fine-tuning by {screen[0]['score_name']} of frozen features ({seconds:.0f} s): "
             f"{len(screen) - len(dropped)} of {len(screen)} checkpoints fine-tuned"
             + (f", {', '.join(dropped)} dropped (see Screening)." if dropped else "."))

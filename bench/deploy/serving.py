@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from bench.train.compiled import compile_forward
+from bench.train.hardware import device_name
 from bench.train.measure import process_memory_mb, reset_peak_rss
 
 
@@ -153,14 +154,14 @@ TIMED = ("serving_form", "serving_latency_p50_ms", "serving_latency_p95_ms", "se
 def served_computation(model, max_length: int, device: torch.device, settings, dtype: str, compile_mode: str | None) -> str:
     """A hash of what serving this model computes and how it is timed: the model's class and
     every parameter's name and shape (architecture and size; an adapter's own tensors too, as it
-    is also timed unmerged), whether it is served merged, the compute dtype, the device, the
+    is also timed unmerged), whether it is served merged, the compute dtype, the device as the
+    row's `device` names it (a CPU timing holds for that CPU model and thread count only), the
     length and the suite's serving settings. Learning rates, seeds and weights do not enter."""
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     served = {
         "model": type(model).__name__,
         "parameters": [(name, list(p.shape)) for name, p in model.named_parameters()],
         "merged": hasattr(model, "merge_and_unload"),
-        "dtype": dtype, "device": device_name, "max_length": max_length, "compile": compile_mode,
+        "dtype": dtype, "device": device_name(device, torch.get_num_threads()), "max_length": max_length, "compile": compile_mode,
         "settings": settings.model_dump(exclude={"measure"}),
     }
     return hashlib.sha256(json.dumps(served, sort_keys=True).encode()).hexdigest()[:12]

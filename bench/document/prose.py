@@ -181,12 +181,12 @@ def screening_note(decision: Decision) -> str:
     """What the screen did and how far its score can be trusted on this task."""
     screen, agreement = decision.screening, decision.agreement
     first = screen[0]
-    text = (f"Before fine-tuning, each checkpoint's frozen {first['pooling']}-pooled features of {int(first['examples']):,} "
+    text = (f"Before fine-tuning, each checkpoint's frozen {first['pooling']}-pooled features of {first['examples']:,} "
             f"train examples were scored by {first['score_name']} (LogME: You et al., ICML 2021; H-score: Bao et al., "
             "ICIP 2019), with a bootstrap interval over the examples. The screen keeps the best by score, every checkpoint "
             "on the score-cost frontier (nothing cheaper scores higher), and every checkpoint whose interval reaches the kept "
             "ones': it drops only what is clearly apart. A frozen-feature score is not the fine-tuned accuracy. ")
-    seconds = sum(float(r["seconds"]) for r in screen)
+    seconds = sum(r["seconds"] for r in screen)
     price = decision.configs[0].price
     text += (f"Scoring took {seconds:,.1f} s in all ({usd(seconds / 3600 * price.usd_per_hour)} at {price.source}), "
              f"against {usd(min(c.cost_usd.mean for c in decision.configs))} for the cheapest fine-tuning run here. ")

@@ -182,8 +182,8 @@ def megabytes(value: float | None) -> str:
 
 
 def screening_table(screen: list[dict]) -> Table:
-    rows = [[short_checkpoint(r["checkpoint"]), f"{float(r['score']):.4g} [{float(r['low']):.4g}, {float(r['high']):.4g}]",
-             thousands(int(r["parameters"])), f"{float(r['seconds']):.1f}", "fine-tuned" if r["kept"] == "True" else "**dropped**",
+    rows = [[short_checkpoint(r["checkpoint"]), f"{r['score']:.4g} [{r['low']:.4g}, {r['high']:.4g}]",
+             thousands(r["parameters"]), f"{r['seconds']:.1f}", "fine-tuned" if r["kept"] else "**dropped**",
              r["reason"]] for r in screen]
     name = screen[0]["score_name"]
     return Table(["checkpoint", f"{name} [95% bootstrap interval]", "parameters", "scoring s", "verdict", "why"], rows)

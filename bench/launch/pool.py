@@ -52,7 +52,7 @@ from bench.results.store import (
     read_results,
     read_rows,
 )
-from bench.train.hardware import cpu_model, device_kind, resolve_mixed_precision
+from bench.train.hardware import device_kind, device_name, resolve_mixed_precision
 
 RUN_PY = Path(__file__).resolve().parents[1] / "run.py"
 
@@ -224,9 +224,7 @@ def run_pool(cells: list, every_cell: list, options: RunOptions, output: Path, c
 
 def slot_device(slot: Slot) -> str:
     """The `device` column a worker on this slot writes (bench/train/hardware.py's device_name)."""
-    if slot.gpu is not None:
-        return torch.cuda.get_device_name(slot.gpu)
-    return f"cpu {cpu_model()} x{len(slot.cores)} threads"
+    return device_name(torch.device("cuda", slot.gpu) if slot.gpu is not None else torch.device("cpu"), len(slot.cores))
 
 
 def run_with_workers(options: RunOptions, suite, output: Path) -> int:

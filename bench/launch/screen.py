@@ -36,42 +36,41 @@ def checkpoints_to_train(suite, data, device: torch.device, mixed_precision: str
     count = min(suite.screen.examples or len(data.splits["train"]), len(data.splits["train"]))
     rows = earlier_screen(path, suite, revisions, count)
     if rows is None:
-        rows = score_checkpoints(suite, data, device, mixed_precision, revisions, say)
+        rows = score_checkpoints(suite, data.splits["train"].select(range(count)), len(data.labels), device,
+                                 mixed_precision, revisions, say)
         if write:
             write_screen(path, rows)
         say(f"screening ({suite.screen.score}, {rows[0]['examples']} train examples, {suite.screen.pooling} pooling, "
-            f"{sum(float(r['seconds']) for r in rows):.1f} s): written to {path}")
+            f"{sum(r['seconds'] for r in rows):.1f} s): written to {path}")
     else:
         say(f"screening: the verdicts of {path} (same checkpoints and settings)")
     for row in rows:
-        say(f"    {'kept   ' if row['kept'] == 'True' else 'DROPPED'} {row['checkpoint']}: {row['score_name']} "
-            f"{float(row['score']):.4g} [{float(row['low']):.4g}, {float(row['high']):.4g}]; {row['reason']}")
-    return [row["checkpoint"] for row in rows if row["kept"] == "True"]
+        say(f"    {'kept   ' if row['kept'] else 'DROPPED'} {row['checkpoint']}: {row['score_name']} "
+            f"{row['score']:.4g} [{row['low']:.4g}, {row['high']:.4g}]; {row['reason']}")
+    return [row["checkpoint"] for row in rows if row["kept"]]
 
 
-def score_checkpoints(suite, data, device, mixed_precision: str, revisions: dict, say) -> list[dict]:
-    """Score every checkpoint and apply the screening rule; one row per checkpoint."""
+def score_checkpoints(suite, examples, num_labels: int, device, mixed_precision: str, revisions: dict, say) -> list[dict]:
+    """Score every checkpoint on `examples` (the first of the train subset, already the suite's
+    fixed shuffle) and apply the screening rule; one row per checkpoint."""
     spec = suite.screen
-    train = data.splits["train"]
-    count = min(spec.examples or len(train), len(train))
-    examples = train.select(range(count))  # the train subset is already the suite's fixed shuffle
     labels = np.array(examples["labels"])
     candidates, seconds = [], {}
     for checkpoint in suite.checkpoints:
         start = time.perf_counter()
-        features = frozen_features(checkpoint, len(data.labels), examples, spec, suite.defaults.max_length, device,
+        features = frozen_features(checkpoint, num_labels, examples, spec, suite.defaults.max_length, device,
                                    mixed_precision)
         value, low, high = spread(spec.score, features, labels, resamples=spec.resamples, seed=suite.dataset.shuffle_seed)
-        size = parameter_counts(Checkpoint(checkpoint, len(data.labels), meta=True).classifier())["total_params"]
+        size = parameter_counts(Checkpoint(checkpoint, num_labels, meta=True).classifier())["total_params"]
         candidates.append(Candidate(checkpoint, value, low, high, float(size)))
         seconds[checkpoint] = time.perf_counter() - start
         say(f"    scored {checkpoint}: {spec.score} {value:.4g} in {seconds[checkpoint]:.1f} s")
     verdicts = {v.candidate.checkpoint: v for v in screen(candidates, spec.keep)}
     return [{
         "checkpoint": c.checkpoint, "checkpoint_revision": revisions.get(c.checkpoint, ""), "score_name": spec.score,
-        "score": f"{c.score:.6g}", "low": f"{c.low:.6g}", "high": f"{c.high:.6g}", "parameters": int(c.cost),
-        "examples": count, "pooling": spec.pooling, "max_length": suite.defaults.max_length,
-        "seconds": f"{seconds[c.checkpoint]:.3f}", "kept": str(verdicts[c.checkpoint].kept),
+        "score": round(c.score, 6), "low": round(c.low, 6), "high": round(c.high, 6), "parameters": int(c.cost),
+        "examples": len(examples), "pooling": spec.pooling, "max_length": suite.defaults.max_length,
+        "seconds": round(seconds[c.checkpoint], 3), "kept": verdicts[c.checkpoint].kept,
         "reason": verdicts[c.checkpoint].reason,
     } for c in candidates]
 
@@ -105,6 +104,6 @@ def earlier_screen(path: Path, suite, revisions: dict, count: int) -> list[dict]
     spec = suite.screen
     same = (sorted(r["checkpoint"] for r in rows) == sorted(suite.checkpoints)
             and all(r["checkpoint_revision"] == revisions.get(r["checkpoint"], "") and r["score_name"] == spec.score
-                    and r["pooling"] == spec.pooling and int(r["max_length"]) == suite.defaults.max_length
-                    and int(r["examples"]) == count for r in rows))
+                    and r["pooling"] == spec.pooling and r["max_length"] == suite.defaults.max_length
+                    and r["examples"] == count for r in rows))
     return sorted(rows, key=lambda r: suite.checkpoints.index(r["checkpoint"])) if same else None

@@ -88,7 +88,7 @@ def run_here(options: RunOptions, suite, output: Path) -> int:
                                     write=accelerator.is_main_process)
     every_cell, cells = screened(every_cell, kept), screened(cells, kept)
     peak, peak_source = peak_tflops(accelerator.device, matmul_dtype(accelerator.mixed_precision, accelerator.device))
-    context = run_context(suite, data, device_name(accelerator, threads), peak, peak_source, revisions)
+    context = run_context(suite, data, device_name(accelerator.device, threads), peak, peak_source, revisions)
     pending = pending_cells(cells, output, options.force, say)
     failures, waiting = run_cells(pending, every_cell, accelerator, data, output, context, options.save, say, suite)
     accelerator.wait_for_everyone()  # a rank ending early can abort its peers (see NOTES)

@@ -178,10 +178,6 @@ class Row(dict):
             raise ValueError(f"row has columns not in the schema: {sorted(unknown)}")
         return {name: _text(self.get(name)) for name in NAMES}
 
-    @property
-    def ok(self) -> bool:
-        return self.get("status") == Status.OK
-
     def __repr__(self) -> str:  # a row holds kilobytes of history and error text: say which run it is
         what = f"{self.get('checkpoint')} / {self.get('strategy')} / seed {self.get('seed')}"
         result = (f"test accuracy {self['test_accuracy']:.4f}" if self.get("test_accuracy") is not None
@@ -228,10 +224,11 @@ DOCS_COLUMNS = ("<!-- columns:start (python -m bench.results.columns docs/column
 
 def columns_markdown() -> str:
     """The column table, as the docs show it: generated from COLUMNS, so the two never differ."""
-    lines = ["| column | type | unit | meaning |", "|---|---|---|---|"]
+    lines = ["| column | group | type | unit | meaning |", "|---|---|---|---|---|"]
     for c in COLUMNS:
         kind = "JSON" if c.type in (dict, list) else "status" if c.type is Status else c.type.__name__
-        lines.append(f"| `{c.name}` | {kind} | {c.unit} | {c.description} |")
+        tracked = "; trackers get it at the end of the run (final/)" if c.tracked else ""
+        lines.append(f"| `{c.name}` | {c.group} | {kind} | {c.unit} | {c.description}{tracked} |")
     lines.append("")
     lines.append("Reports written before the test split's columns were named `test_*` call them "
                  + ", ".join(f"`{old}`" for old in RENAMED) + "; they are read under today's names.")

@@ -10,6 +10,8 @@ from pathlib import Path
 
 COLUMNS = ["checkpoint", "checkpoint_revision", "score_name", "score", "low", "high", "parameters", "examples", "pooling",
            "max_length", "seconds", "kept", "reason"]
+TYPES = {"score": float, "low": float, "high": float, "parameters": int, "examples": int, "max_length": int,
+         "seconds": float, "kept": lambda text: text == "True"}  # the other columns are text
 
 
 def screening_path(report: Path) -> Path:
@@ -28,8 +30,8 @@ def write_screen(path: Path, rows: list[dict]) -> None:
 
 
 def read_screen(path: Path) -> list[dict]:
-    """The rows of a screening file ([] when there is none)."""
+    """The rows of a screening file, typed ([] when there is none)."""
     if not path.is_file():
         return []
     with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+        return [{k: TYPES.get(k, str)(v) for k, v in row.items()} for row in csv.DictReader(f)]

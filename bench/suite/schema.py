@@ -120,7 +120,7 @@ HPARAM_FIELDS = set(Hyperparameters.model_fields)
 class Defaults(Hyperparameters):
     """The suite's `defaults`: hyperparameters, plus what applies to every run."""
     seeds: Annotated[list[NonNegative], Field(min_length=1)] = [42]
-    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
+    mixed_precision: Literal[MIXED_PRECISIONS] = "auto"
     sweep: dict[str, Annotated[list, Field(min_length=1)]] | None = None  # swept for every strategy
     sweep_seeds: Literal["all", "first"] = "all"  # first: sweep points on the first seed, the chosen point on all
 

@@ -101,9 +101,11 @@ def set_cpu_threads(accelerator) -> int:
     return torch.get_num_threads()
 
 
-def device_name(accelerator, threads: int) -> str:
-    if accelerator.device.type == "cuda":
-        return torch.cuda.get_device_name(accelerator.device)
+def device_name(device: torch.device, threads: int) -> str:
+    """The row's `device`: the GPU's model, or the CPU's model and the threads the run used
+    (cost is priced per thread: bench/decision/cost.py reads them back from this name)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
     return f"cpu {cpu_model()} x{threads} threads"
 
 
