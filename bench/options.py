@@ -64,6 +64,8 @@ class RunOptions:
                            "turns it off for good)", "serving", key="measure")
     screen: bool = option(True, "fine-tune every checkpoint, the whole grid, whatever the suite's screen: section "
                           "says (bench/launch/screen.py)", "launch")
+    halving: bool = option(True, "train every sweep point to the last epoch, whatever the suite's halving: section "
+                           "says (bench/launch/halving.py)", "launch")
     log_with: list | None = option(None, "record every run in these experiment trackers (tensorboard, mlflow, "
                                    "wandb, ...: accelerate's; replaces the suite's tracking.log_with; "
                                    "bench/train/tracking.py)", "tracking", nargs="+", metavar="TRACKER")

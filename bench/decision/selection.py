@@ -10,9 +10,15 @@ the decision report, `compare` and the README table:
   ran (with `sweep_seeds: first`, the first seed); a tie goes to the earlier point.
 - Test: the test split (`test_accuracy`) is scored once per run and never chooses anything;
   only chosen points compete on it (significance, frontier, recommendation).
+- Halving (a suite's `halving:`): the same rule applied early, at rungs (epoch counts). Every
+  point trains to the first rung; the best max(1, n // eta) of the n points that reached it, by
+  mean validation accuracy at the rung (ties to the earlier point), continue to the next rung,
+  and so on to the last epoch (`rung_survivors`). Only within one sweep. The others are
+  `stopped`: never scored on test, never chosen.
 - Cost: a run's standalone cost is its training and validation time (plus the frozen outputs
   it reused from an earlier run); a chosen configuration's tuning cost is what every run of
-  its sweep used (every point and seed; shared frozen outputs counted once).
+  its sweep used (every point and seed, stopped points up to their last rung; shared frozen
+  outputs counted once).
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ class Tuned:
     chosen: Point
     seeds_compared: list[int]  # the seeds the choice was made on
     on_validation: bool  # False: old rows without validation figures; an only point is taken as it is
+    stopped: list = dataclasses.field(default_factory=list)  # rows of points halving stopped at a rung
 
     def __repr__(self) -> str:
         return f"Tuned({self.tuning_id}: {len(self.points)} point(s), chosen {self.chosen!r})"
@@ -67,8 +74,13 @@ class Tuned:
         return edges
 
     @property
+    def tuning_rows(self) -> list:
+        """Every run the choice paid for: each point's rows and the stopped points' rows."""
+        return [r for p in self.points for r in p.rows] + list(self.stopped)
+
+    @property
     def tuning_device_seconds(self) -> float:
-        return sum(charged_device_seconds(r) for p in self.points for r in p.rows)
+        return sum(charged_device_seconds(r) for r in self.tuning_rows)
 
 
 def _number(row: dict, column: str) -> float:
@@ -92,8 +104,9 @@ def tuning_key(row: dict) -> str:
     return row.get("tuning_id") or row["config_id"]  # rows from before sweeps: each configuration alone
 
 
-def choose(rows: list[dict]) -> list[Tuned]:
-    """Group ok rows by sweep and choose each sweep's point on validation (module docstring)."""
+def choose(rows: list[dict], stopped: list[dict] = ()) -> list[Tuned]:
+    """Group ok rows by sweep and choose each sweep's point on validation (module docstring);
+    `stopped`: rows of points halving stopped, charged to their sweep."""
     sweeps: dict[str, dict[str, list]] = {}
     for row in rows:
         sweeps.setdefault(tuning_key(row), {}).setdefault(row["config_id"], []).append(row)
@@ -101,7 +114,17 @@ def choose(rows: list[dict]) -> list[Tuned]:
     for tuning_id, by_config in sweeps.items():
         points = [Point(cid, _values(rs[0]), sorted(rs, key=lambda r: int(r["seed"]))) for cid, rs in by_config.items()]
         tuned.append(choose_point(tuning_id, points))
+        tuned[-1].stopped = [r for r in stopped if tuning_key(r) == tuning_id]
     return tuned
+
+
+def rung_survivors(scores: list[tuple[str, float | None]], eta: int) -> list[str]:
+    """Successive halving at one rung: of the n points that entered it, (config_id, mean
+    validation accuracy at the rung) in suite order, the best max(1, n // eta); a point without a
+    score (it failed before the rung) is out; a tie goes to the earlier point."""
+    scored = [(i, config_id, score) for i, (config_id, score) in enumerate(scores) if score is not None]
+    ranked = sorted(scored, key=lambda entry: (-entry[2], entry[0]))
+    return [config_id for _, config_id, _ in ranked[: max(1, len(scores) // eta)]]
 
 
 def choose_point(tuning_id: str, points: list[Point]) -> Tuned:

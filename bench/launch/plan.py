@@ -44,13 +44,13 @@ def chosen_point(output: Path, cell, cells) -> str | None:
     """For a later seed of a sweep (`sweep_seeds: first`): the config_id of the point the
     selection protocol chooses from the report's first-seed rows of this sweep ('' when none
     finished), or None while some of this suite's first-seed runs are missing from the report
-    (a shard's report holds only its own cells). First-seed rows of points since dropped from
+    (a shard's report holds only its own cells) or paused at a halving rung. First-seed rows of points since dropped from
     the sweep still compete, as they do in the decision report."""
 
     first_seed = [c for c in cells if c.tuning_id() == cell.tuning_id() and not c.needs_choice]
     rows = one_row_per_run(read_results(output)) if output.exists() else {}
-    if any(c.run_id() not in rows for c in first_seed):
-        return None
+    if any(c.run_id() not in rows or rows[c.run_id()]["status"] == Status.PAUSED for c in first_seed):
+        return None  # a first-seed run is missing, or paused at a halving rung
     seed = first_seed[0].seed
     ok = [r for r in rows.values()
           if r["tuning_id"] == cell.tuning_id() and int(r["seed"]) == seed and r["status"] == Status.OK]

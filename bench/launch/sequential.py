@@ -19,6 +19,7 @@ from bench.inputs.preflight import (
     check_processes_connected,
     preflight,
 )
+from bench.launch.halving import Step, next_step, remove_state, state_folder
 from bench.launch.plan import (
     chosen_point,
     pending_cells,
@@ -32,8 +33,8 @@ from bench.launch.screen import checkpoints_to_train
 from bench.options import RunOptions
 from bench.results.columns import Status
 from bench.results.row import row_summary
-from bench.results.store import append_row, check_writable
-from bench.train.cell import Reuse, run_cell
+from bench.results.store import append_row, check_writable, read_results
+from bench.train.cell import Reuse, now, run_cell
 from bench.train.hardware import (
     device_name,
     matmul_dtype,
@@ -41,6 +42,7 @@ from bench.train.hardware import (
     resolve_mixed_precision,
     set_cpu_threads,
 )
+from bench.train.loop import Segment
 from bench.train.tracking import CellTracking, tracking_folder
 
 
@@ -82,6 +84,9 @@ def run_here(options: RunOptions, suite, output: Path) -> int:
         pending_cells(cells, output, options.force, say)  # says how many are done already
         if suite.screen is not None:
             say(f"screen: {suite.screen.score} scores every checkpoint before training; the cells above are before the screen")
+        if suite.halving is not None:
+            say(f"halving: each sweep's points pause at the rungs (epochs {', '.join(map(str, sorted({r for c in cells for r in suite.rungs(c)})))}); "
+                f"the best 1/{suite.halving.eta} go on at each, the others stop there")
         return 0
     with accelerator.main_process_first():  # the main process screens and writes; the others read its verdicts
         kept = checkpoints_to_train(suite, data, accelerator.device, accelerator.mixed_precision, output, revisions, say,
@@ -90,7 +95,7 @@ def run_here(options: RunOptions, suite, output: Path) -> int:
     peak, peak_source = peak_tflops(accelerator.device, matmul_dtype(accelerator.mixed_precision, accelerator.device))
     context = run_context(suite, data, device_name(accelerator.device, threads), peak, peak_source, revisions)
     pending = pending_cells(cells, output, options.force, say)
-    failures, waiting = run_cells(pending, every_cell, accelerator, data, output, context, options.save, say, suite)
+    failures, waiting = run_cells(pending, every_cell, accelerator, data, output, context, options, say, suite)
     accelerator.wait_for_everyone()  # a rank ending early can abort its peers (see NOTES)
     accelerator.end_training()
     if waiting:
@@ -102,38 +107,94 @@ def run_here(options: RunOptions, suite, output: Path) -> int:
 
 
 
-def run_cells(pending: list, every_cell: list, accelerator, data, output: Path, context, save: bool, say, suite) -> tuple[int, int]:
-    """Run the pending cells in order, appending each row; returns (runs not ok, later seeds left
-    waiting). `every_cell`: the whole suite's, among which a sweep's first-seed points are found
-    (a shard or a worker holds only some of them). Each run has its own tracker runs."""
+def run_cells(pending: list, every_cell: list, accelerator, data, output: Path, context, options, say, suite) -> tuple[int, int]:
+    """Run the pending cells, appending each row; returns (runs not ok, runs left waiting).
+    Always the first cell, in suite order, that can go on: so a halved sweep's points each train
+    to a rung, then its survivors go on, before the next sweep starts (bench/launch/halving.py).
+    `every_cell`: the whole suite's, among which a sweep's points are found (a shard or a worker
+    holds only some of them). Each run has its own tracker runs. With --force, the rows written
+    before this launch do not count for halving's rungs: every point starts over."""
 
-    splits, labels = data.splits, data.labels
-    reuse = Reuse()
-    failures, waiting = 0, 0
+    reuse, finished, failures = Reuse(), set(), 0
+    since = now() if options.force else ""
+    while True:
+        accelerator.wait_for_everyone()  # every process reads the report after the main one wrote it
+        rows = [r for r in (read_results(output) if output.exists() else []) if (r.get("started_at") or "") >= since]
+        cell, step = next_to_run(pending, finished, every_cell, rows, output, suite, accelerator.is_main_process)
+        if cell is None:
+            break
+        if step.action == "stop":
+            if accelerator.is_main_process:
+                stop_point(output, cell, step.row, say)
+            finished.add(cell.run_id())
+            continue
+        row = train_cell(cell, step, every_cell, accelerator, data, output, context, options.save, say, suite, reuse)
+        if row["status"] != Status.PAUSED:
+            finished.add(cell.run_id())
+            failures += row["status"] != Status.OK
+            if accelerator.is_main_process and suite.rungs(cell):
+                remove_state(output, cell)
+    waiting = [cell for cell in pending if cell.run_id() not in finished]
+    halted = sum(not cell.needs_choice for cell in waiting)
+    if halted:
+        say(f"{halted} halved sweep point(s) wait at a rung for points of their sweep that are not in {output} "
+            "(another shard's): merge the reports into it and rerun the same command to go on")
+    return failures, len(waiting) - halted
+
+
+def next_to_run(pending: list, finished: set, every_cell: list, rows: list, output: Path, suite, main: bool):
+    """(the first pending cell that can go on, its Step), or (None, None) when none can: a
+    later seed waits for its sweep's choice, a halved point for its rung's decision."""
     for cell in pending:
+        if cell.run_id() in finished:
+            continue
         if cell.needs_choice:
-            accelerator.wait_for_everyone()  # every process reads the report after the main one wrote it
             chosen = chosen_point(output, cell, every_cell)
-            if chosen is None:
-                waiting += 1
-                continue
-            if chosen != cell.config_id():
-                continue
-        if reuse.features and next(iter(reuse.features))[0] != cell.checkpoint:
-            reuse.features.clear()  # frozen outputs of the previous checkpoint: no later cell needs them
-        point = f" | {cell.point_label()}" if cell.point else ""
-        say(f"[{every_cell.index(cell) + 1}/{len(every_cell)}] {cell.checkpoint} | {cell.strategy.name} ({cell.strategy.kind}){point} | seed {cell.seed}")
-        tracking = CellTracking(accelerator, suite.tracking, tracking_folder(suite.tracking, output), suite.name, cell,
-                                context.checkpoint_revisions.get(cell.checkpoint, ""))
-        try:
-            row = run_cell(cell, accelerator, Checkpoint(cell.checkpoint, len(labels)), splits, reuse, output, context, save,
-                           tracking)
-            tracking.finish(row)
-        finally:
-            tracking.close()
-        failures += row["status"] != Status.OK
-        if accelerator.is_main_process:
-            append_row(output, row)
-            say(f"    -> {row_summary(row)}; row {row['run_id']} appended to {output}")
-    return failures, waiting
+            if chosen is not None and chosen != cell.config_id():
+                finished.add(cell.run_id())  # a point not chosen: its later seeds never run
+            if chosen == cell.config_id():
+                return cell, Step("train", 0, cell.hparams.epochs)
+            continue
+        rungs = suite.rungs(cell)
+        if not rungs:
+            return cell, Step("train", 0, cell.hparams.epochs)
+        step = next_step(cell, every_cell, rows, rungs, suite.halving.eta)
+        if step.action == "done":
+            finished.add(cell.run_id())
+            if main:
+                remove_state(output, cell)
+        elif step.action != "wait":
+            return cell, step
+    return None, None
 
+
+def stop_point(output: Path, cell, row: dict, say) -> None:
+    """A halved point not kept at a rung: its stopped row (once, whoever gets there first) and
+    its folder gone."""
+    if append_row(output, row, unless_run_has=(Status.OK, Status.STOPPED)):
+        say(f"    {cell.run_id()} {cell.strategy.name} {cell.point_label()} seed {cell.seed}: {row['error']}")
+    remove_state(output, cell)
+
+
+def train_cell(cell, step, every_cell: list, accelerator, data, output: Path, context, save: bool, say, suite, reuse) -> dict:
+    """One run, or one segment of a halved run, trained and its row appended."""
+    splits, labels = data.splits, data.labels
+    if reuse.features and next(iter(reuse.features))[0] != cell.checkpoint:
+        reuse.features.clear()  # frozen outputs of the previous checkpoint: no later cell needs them
+    rungs = suite.rungs(cell)
+    segment = Segment(state_folder(output, cell), step.start, step.until) if rungs else None
+    point = f" | {cell.point_label()}" if cell.point else ""
+    part = f" | epochs {step.start + 1}-{step.until} of {cell.hparams.epochs} (halving)" if segment else ""
+    say(f"[{every_cell.index(cell) + 1}/{len(every_cell)}] {cell.checkpoint} | {cell.strategy.name} ({cell.strategy.kind}){point} | seed {cell.seed}{part}")
+    tracking = CellTracking(accelerator, suite.tracking, tracking_folder(suite.tracking, output), suite.name, cell,
+                            context.checkpoint_revisions.get(cell.checkpoint, ""))
+    try:
+        row = run_cell(cell, accelerator, Checkpoint(cell.checkpoint, len(labels)), splits, reuse, output, context, save,
+                       tracking, segment)
+        tracking.finish(row)
+    finally:
+        tracking.close()
+    if accelerator.is_main_process:
+        append_row(output, row)
+        say(f"    -> {row_summary(row)}; row {row['run_id']} appended to {output}")
+    return row

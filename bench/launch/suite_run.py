@@ -27,6 +27,8 @@ def run_suite(options: RunOptions, suite: Suite | None = None) -> int:
     suite = suite or suite_of(options)
     if not options.screen:
         suite = dataclasses.replace(suite, screen=None)
+    if not options.halving:
+        suite = dataclasses.replace(suite, halving=None)
     if suite.tracking.log_with:
         check_trackers(suite.tracking.log_with)
     go_offline_if_hub_unreachable(suite)

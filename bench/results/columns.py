@@ -29,6 +29,8 @@ class Status(str, enum.Enum):
     DIVERGED = "diverged"
     OOM = "oom"
     FAILED = "failed"
+    PAUSED = "paused"  # a halved sweep's point at a rung, its state kept: superseded by its next row
+    STOPPED = "stopped"  # a halved sweep's point stopped at a rung: charged to the sweep, never tested
 
     def __str__(self) -> str:  # written and shown as its value, on every Python version
         return self.value
@@ -55,7 +57,7 @@ COLUMNS: tuple[Column, ...] = (
     Column('config_id', str, 'the same hash without the seed: the runs of one configuration over several seeds share it', group='identity'),
     Column('tuning_id', str, 'the same hash with swept values replaced by the whole sweep: every point of one sweep shares it (= config_id without a sweep)', group='identity'),
     Column('sweep_point', dict, "JSON of this run's swept values ({} without a sweep); the report chooses one point per tuning_id on validation accuracy", group='identity'),
-    Column('status', Status, 'ok; diverged (the training loss became NaN/inf: the run stopped, `error` gives the step); oom (out of memory, `error` gives the batch size); failed (any other error). Only ok rows have metrics', group='identity'),
+    Column('status', Status, "ok; diverged (the training loss became NaN/inf: the run stopped, `error` gives the step); oom (out of memory, `error` gives the batch size); failed (any other error); paused (a halved sweep's point at a rung, waiting for the rung's decision; its next row supersedes it); stopped (a halved sweep's point not kept at a rung: its validation figures and seconds up to there, charged to its sweep's tuning cost, no test score). Only ok rows have test metrics", group='identity'),
     Column('checkpoint', str, 'hub id (pinned: id@revision), local directory or package:<pkg>/<folder> as written in the suite', group='configuration'),
     Column('checkpoint_revision', str, "which weights trained: the hub commit the checkpoint resolved to (40 hex), or sha256:<16 hex> over a local folder's weight files", group='configuration'),
     Column('strategy', str, "the strategy's name in the suite", group='configuration'),

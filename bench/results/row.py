@@ -93,6 +93,8 @@ def build_row(cell, context: RunContext, run: RunOutcome, result=None) -> dict:
 
 
 def row_summary(row: dict) -> str:
+    if row["status"] == Status.PAUSED:
+        return f"paused at epoch {row['epochs_run']} (halving): validation {row['validation_accuracy']:.4f}, its state kept"
     if row["status"] != Status.OK:
         return f"{row['status'].upper()}: {row['error']}"
     return ((f"validation {row['validation_accuracy']:.4f} (epoch {row['selected_epoch']}), " if row.get("validation_accuracy") is not None else "")

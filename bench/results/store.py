@@ -23,15 +23,19 @@ from bench.errors import BenchError
 from bench.results.columns import NAMES, RENAMED, Row, Status, known
 
 
-def append_row(path: Path, row: dict) -> None:
+def append_row(path: Path, row: dict, unless_run_has: tuple = ()) -> bool:
     """Append one row under the report's lock. A report written by an older version (a subset
     of today's columns, or old names) is first rewritten with today's columns; none of its
     values change. An append that fails leaves the file exactly as it was: a full disk is a
-    BenchError naming it (a rerun after freeing space finishes the suite)."""
+    BenchError naming it (a rerun after freeing space finishes the suite). `unless_run_has`:
+    statuses that, found on a row of the same run_id, make this append a no-op (decided under
+    the lock, so two processes deciding the same thing write it once); returns whether it appended."""
     record = Row(row).csv_record()
     check_writable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with locked(path):
+        if unless_run_has and any(r["run_id"] == record["run_id"] and r["status"] in unless_run_has for r in read_rows(path)):
+            return False
         header, end = _header_and_complete_end(path)
         try:
             if header is not None and header != NAMES:
@@ -50,6 +54,7 @@ def append_row(path: Path, row: dict) -> None:
                     raise
         except OSError as err:
             raise storage_error(err, path) from None
+    return True
 
 
 def storage_error(err: OSError, path: Path) -> BenchError:

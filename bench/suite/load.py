@@ -10,6 +10,7 @@ import dataclasses
 import inspect
 import itertools
 import json
+import math
 import os
 import re
 import sys
@@ -24,6 +25,7 @@ from bench.suite.schema import (
     HPARAM_FIELDS,
     DatasetSpec,
     Defaults,
+    HalvingSpec,
     Hyperparameters,
     ScreenSpec,
     ServingSpec,
@@ -52,6 +54,7 @@ class Suite:
     serving: ServingSpec = ServingSpec()
     tracking: TrackingSpec = TrackingSpec()
     screen: ScreenSpec | None = None  # None: every checkpoint is fine-tuned
+    halving: HalvingSpec | None = None  # None: every sweep point trains to the last epoch
 
     def cells(self, num_processes: int = 1, mixed_precision: str | None = None, device_kind: str = "cpu") -> list[Cell]:
         """Every checkpoint x train size x strategy x sweep point x seed, checkpoints outermost
@@ -70,6 +73,14 @@ class Suite:
                                 str(absolute(self.path).parent), device_kind, space, point, deferred)
                     (later if deferred else first).append(cell)
         return first + later
+
+    def rungs(self, cell: Cell) -> tuple[int, ...]:
+        """The epochs at which this cell's run pauses for its sweep's rung decision
+        (bench/launch/halving.py): none without `halving:`, for a point alone in its sweep, and for
+        a later seed of `sweep_seeds: first` (it runs the chosen point whole)."""
+        if self.halving is None or cell.needs_choice or math.prod(len(values) for _, values in cell.sweep) < 2:
+            return ()
+        return self.halving.rungs_for(cell.hparams.epochs)
 
     def train_sizes(self) -> list[int | None]:
         return sorted(self.dataset.train_sizes) if self.dataset.train_sizes else [self.dataset.train_size]
@@ -152,6 +163,9 @@ def load_suite(source, overrides: dict | None = None) -> Suite:
         raise BenchError(f"{where}: select: best chooses an epoch on validation data, and the dataset has none; "
                          "add validation_size: N or validation_split: NAME")
 
+    halving = validated(HalvingSpec, raw["halving"], f"{where}: halving") if raw.get("halving") is not None else None
+    if halving is not None:
+        _check_halving(halving, strategies, sweeps, defaults, hparam_overrides, f"{where}: halving")
     return Suite(
         name=top.name or path.stem,
         description=top.description.strip(),
@@ -168,7 +182,26 @@ def load_suite(source, overrides: dict | None = None) -> Suite:
         serving=validated(ServingSpec, raw.get("serving") or {}, f"{where}: serving"),
         tracking=validated(TrackingSpec, raw.get("tracking") or {}, f"{where}: tracking"),
         screen=validated(ScreenSpec, raw["screen"], f"{where}: screen") if raw.get("screen") is not None else None,
+        halving=halving,
     )
+
+
+def _check_halving(halving: HalvingSpec, strategies, sweeps: dict, defaults: Defaults, overrides: dict, where: str) -> None:
+    """Halving needs a sweep of two or more points to halve, rungs below each halved strategy's
+    epochs, and no early stopping (patience ends a run between rungs on its own)."""
+    halved = [s for s in strategies if math.prod(len(v) for v in sweeps.get(s.name, {}).values()) >= 2]
+    if not halved:
+        raise BenchError(f"{where}: no strategy has a sweep of two or more points, so there is nothing to halve; "
+                         "add a sweep: or remove halving:")
+    for strategy in halved:
+        hp = Hyperparameters(**{**defaults.hyperparameters(), **overrides[strategy.name]})
+        rungs = halving.rungs_for(hp.epochs)
+        if not rungs or rungs[-1] >= hp.epochs:
+            raise BenchError(f"{where}: strategy '{strategy.name}' trains {hp.epochs} epoch(s), and a rung must be an "
+                             f"epoch before the last (rungs {list(rungs) or 'none'}); train more epochs or state lower rungs")
+        if hp.patience is not None:
+            raise BenchError(f"{where}: strategy '{strategy.name}' stops early (patience), and halving stops points "
+                             "between rungs; use one of them")
 
 
 def _strategy(entry, i: int, defaults: Defaults, where: str) -> tuple[StrategySpec, dict, dict]:

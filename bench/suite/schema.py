@@ -162,6 +162,32 @@ class ScreenSpec(Strict):
     batch_size: Positive = 64  # examples per forward pass of the frozen backbone
 
 
+class HalvingSpec(Strict):
+    """The suite's `halving`: successive halving inside every sweep (Jamieson and Talwalkar 2016):
+    all points train to the first rung (an epoch count), the best 1/eta of them by validation
+    accuracy continue to the next rung, and so on to the suite's epochs (bench/launch/halving.py,
+    bench/decision/selection.py). Not part of any run_id: a survivor's run is the un-halved run."""
+
+    eta: Annotated[int, Field(ge=2)] = 2  # keep the best 1/eta of a sweep's points at each rung (at least one)
+    rungs: Annotated[list[Positive], Field(min_length=1)] | None = None  # epochs; default: epochs/eta, epochs/eta^2, ... down to 1
+
+    @model_validator(mode="after")
+    def _ascending(self):
+        if self.rungs is not None and sorted(set(self.rungs)) != self.rungs:
+            raise ValueError(f"rungs must be epoch counts in increasing order, each once, got {self.rungs}")
+        return self
+
+    def rungs_for(self, epochs: int) -> tuple[int, ...]:
+        """The rungs a run of `epochs` pauses at: the stated ones, or epochs // eta^k down to 1."""
+        if self.rungs is not None:
+            return tuple(self.rungs)
+        rungs, k = set(), 1
+        while epochs // self.eta**k >= 1:
+            rungs.add(epochs // self.eta**k)
+            k += 1
+        return tuple(sorted(rungs))
+
+
 class TrackingSpec(Strict):
     """The suite's `tracking`: experiment trackers that record each run (bench/train/tracking.py).
     Not part of any run_id: a tracker records a run, it does not change it."""
@@ -184,6 +210,7 @@ class SuiteFile(Strict):
     serving: dict[str, Any] | None = None  # ServingSpec
     tracking: dict[str, Any] | None = None  # TrackingSpec
     screen: dict[str, Any] | None = None  # ScreenSpec
+    halving: dict[str, Any] | None = None  # HalvingSpec
 
 
 def validated(model: type[BaseModel], raw: Any, where: str) -> BaseModel:

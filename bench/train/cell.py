@@ -25,7 +25,7 @@ from bench.results.columns import Status
 from bench.results.provenance import write_predictions
 from bench.results.row import RunOutcome, build_row
 from bench.results.store import read_results, storage_error
-from bench.train.loop import Diverged, train_one
+from bench.train.loop import Diverged, Paused, train_one
 
 
 @dataclasses.dataclass
@@ -40,10 +40,11 @@ class Reuse:
 
 
 def run_cell(cell, accelerator, checkpoint, splits, reuse: Reuse, output: Path, context, save: bool = False,
-             tracking=None) -> dict:
+             tracking=None, segment=None) -> dict:
     """Train one cell; returns its CSV row. A run that raises becomes a diverged, oom or failed row.
     `reuse`: what earlier runs of the launch computed. `context`: the launch's RunContext.
-    `save`: export the trained model (bench/deploy/export.py).
+    `save`: export the trained model (bench/deploy/export.py). `segment`: a halved run's part
+    (bench/train/loop.py); a segment that ends at a rung is a `paused` row.
     A full disk is not the run's failure: it stops the suite with one line (nothing is recorded
     for this run, and a rerun after freeing space runs it)."""
     run, result = RunOutcome(started_at=now()), None
@@ -54,7 +55,10 @@ def run_cell(cell, accelerator, checkpoint, splits, reuse: Reuse, output: Path, 
         plan = build_model(cell.strategy.kind, checkpoint, cell.strategy.params)
         run = replace(run, **parameter_counts(plan.model))
         pretrained_changed = changes_pretrained(plan.model)
-        result = train_one(cell, accelerator, plan, tokenized, tokenizer, context.peak_tflops, reuse.features, tracking)
+        result = train_one(cell, accelerator, plan, tokenized, tokenizer, context.peak_tflops, reuse.features, tracking,
+                           segment)
+        if isinstance(result, Paused):
+            return build_row(cell, context, replace(run, status=Status.PAUSED, ended_at=now()), result)
         if context.serving is not None:
             served = Served(plan.model, tokenizer, result.compile_mode, pretrained_changed)
             result.serving = serving_figures(cell, accelerator, served, splits, context.serving, reuse.served, output)

@@ -16,11 +16,17 @@ model's forward is compiled with CUDA graphs (`mode="reduce-overhead"`); batches
 static shapes (padded to max_length, a short last batch padded with rows the loss ignores,
 bench/train/batches.py), and the step is compiled and captured before the clocks start, in
 `compile_seconds`. No step reads a GPU value back to the host. Evaluation runs eagerly.
+
+A halved sweep's point (bench/launch/halving.py) trains in segments (`Segment`): to a rung, where
+accelerate's `save_state` keeps model, optimizer, scheduler and random states and the run pauses
+(`Paused`); later, from there to the next rung or the end. The schedule always spans the full
+epochs and the batch order is drawn per epoch, so the segments compute what one run computes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import evaluate
@@ -53,6 +59,41 @@ DIVERGENCE_CHECK_STEPS = 50  # how often the host looks at the (device-side) div
 COMPILED_WIDTHS = 1
 
 
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """Part of a halved run: continue from the state saved after epoch `start` in `folder`
+    (0: from the beginning), train to epoch `until` and, before the last epoch, save the state
+    there and pause."""
+    folder: Path
+    start: int
+    until: int
+
+    def state(self, epoch: int) -> Path:
+        return self.folder / f"epoch-{epoch}"  # one folder per rung: a kill while saving spoils no earlier rung
+
+
+@dataclasses.dataclass
+class Paused:
+    """A run paused at a rung: the figures its `paused` row records (validation at the rung,
+    seconds so far), no test score."""
+    history: list
+    best: dict
+    seconds: dict
+
+    def columns(self) -> dict:
+        validation = self.best["validation"]
+        return {
+            "train_loss": self.best["train_loss"],
+            "validation_loss": validation["loss"] if validation else None,
+            "validation_accuracy": validation["accuracy"] if validation else None,
+            "epochs_run": len(self.history),
+            "selected_epoch": self.best["epoch"],
+            "train_seconds": self.seconds.get("train_steps", 0.0) + self.seconds.get("train_cache", 0.0),
+            "validation_seconds": self.seconds.get("validation", 0.0) + self.seconds.get("validation_cache", 0.0),
+            "history": json.dumps(self.history),
+        }
+
+
 @dataclasses.dataclass
 class Loop:
     """Everything one run's loop works on, so each step below is a short function of it."""
@@ -75,28 +116,35 @@ class Loop:
     tracking: object = None  # the cell's CellTracking (bench/train/tracking.py); None: no trackers
     window: torch.Tensor | None = None  # loss x examples since the last logged step, on the device
     window_examples: int = 0
+    earlier_seconds: dict = dataclasses.field(default_factory=dict)  # a halved run's earlier segments
+    train_batches: object = None  # the training LengthGroupedBatches
 
 
 def train_one(cell: Cell, accelerator: Accelerator, plan: Prepared, tokenized, tokenizer, peak_tflops=None,
-              shared_features: dict | None = None, tracking=None) -> RunResult:
+              shared_features: dict | None = None, tracking=None, segment: Segment | None = None) -> RunResult | Paused:
     """Train one cell, choosing its epoch on validation, then score the test split once on the
     weights it keeps. `peak_tflops`: this process's peak for the run's matmul dtype
     (bench/train/hardware.py), for MFU. `shared_features`: frozen outputs computed by earlier runs
     of the suite, reused when they are the same computation (bench/train/features.py). `tracking`:
-    the cell's tracker runs (bench/train/tracking.py), given the loss, learning rate and validation."""
+    the cell's tracker runs (bench/train/tracking.py), given the loss, learning rate and validation.
+    `segment`: a halved run's part (module docstring); `Paused` when it ends at a rung."""
     hp = cell.hparams
     loop = prepare_loop(cell, accelerator, plan, tokenized, tokenizer, shared_features)
     if tracking is not None and tracking.every:
         loop.tracking, loop.window = tracking, torch.zeros(1, device=accelerator.device)
     warm_up(loop)
+    first, last = (segment.start + 1, segment.until) if segment else (1, hp.epochs)
+    if first > 1:
+        resume(loop, segment.state(segment.start))  # after the warm-up: its eager step drew random numbers
     progress = tqdm(
-        total=len(loop.loaders["train"]) * hp.epochs,
-        desc=f"{cell.checkpoint.rsplit('/', 1)[-1]} | {cell.strategy.name} | seed {cell.seed}",
+        total=len(loop.loaders["train"]) * (last - first + 1),
+        desc=f"{cell.checkpoint.rsplit('/', 1)[-1]} | {cell.strategy.name} | seed {cell.seed}"
+             + (f" | epochs {first}-{last}" if segment else ""),
         disable=not accelerator.is_local_main_process,
         leave=False,
         mininterval=progress_interval(),  # a log file (SLURM, a worker) gets a line every 10 s, not every step
     )
-    for epoch in range(1, hp.epochs + 1):
+    for epoch in range(first, last + 1):
         with loop.measure.timed("train_steps") as interval:
             loss_sum, seen = fit_epoch(loop, progress, interval.start)
         loop.samples += seen
@@ -106,6 +154,8 @@ def train_one(cell: Cell, accelerator: Accelerator, plan: Prepared, tokenized, t
         if stop_early(loop, epoch):
             break
     progress.close()
+    if last < hp.epochs and not stop_early(loop, last):
+        return pause(loop, segment.state(last), plan)
     keep_chosen_epoch(loop)
     with loop.measure.timed("test"):  # the test split, scored once, on the weights the run keeps
         test = evaluate_model(loop.model, loop.loaders["test"], loop.sets["test"], accelerator, loop.accuracy)
@@ -115,6 +165,43 @@ def train_one(cell: Cell, accelerator: Accelerator, plan: Prepared, tokenized, t
     result = collect_result(loop, test, peak_tflops)
     accelerator.free_memory()  # drop the references prepare() kept, before the next cell
     return result
+
+
+def pause(loop: Loop, folder: Path, plan: Prepared) -> Paused:
+    """Save what the next segment continues from (accelerate's state: model, optimizer,
+    scheduler, random states; and this run's history, kept epoch and seconds), then stop."""
+    accelerator = loop.accelerator
+    accelerator.save_state(str(folder))
+    seconds = total_seconds(loop)
+    best = {k: v for k, v in loop.best.items() if k != "weights"}
+    if accelerator.is_main_process:
+        if loop.best["weights"] is not None:
+            torch.save(loop.best["weights"], folder / "kept_epoch.pt")
+        progress = {"history": loop.history, "best": best, "seconds": seconds, "steps": loop.measure.steps}
+        (folder / "progress.json").write_text(json.dumps(progress))
+    accelerator.wait_for_everyone()
+    to_whole_model(plan.model)
+    accelerator.free_memory()
+    return Paused(loop.history, best, seconds)
+
+
+def total_seconds(loop: Loop) -> dict:
+    """The run's clocks: this segment's plus a halved run's earlier segments'."""
+    earlier, now = loop.earlier_seconds, loop.measure.seconds
+    return {k: earlier.get(k, 0.0) + now.get(k, 0.0) for k in set(earlier) | set(now)}
+
+
+def resume(loop: Loop, folder: Path) -> None:
+    """Continue where a paused segment stopped: accelerate's state back, and the run's history,
+    kept epoch and seconds; the batch order continues with the next epoch's draw."""
+    loop.accelerator.load_state(str(folder))
+    progress = json.loads((folder / "progress.json").read_text())
+    loop.history, loop.earlier_seconds = progress["history"], progress["seconds"]
+    weights = folder / "kept_epoch.pt"
+    loop.best = {**progress["best"], "weights": torch.load(weights, map_location=loop.accelerator.device) if weights.exists() else None}
+    loop.measure.steps = progress["steps"]
+    loop.measure.warmup_steps += progress["steps"]  # this segment's warm-up: its own first steps
+    loop.train_batches.passes = len(loop.history)
 
 
 def prepare_loop(cell, accelerator, plan, tokenized, tokenizer, shared_features) -> Loop:
@@ -127,6 +214,7 @@ def prepare_loop(cell, accelerator, plan, tokenized, tokenizer, shared_features)
     loop = Loop(cell, accelerator, model, sets, measure, compile_mode, cached, reused, rows=hp.batch_size if compile_mode else None)
     buckets = length_buckets(hp.max_length, COMPILED_WIDTHS) if compile_mode else None
     loop.loaders = make_loaders(cell, sets, buckets, accelerator.device)
+    loop.train_batches = loop.loaders["train"].batch_sampler  # its pass count is the epoch's draw (resume)
     steps = len(loop.loaders["train"]) * hp.epochs
     loop.optimizer, loop.scheduler = make_optimizer(model, hp, total_steps=steps, cuda=accelerator.device.type == "cuda")
     if compile_mode:
@@ -342,9 +430,9 @@ def width_of(examples: ExampleTensors, width) -> int | None:
 def collect_result(loop: Loop, test: dict, peak_tflops) -> RunResult:
     """Global figures: per-process counters summed over processes, clocks already global."""
     measure, accelerator, hp = loop.measure, loop.accelerator, loop.cell.hparams
-    seconds, train_set = measure.seconds, loop.sets["train"]
+    seconds, train_set = total_seconds(loop), loop.sets["train"]
     step_seconds = seconds["train_steps"]
-    steady = measure.steady(step_seconds, loop.samples)
+    steady = measure.steady(measure.seconds["train_steps"], loop.samples)  # this segment's: a halved run's last
     counts = torch.tensor([steady[0], steady[2], measure.padded_tokens, measure.real_tokens], dtype=torch.float64)
     steady_samples, steady_padded, padded, real = accelerator.reduce(counts.to(accelerator.device), "sum").tolist()
     kept = loop.best
