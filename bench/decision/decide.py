@@ -53,6 +53,7 @@ from bench.decision.stats import (
 )
 from bench.decision.text import accuracy, p_value, short_checkpoint, thousands, usd
 from bench.errors import BenchError
+from bench.results.columns import Status
 from bench.results.screening import read_screen, screening_path
 
 ALPHA = 0.05
@@ -109,7 +110,7 @@ class Config:
 
     @property
     def tuning_runs(self) -> int:
-        return sum(len(p.rows) for p in self.tuned.points) if self.tuned else len(self.rows)
+        return len(self.tuned.tuning_rows) if self.tuned else len(self.rows)
 
     @property
     def full_data_cost(self) -> float | None:
@@ -152,7 +153,7 @@ def build_configs(tuned: list[Tuned], prices: dict) -> list[Config]:
             correct=correct,
             tuned=t,
             validation=summarize(float(v) for v in validation) if None not in validation else None,
-            tuning_cost_usd=sum(row_cost(r, prices, charged_device_seconds) for p in t.points for r in p.rows),
+            tuning_cost_usd=sum(row_cost(r, prices, charged_device_seconds) for r in t.tuning_rows),
             serving=serving_of(rows, price),
         )
         config.degenerate = any(r.get("degenerate") is True for r in rows) or (
@@ -347,10 +348,12 @@ def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = 
     configurations on test, recommend: the cheapest to train, or with `traffic` (predictions a
     month, for `months`) the cheapest in total, training + serving (bench/decision/serving_cost.py)."""
     ok, not_ok = load_runs(paths)
+    stopped = [r for r in not_ok if r["status"] == Status.STOPPED]  # halving's: charged to their sweeps
+    not_ok = [r for r in not_ok if r["status"] not in (Status.STOPPED, Status.PAUSED)]
     devices = check_devices(ok, mixed_devices)
     prices = prices or {}
     try:
-        tuned = choose(ok)
+        tuned = choose(ok, stopped)
     except ValueError as err:
         raise BenchError(str(err)) from None
     size = lambda t: int(t.chosen.rows[0].get("train_examples") or 0)  # noqa: E731

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bench.decision.selection import rung_survivors
 from bench.results.columns import Status
+from bench.results.store import append_row
 from bench.train.cell import now
 
 FAILURES = (Status.FAILED, Status.DIVERGED, Status.OOM)
@@ -120,3 +121,11 @@ def stopped_row(paused: dict, rung: int, rungs: tuple, scores: dict, kept: list)
     return {**paused, "status": Status.STOPPED, "ended_at": now(),
             "error": f"stopped by halving at rung {rungs.index(rung) + 1} of {len(rungs)} (epoch {rung}): validation "
                      f"{scores[paused['config_id']]:.4f}; {len(kept)} of {len(scores)} points continued (best {best:.4f})"}
+
+
+def stop_point(output: Path, cell, row: dict, say) -> None:
+    """A halved point not kept at a rung: its stopped row, written once whoever gets there first
+    (decided under the report's lock), and its folder gone."""
+    if append_row(output, row, unless_run_has=(Status.OK, Status.STOPPED)):
+        say(f"    {cell.run_id()} {cell.strategy.name} {cell.point_label()} seed {cell.seed}: {row['error']}")
+    remove_state(output, cell)

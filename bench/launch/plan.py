@@ -13,12 +13,18 @@ from bench.results.row import RunContext
 from bench.results.store import ok_run_ids, one_row_per_run, read_results
 
 
-def selected_cells(options: RunOptions, cells: list) -> list:
+def selected_cells(options: RunOptions, cells: list, suite) -> list:
     """The cells this launch runs: every I-th for `--shard I/N` (fixed by the suite's order, the
-    same on every machine), or a worker's `--run-ids`."""
+    same on every machine), or a worker's `--run-ids`. A halved sweep's points are dealt as one,
+    so its rungs are decided within one shard's report."""
     if options.shard:
         index, count = options.shard_part()
-        cells = cells[index - 1 :: count]
+        units: dict = {}
+        for cell in cells:
+            key = cell.tuning_id() if suite.rungs(cell) else cell.run_id()
+            units.setdefault(key, []).append(cell)
+        chosen = {c.run_id() for unit in list(units.values())[index - 1 :: count] for c in unit}
+        cells = [c for c in cells if c.run_id() in chosen]
     if options.run_ids:
         wanted = set(options.run_ids)
         cells = [c for c in cells if c.run_id() in wanted]

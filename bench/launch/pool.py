@@ -34,6 +34,7 @@ from bench.cli import progress_interval
 from bench.errors import BenchError
 from bench.inputs.data import load_splits
 from bench.inputs.preflight import check_checkpoints, preflight
+from bench.launch.halving import FAILURES, next_step, stop_point
 from bench.launch.plan import (
     chosen_point,
     pending_cells,
@@ -44,11 +45,12 @@ from bench.launch.plan import (
 )
 from bench.launch.screen import checkpoints_to_train
 from bench.options import RunOptions, worker_argv
+from bench.results.columns import Status
 from bench.results.row import RunOutcome, build_row, row_summary
 from bench.results.store import (
     append_row,
     check_writable,
-    ok_run_ids,
+    one_row_per_run,
     read_results,
     read_rows,
 )
@@ -146,7 +148,8 @@ def death_cause(code: int, log: Path) -> str:
 
 def finish(worker: Worker, output: Path, context, say) -> list[Task]:
     """After a worker exits: report its cells' rows; if it died with its task unfinished, write
-    a failed row for the cell it was running and return the rest of the task to run again."""
+    a failed row for the cell it was running (the first without a new row, or else a halved
+    point that was continuing from a rung) and return the rest of the task to run again."""
 
     rows = read_results(output) if output.exists() else []
     counts = Counter(r["run_id"] for r in rows)
@@ -159,11 +162,14 @@ def finish(worker: Worker, output: Path, context, say) -> list[Task]:
                 + (f" {cell.point_label()}" if cell.point else "") + f": {row_summary(latest[cell.run_id()])}")
         elif not cell.needs_choice:  # a later seed of a point not chosen writes no row, by design
             missing.append(cell)
-    if not missing or code in (0, 1):
+    if code in (0, 1):
         if missing:  # it ended normally without running them: they wait (see the worker's log)
             say(f"    {len(missing)} run(s) of {worker.log} did not run; see that log")
         return []
-    in_flight, rest = missing[0], missing[1:]
+    continuing = [c for c in worker.task.cells if c not in missing and latest[c.run_id()]["status"] == Status.PAUSED]
+    if not missing and not continuing:
+        return []
+    in_flight, rest = (missing[0], missing[1:]) if missing else (continuing[0], [])
     cause = death_cause(code, worker.log)
     run = RunOutcome(started_at="", status="failed", error=f"{cause}; its output: {worker.log}")
     append_row(output, build_row(in_flight, context, run))
@@ -171,14 +177,17 @@ def finish(worker: Worker, output: Path, context, say) -> list[Task]:
     return [Task(rest, worker.task.attempt + 1)] if rest else []
 
 
-def run_pool(cells: list, every_cell: list, options: RunOptions, output: Path, context, slots: list[Slot], say) -> int:
+def run_pool(cells: list, every_cell: list, options: RunOptions, output: Path, context, slots: list[Slot], say,
+             suite) -> int:
     """Run `cells` (pending, in suite order) on `slots`; returns 1 if any run did not finish ok.
-    `every_cell`: the whole suite's, among which sweeps' first-seed points are found."""
+    `every_cell`: the whole suite's, among which sweeps' first-seed points are found. A halved
+    sweep's points go out again whenever the rows say they can go on (bench/launch/halving.py)."""
 
     log_dir = output.parent / f"{output.stem}.logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     first = [c for c in cells if not c.needs_choice]
     later = [c for c in cells if c.needs_choice]
+    halved = [c for c in first if suite.rungs(c)]
     queue, dispatched = tasks_for(first), list(first)
     running: list[Worker] = []
     say(f"{len(first)} runs" + (" (+ later seeds of chosen points)" if later else "") + f" on {len(slots)} workers ("
@@ -202,7 +211,10 @@ def run_pool(cells: list, every_cell: list, options: RunOptions, output: Path, c
                 running.remove(worker)
                 retry = finish(worker, output, dataclasses.replace(context, device=slot_device(worker.slot)), bar.write)
                 queue = retry + queue
-                bar.update(len(worker.task.cells) - sum(len(t.cells) for t in retry))
+                if halved:
+                    busy = {c.run_id() for t in queue + [w.task for w in running] for c in t.cells}
+                    queue += halving_tasks(halved, busy, every_cell, output, suite, bar.write)
+                bar.update(finished_runs(dispatched, output) - bar.n)
     except BaseException:  # Ctrl-C, SIGTERM: stop every worker; their runs in flight write no row
         for worker in running:
             if worker.process.poll() is None:
@@ -215,11 +227,33 @@ def run_pool(cells: list, every_cell: list, options: RunOptions, output: Path, c
         raise
     finally:
         bar.close()
-    ok = ok_run_ids(output)
-    failures = sum(c.run_id() not in ok for c in dispatched)
+    latest = one_row_per_run(read_results(output)) if output.exists() else {}
+    failures = sum(c.run_id() not in latest or latest[c.run_id()]["status"] in FAILURES for c in dispatched)
     if failures:
         say(f"{failures} of {len(dispatched)} runs did not finish ok; see the status and error columns of {output}")
     return 1 if failures else 0
+
+
+def halving_tasks(halved: list, busy: set, every_cell: list, output: Path, suite, say) -> list[Task]:
+    """The halved points that can go on now (their rung decided, or not reached yet), as tasks;
+    the points a decided rung did not keep get their stopped rows here."""
+    rows = read_results(output) if output.exists() else []
+    ready = []
+    for cell in halved:
+        if cell.run_id() in busy:
+            continue
+        step = next_step(cell, every_cell, rows, suite.rungs(cell), suite.halving.eta)
+        if step.action == "stop":
+            stop_point(output, cell, step.row, say)
+        elif step.action == "train":
+            ready.append(cell)
+    return tasks_for(ready)
+
+
+def finished_runs(cells: list, output: Path) -> int:
+    """How many of `cells` have their last row (not paused at a rung)."""
+    latest = one_row_per_run(read_results(output)) if output.exists() else {}
+    return sum(c.run_id() in latest and latest[c.run_id()]["status"] != Status.PAUSED for c in cells)
 
 
 def slot_device(slot: Slot) -> str:
@@ -237,7 +271,7 @@ def run_with_workers(options: RunOptions, suite, output: Path) -> int:
     check_writable(output, create_folder=not options.output)
     kind = device_kind()
     every_cell = suite.cells(1, resolve_mixed_precision(suite.mixed_precision), kind)
-    cells = selected_cells(options, every_cell)
+    cells = selected_cells(options, every_cell, suite)
     revisions = check_checkpoints(suite)
     data = load_splits(suite.dataset)
     say_plan(suite, cells, data, f"{len(slots)} workers of 1 process on {kind}", print)
@@ -246,5 +280,6 @@ def run_with_workers(options: RunOptions, suite, output: Path) -> int:
     kept = checkpoints_to_train(suite, data, device, resolve_mixed_precision(suite.mixed_precision), output, revisions, print)
     every_cell, cells = screened(every_cell, kept), screened(cells, kept)
     context = run_context(suite, data, slot_device(slots[0]), None, "", revisions)
-    return run_pool(pending_cells(cells, output, options.force, print), every_cell, options, output, context, slots, print)
+    return run_pool(pending_cells(cells, output, options.force, print), every_cell, options, output, context, slots, print,
+                    suite)
 

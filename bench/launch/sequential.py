@@ -19,7 +19,7 @@ from bench.inputs.preflight import (
     check_processes_connected,
     preflight,
 )
-from bench.launch.halving import Step, next_step, remove_state, state_folder
+from bench.launch.halving import Step, next_step, remove_state, state_folder, stop_point
 from bench.launch.plan import (
     chosen_point,
     pending_cells,
@@ -68,7 +68,7 @@ def run_here(options: RunOptions, suite, output: Path) -> int:
     )
     check_processes_connected(accelerator)
     every_cell = suite.cells(accelerator.num_processes, accelerator.mixed_precision, accelerator.device.type)
-    cells = selected_cells(options, every_cell)
+    cells = selected_cells(options, every_cell, suite)
     threads = set_cpu_threads(accelerator)
     say = accelerator.print
     if accelerator.device.type == "cuda":  # fp32 matmuls on tensor cores (TF32): same training, several times faster
@@ -166,14 +166,6 @@ def next_to_run(pending: list, finished: set, every_cell: list, rows: list, outp
         elif step.action != "wait":
             return cell, step
     return None, None
-
-
-def stop_point(output: Path, cell, row: dict, say) -> None:
-    """A halved point not kept at a rung: its stopped row (once, whoever gets there first) and
-    its folder gone."""
-    if append_row(output, row, unless_run_has=(Status.OK, Status.STOPPED)):
-        say(f"    {cell.run_id()} {cell.strategy.name} {cell.point_label()} seed {cell.seed}: {row['error']}")
-    remove_state(output, cell)
 
 
 def train_cell(cell, step, every_cell: list, accelerator, data, output: Path, context, save: bool, say, suite, reuse) -> dict:

@@ -1,0 +1,176 @@
+"""Successive halving inside sweeps, through real runs at tiny size: a survivor's row is the
+un-halved run's row; the rung decisions follow the un-halved runs' own validation history;
+stopped points are charged and never tested; the same rows come out of --workers 2 and out of
+a suite killed with SIGKILL and rerun, which repeats no rung; a halved sweep stays in one shard."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+import yaml
+from conftest import ROOT, make_examples, run_cli, write_csv, write_suite
+
+from bench.decision.decide import decide
+from bench.decision.selection import charged_device_seconds
+from bench.errors import BenchError
+from bench.launch.plan import selected_cells
+from bench.options import RunOptions
+from bench.results.store import read_results
+from bench.run import main
+from bench.suite.load import load_suite
+
+FULL_RATES = [3e-4, 3e-3, 1e-2, 2e-2]
+HEAD_RATES = [3e-3, 3e-2]
+
+
+@pytest.fixture(scope="module")
+def learnable(tmp_path_factory):
+    """300 train / 60 test reviews: enough for the tiny model to learn within the rungs."""
+    folder = tmp_path_factory.mktemp("learnable")
+    write_csv(folder / "train.csv", make_examples(300, seed=11))
+    write_csv(folder / "test.csv", make_examples(60, seed=12))
+    return folder
+
+
+def halved_suite(folder, bert_dir, data_dir, halving=None, **defaults):
+    strategies = [{"name": "full", "kind": "full", "sweep": {"learning_rate": FULL_RATES}},
+                  {"name": "head", "kind": "head", "hidden": [16], "pooling": "mean", "sweep": {"learning_rate": HEAD_RATES}}]
+    path = write_suite(folder, [bert_dir], data_dir, strategies=strategies, dataset={"validation_size": 40},
+                       **{"epochs": 6, "batch_size": 16, **defaults})
+    raw = yaml.safe_load(path.read_text())
+    raw["halving"] = halving or {"eta": 2, "rungs": [2, 4]}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory, bert_dir, learnable):
+    """The same suite halved (rungs at epochs 2 and 4 of 6) and whole (--no-halving)."""
+    folder = tmp_path_factory.mktemp("halving")
+    suite = halved_suite(folder, bert_dir, learnable)
+    assert main(["--suite", str(suite), "--output", str(folder / "halved.csv")]) == 0
+    assert main(["--suite", str(suite), "--output", str(folder / "whole.csv"), "--no-halving"]) == 0
+    return suite, folder, read_results(folder / "halved.csv"), read_results(folder / "whole.csv")
+
+
+def final_rows(rows):
+    return {r["run_id"]: r for r in rows if r["status"] != "paused"}
+
+
+def figures(row):
+    keys = ("status", "epochs_run", "train_loss", "validation_loss", "validation_accuracy", "test_loss", "test_accuracy")
+    return tuple(row.get(k) for k in keys)
+
+
+def test_a_survivor_has_the_row_of_the_same_run_without_halving(reports):
+    _, folder, halved, whole = reports
+    whole_by_id = {r["run_id"]: r for r in whole}
+    survivors = [r for r in halved if r["status"] == "ok"]
+    assert len(survivors) == 2  # one per sweep
+    for row in survivors:
+        other = whole_by_id[row["run_id"]]  # the same run_id: halving is not part of a run's identity
+        assert figures(row) == figures(other)
+        assert [(h["train_loss"], h["validation_accuracy"]) for h in row["history"]] == \
+               [(h["train_loss"], h["validation_accuracy"]) for h in other["history"]]
+        assert (folder / row["predictions_file"]).read_text() == (folder / other["predictions_file"]).read_text()
+    assert not (folder / "halved.halving").exists()  # every run's paused states removed when it ended
+
+
+def test_rungs_keep_the_points_best_on_validation_at_the_rung(reports):
+    """The decisions, checked against the un-halved runs' own per-epoch validation accuracy."""
+    _, _, halved, whole = reports
+    by_rate = {(r["strategy"], r["learning_rate"]): r for r in whole}
+    at = lambda strategy, rate, epoch: by_rate[strategy, rate]["history"][epoch - 1]["validation_accuracy"]  # noqa: E731
+    expected_rung1 = sorted(FULL_RATES, key=lambda lr: (-at("full", lr, 2), FULL_RATES.index(lr)))[:2]
+    expected_rung2 = sorted(expected_rung1, key=lambda lr: (-at("full", lr, 4), FULL_RATES.index(lr)))[:1]
+    final = {(r["strategy"], r["learning_rate"]): r for r in final_rows(halved).values()}
+    assert {lr for lr in FULL_RATES if final["full", lr]["epochs_run"] >= 4} == set(expected_rung1)
+    assert [lr for lr in FULL_RATES if final["full", lr]["status"] == "ok"] == expected_rung2
+    # one paused row per point and rung reached: (4 at rung 1, 2 at rung 2) + 2 head points at rung 1
+    paused = Counter((r["run_id"], r["epochs_run"]) for r in halved if r["status"] == "paused")
+    assert set(paused.values()) == {1} and sorted(Counter(e for _, e in paused).items()) == [(2, 6), (4, 2)]
+    # the head sweep has one survivor after its first rung: it trains to the end without pausing again
+    assert sum(r["strategy"] == "head" and r["status"] == "stopped" for r in final.values()) == 1
+
+
+def test_stopped_points_are_charged_to_their_sweep_and_never_tested(reports):
+    _, folder, halved, _ = reports
+    stopped = [r for r in final_rows(halved).values() if r["status"] == "stopped"]
+    assert len(stopped) == 4  # 3 full points, 1 head point
+    for row in stopped:
+        assert row.get("test_accuracy") is None and not row.get("predictions_file")
+        assert row["validation_accuracy"] is not None and row["train_seconds"] > 0
+        assert row["error"].startswith("stopped by halving at rung")
+    decision = decide([folder / "halved.csv"])
+    full = next(t for t in decision.tuned if t.chosen.rows[0]["strategy"] == "full")
+    assert len(full.stopped) == 3 and len(full.points) == 1
+    expected = sum(charged_device_seconds(r) for r in final_rows(halved).values() if r["strategy"] == "full")
+    assert full.tuning_device_seconds == pytest.approx(expected)
+    assert not decision.not_ok  # stopped points are not failures
+
+
+def test_workers_reach_the_same_rows(reports, tmp_path):
+    suite, _, halved, _ = reports
+    output = tmp_path / "pool.csv"
+    result = run_cli("--suite", suite, "--output", output, "--workers", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    # the same rows; a worker's one thread sums in another order than two: losses agree to float noise
+    pooled = {(r["run_id"], r["status"], r["epochs_run"]): r for r in read_results(output)}
+    assert set(pooled) == {(r["run_id"], r["status"], r["epochs_run"]) for r in halved}
+    for row in halved:
+        other = pooled[row["run_id"], row["status"], row["epochs_run"]]
+        numbers = lambda r: [v for v in figures(r)[1:] if v is not None]  # noqa: E731
+        assert numbers(other) == pytest.approx(numbers(row), rel=1e-4)
+
+
+def test_a_killed_suite_reruns_no_rung_and_loses_no_row(reports, tmp_path):
+    suite, _, halved, _ = reports
+    output = tmp_path / "killed.csv"
+    process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "run.py"), "--suite", str(suite), "--output", str(output)],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if output.exists() and len(read_results(output)) >= 5:  # 4 points at rung 1, one at rung 2 or stopped
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the suite ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = read_results(output)
+    assert main(["--suite", str(suite), "--output", str(output)]) == 0
+    after = read_results(output)
+    assert after[: len(before)] == before  # nothing recorded is lost
+    paused = Counter((r["run_id"], r["epochs_run"]) for r in after if r["status"] == "paused")
+    assert set(paused.values()) == {1}  # no rung trained twice
+    assert sorted(map(figures, final_rows(after).values())) == sorted(map(figures, final_rows(halved).values()))
+
+
+def test_a_halved_sweep_is_dealt_to_one_shard(tmp_path, bert_dir, data_dir):
+    suite = load_suite(str(halved_suite(tmp_path, bert_dir, data_dir)))
+    cells = suite.cells()
+    shards = [selected_cells(RunOptions(suite="x", shard=f"{i}/2"), cells, suite) for i in (1, 2)]
+    assert sorted(len(s) for s in shards) == [2, 4]
+    for shard in shards:
+        assert len({c.tuning_id() for c in shard}) == 1
+
+
+def test_halving_refuses_what_it_cannot_do(tmp_path, bert_dir, data_dir):
+    with pytest.raises(BenchError, match="strategy 'full' trains 6 epoch.*rung must be an epoch before the last"):
+        load_suite(str(halved_suite(tmp_path, bert_dir, data_dir, halving={"rungs": [2, 6]})))
+    with pytest.raises(BenchError, match="rungs must be epoch counts in increasing order"):
+        load_suite(str(halved_suite(tmp_path, bert_dir, data_dir, halving={"rungs": [2, 1]})))
+    with pytest.raises(BenchError, match="eta.*at least 2|eta.*>= 2|eta"):
+        load_suite(str(halved_suite(tmp_path, bert_dir, data_dir, halving={"eta": 1})))
+    with pytest.raises(BenchError, match="stops early \\(patience\\).*use one of them"):
+        load_suite(str(halved_suite(tmp_path, bert_dir, data_dir, select="best", patience=1)))
+    unswept = write_suite(tmp_path, [bert_dir], data_dir, name="unswept", epochs=2)
+    raw = yaml.safe_load(unswept.read_text())
+    raw["halving"] = {"eta": 2}
+    unswept.write_text(yaml.safe_dump(raw))
+    result = run_cli("--suite", unswept, "--dry-run")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "no strategy has a sweep of two or more points, so there is nothing to halve" in result.stderr
