@@ -19,7 +19,7 @@ from bench.decision.selection import charged_device_seconds
 from bench.errors import BenchError
 from bench.launch.plan import selected_cells
 from bench.options import RunOptions
-from bench.results.store import read_results
+from bench.results.store import read_results, write_rows
 from bench.run import main
 from bench.suite.load import load_suite
 
@@ -174,3 +174,29 @@ def test_halving_refuses_what_it_cannot_do(tmp_path, bert_dir, data_dir):
     result = run_cli("--suite", unswept, "--dry-run")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "no strategy has a sweep of two or more points, so there is nothing to halve" in result.stderr
+
+
+def test_the_bill_adds_up_to_the_rows_and_the_full_grid_is_compared_when_present(reports):
+    _, folder, halved, whole = reports
+    final = final_rows(halved).values()
+    decision = decide([folder / "halved.csv"])
+    bill = decision.bill
+    ok = [r for r in final if r["status"] == "ok"]
+    stopped = [r for r in final if r["status"] == "stopped"]
+    assert bill.run_seconds == pytest.approx(sum(map(charged_device_seconds, ok)))
+    assert bill.stopped_seconds == pytest.approx(sum(map(charged_device_seconds, stopped)))
+    assert bill.spent_seconds == pytest.approx(bill.run_seconds + bill.stopped_seconds)  # no screen here
+    estimate = sum(map(charged_device_seconds, ok)) + sum(charged_device_seconds(r) / r["epochs_run"] * 6 for r in stopped)
+    assert not bill.grid_measured and bill.grid_seconds == pytest.approx(estimate) and bill.grid_runs == 6
+    assert 0 < bill.fraction < 1 and "Deciding cost" in decision.why and decision.same_as_grid is None
+
+    # The full grid's rows in the same report (as `--no-halving` into it would add): measured, and compared.
+    both = folder / "both.csv"
+    write_rows(both, halved + [r for r in whole if r["run_id"] not in {o["run_id"] for o in ok}])
+    combined = decide([both])
+    grid = decide([folder / "whole.csv"])
+    assert combined.bill.grid_measured and combined.choice.config_id == grid.choice.config_id
+    assert combined.bill.grid_seconds == pytest.approx(sum(map(charged_device_seconds, ok)) + sum(
+        charged_device_seconds(r) for r in whole if r["run_id"] not in {o["run_id"] for o in ok}))
+    assert combined.same_as_grid == (decision.choice.config_id == grid.choice.config_id)
+    assert combined.bill.spent_seconds == pytest.approx(bill.spent_seconds)  # the budgeted runs, not the grid's

@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.decision.budget import Bill, bill, budget_clause, budget_rows
 from bench.decision.cost import Price, price_for
-from bench.decision.rows import check_devices, load_runs
+from bench.decision.rows import check_devices, load_runs, stopped_runs
 from bench.decision.screening import agreement, screening_clause
 from bench.decision.selection import (
     Tuned,
@@ -261,7 +262,9 @@ def _tuning_sentence(config: Config) -> str:
     if t is None or not t.swept:
         return ""
     point = ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in t.chosen.values.items())
-    return (f" Its {point} was chosen on validation among {len(t.points)} points; the sweep cost "
+    halved = len(t.stopped_points)
+    among = f"{len(t.points) + halved} points ({halved} stopped early by halving)" if halved else f"{len(t.points)} points"
+    return (f" Its {point} was chosen on validation among {among}; the sweep cost "
             f"{usd(config.tuning_cost_usd)} in all ({config.tuning_runs} runs).")
 
 
@@ -289,6 +292,8 @@ class Decision:
     serve_at: str = "throughput"
     screening: list = dataclasses.field(default_factory=list)  # the screen's rows (bench/results/screening.py), [] unscreened
     agreement: dict = dataclasses.field(default_factory=dict)  # weighted tau of the screen's score vs fine-tuned accuracy
+    bill: Bill | None = None  # what the budgeted decision cost against the full grid (screen, halving); None: the full grid ran
+    same_as_grid: bool | None = None  # with the full grid's rows in the report too: does it recommend the same?
 
     def __repr__(self) -> str:
         return (f"Decision(recommended {self.choice.label}, best {self.best.label}; {len(self.configs)} configurations, "
@@ -348,10 +353,36 @@ def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = 
     configurations on test, recommend: the cheapest to train, or with `traffic` (predictions a
     month, for `months`) the cheapest in total, training + serving (bench/decision/serving_cost.py)."""
     ok, not_ok = load_runs(paths)
-    stopped = [r for r in not_ok if r["status"] == Status.STOPPED]  # halving's: charged to their sweeps
+    stopped = stopped_runs(paths)  # halving's: charged to their sweeps
     not_ok = [r for r in not_ok if r["status"] not in (Status.STOPPED, Status.PAUSED)]
     devices = check_devices(ok, mixed_devices)
     prices = prices or {}
+    screen = read_screen(screening_path(paths[0]))
+    budget = budget_rows(ok, stopped, screen)
+    tuned, configs, best, choice, why = choose_and_recommend(ok, stopped, prices, traffic, months, serve_at)
+    if screen:
+        why += " " + screening_clause(screen)
+    spent, same = None, None
+    if budget is not None:
+        if budget.full_grid:  # the budgeted decision, from its own rows, beside the grid's
+            same = choose_and_recommend(budget.ok, budget.stopped, prices, traffic, months, serve_at)[3].config_id == choice.config_id
+        spent = bill(budget, ok, screen, configs[0].price.usd_per_hour / 3600)
+        why += " " + budget_clause(spent, same)
+    size = lambda t: int(t.chosen.rows[0].get("train_examples") or 0)  # noqa: E731
+    curves = {}
+    if len({size(t) for t in tuned}) > 1:
+        for config in build_configs(tuned, prices):
+            name = config.first["strategy"] if len({c.first["checkpoint"] for c in configs}) == 1 else (
+                f"{short_checkpoint(config.first['checkpoint'])} / {config.first['strategy']}")
+            curves.setdefault(name, {})[int(config.first.get("train_examples") or 0)] = config
+    return Decision(configs, best, choice, why, tuned, curves, not_ok, devices, traffic, months, serve_at, screen,
+                    agreement(screen, configs) if screen else {}, spent, same)
+
+
+def choose_and_recommend(ok: list, stopped: list, prices: dict, traffic, months: float, serve_at: str):
+    """(every sweep, the chosen configurations at the largest train size, the best, the
+    recommendation, why) from these rows: the decision itself, also made on a budgeted subset."""
+    stopped = [r for r in stopped if r["run_id"] not in {o["run_id"] for o in ok}]  # finished later: the ok row counts
     try:
         tuned = choose(ok, stopped)
     except ValueError as err:
@@ -365,17 +396,7 @@ def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = 
         choice, why = recommend(configs, best)
     else:
         choice, why = recommend_at(configs, best, traffic, months, serve_at, COST_TIE)
-    curves = {}
-    if len({size(t) for t in tuned}) > 1:
-        for config in build_configs(tuned, prices):
-            name = config.first["strategy"] if len({c.first["checkpoint"] for c in configs}) == 1 else (
-                f"{short_checkpoint(config.first['checkpoint'])} / {config.first['strategy']}")
-            curves.setdefault(name, {})[int(config.first.get("train_examples") or 0)] = config
-    screen = read_screen(screening_path(paths[0]))
-    if screen:
-        why += " " + screening_clause(screen)
-    return Decision(configs, best, choice, why, tuned, curves, not_ok, devices, traffic, months, serve_at, screen,
-                    agreement(screen, configs) if screen else {})
+    return tuned, configs, best, choice, why
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:

@@ -40,6 +40,18 @@ def load_runs(paths: list[Path]) -> tuple[list[dict], list[dict]]:
 
 
 
+def stopped_runs(paths: list[Path]) -> list[dict]:
+    """The last stopped row of each run halving stopped, even where a later launch finished the
+    run (the full grid run into the same report): the budgeted decision is made from them."""
+    stopped = {}
+    for path in paths:
+        for row in read_results(path):
+            if row["status"] == Status.STOPPED and row["config_id"]:
+                stopped[row["run_id"]] = {**row, "_folder": str(path.parent)}
+    return list(stopped.values())
+
+
+
 def group_by_config(rows: list[dict]) -> dict:
     """config_id -> its rows (one per seed)."""
     groups = {}

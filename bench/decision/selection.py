@@ -59,7 +59,15 @@ class Tuned:
 
     @property
     def swept(self) -> bool:
-        return len(self.points) > 1
+        return len(self.points) + len({r["config_id"] for r in self.stopped}) > 1
+
+    @property
+    def stopped_points(self) -> list[Point]:
+        """The points halving stopped, each with its stopped rows (validation at its last rung)."""
+        by_config: dict[str, list] = {}
+        for row in self.stopped:
+            by_config.setdefault(row["config_id"], []).append(row)
+        return [Point(cid, _values(rows[0]), rows) for cid, rows in by_config.items()]
 
     @property
     def at_edge(self) -> list[tuple[str, str]]:
@@ -67,7 +75,7 @@ class Tuned:
         of its swept range: the best may lie beyond it."""
         edges = []
         for key, value in self.chosen.values.items():
-            values = {p.values.get(key) for p in self.points}
+            values = {p.values.get(key) for p in self.points + self.stopped_points}
             if len(values) > 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
                 if value in (min(values), max(values)):
                     edges.append((key, "smallest" if value == min(values) else "largest"))

@@ -81,7 +81,10 @@ def tuning_note(swept: list[Config]) -> str:
             if edges else "")
     return ("Validation accuracy is averaged over the seeds every point ran (with sweep_seeds: first, the first seed); the "
             "chosen point alone then ran the other seeds. Test accuracy of the points not chosen is never shown or used: "
-            "choosing among them on it would report the luckiest." + edge)
+            "choosing among them on it would report the luckiest." + edge
+            + (" With halving, every point trained to the first rung and only the best by validation accuracy there went "
+               "on (docs/protocol.md, Halving); a stopped point's validation accuracy is at its last rung, and what it "
+               "used is in the tuning cost." if any(c.tuned.stopped for c in swept) else ""))
 
 
 
@@ -199,3 +202,23 @@ def screening_note(decision: Decision) -> str:
     return text + (f"Over the {agreement['checkpoints']} fine-tuned checkpoints (each at its best configuration), the score's "
                    f"weighted Kendall tau (scipy.stats.weightedtau) is {validation}{agreement['test']:.2f} against test "
                    f"accuracy: {verdict}.")
+
+
+def budget_note(decision: Decision) -> str:
+    """How the bill was made, and whether the budgeted decision is the grid's."""
+    bill = decision.bill
+    parts = ["The decision's bill: what the screen's scoring, the runs that finished and the points halving stopped "
+             "used (training + validation device-seconds, at the prices above)."]
+    if bill.grid_measured:
+        parts.append("The full grid's cost is measured: its rows are in this report too (the suite run again with "
+                     "--no-screen --no-halving).")
+        parts.append("From its own rows, the budgeted decision recommends the same configuration as the full grid."
+                     if decision.same_as_grid else
+                     "**From its own rows, the budgeted decision recommends a different configuration from the full grid's.**")
+    else:
+        parts.append("The full grid's cost is an ESTIMATE: a stopped point at its measured seconds per epoch for every "
+                     "epoch; a checkpoint the screen dropped at the kept checkpoints' cost of the same strategy, scaled by "
+                     "parameter count (compute follows the parameters a token passes through, so this can err either way). "
+                     "Run the suite again with --no-screen --no-halving into the same report to measure it and to see "
+                     "whether the full grid decides the same.")
+    return " ".join(parts)

@@ -75,7 +75,8 @@ def build_document(paths, decision: "Decision", plots, sweep_plots, curve_plots,
         sections.append(("Learning curves", [tables.learning_curve_table(decision.curves)] + [Image(p, c) for p, c in curve_plots]))
     sections += [
         ("Significance", [tables.significance_table(configs, best), prose.significance_note(args)]),
-        ("Cost", [tables.cost_table(configs), prose.cost_note(configs, args)]),
+        ("Cost", [tables.cost_table(configs), prose.cost_note(configs, args)]
+         + ([tables.budget_table(decision.bill, len(decision.screening)), prose.budget_note(decision)] if decision.bill else [])),
     ]
     if any(c.serving for c in configs):
         sections.append(("Serving", serving_section(decision) + [Image(p, caption) for p, caption in serving_plots]))

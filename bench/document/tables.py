@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.decision.budget import Bill, seconds
 from bench.decision.decide import ALPHA, Config
 from bench.decision.serving_cost import total_usd
 from bench.decision.stats import CONFIDENCE, Summary
@@ -109,6 +110,23 @@ def cost_table(configs: list[Config]) -> Table:
 
 
 
+def budget_table(bill: Bill, screened: int) -> Table:
+    """The budgeted decision's bill, part by part, beside the full grid's."""
+    def line(label, device_seconds, runs=""):
+        return [label, seconds(device_seconds), f"{device_seconds / 3600:.4f}", usd(bill.usd(device_seconds)), runs]
+    rows = []
+    if screened:
+        rows.append(line(f"screening ({screened} checkpoints scored)", bill.screening_seconds))
+    rows.append(line("fine-tuning runs that finished", bill.run_seconds, f"{bill.runs:,}"))
+    if bill.stopped:
+        rows.append(line("points stopped by halving, up to their rung", bill.stopped_seconds, f"{bill.stopped:,}"))
+    rows.append(line("**the decision, in all**", bill.spent_seconds, f"{bill.runs + bill.stopped:,}"))
+    rows.append(line("the full grid, " + ("measured (its rows are in this report)" if bill.grid_measured else "estimated"),
+                     bill.grid_seconds, f"{bill.grid_runs:,}"))
+    rows.append(["share of the full grid", f"{bill.fraction:.0%}", "", "", ""])
+    return Table(["what the decision paid for", "device-seconds", "device-hours", "cost", "runs"], rows)
+
+
 def tuning_table(swept: list[Config]) -> Table:
     rows = []
     for c in swept:
@@ -121,6 +139,15 @@ def tuning_table(swept: list[Config]) -> Table:
                 ", ".join(str(int(r["seed"])) for r in point.rows),
                 accuracy(score) if score is not None else "",
                 "**chosen**" if point is t.chosen else "",
+            ])
+        for point in t.stopped_points:
+            epoch = max(int(r["epochs_run"]) for r in point.rows)
+            rows.append([
+                c.label,
+                ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.values.items()),
+                ", ".join(str(int(r["seed"])) for r in point.rows),
+                accuracy(point.validation_on({int(r["seed"]) for r in point.rows})) + f" at epoch {epoch}",
+                f"stopped by halving at epoch {epoch}",
             ])
     return Table(["configuration", "point", "seeds run", "validation accuracy (seeds compared)", "choice"], rows)
 
