@@ -30,7 +30,7 @@ def test_every_option_is_a_flag_an_api_keyword_and_reaches_a_worker():
     assert set(api_keywords()) == {n for n, f in FIELDS.items() if f.metadata["where"] != "command"} - {"run_ids"}
     every = RunOptions(suite="s.yaml", output="o.csv", force=True, save=True, data_dir="d", label_names=["a", "b"],
                        train_size=3, validation_size=2, eval_size=4, epochs=5, seeds=[1, 2], mixed_precision="no",
-                       serving=False, screen=False, log_with=["tensorboard"], log_dir="logs", workers=2, runs_per_gpu=3,
+                       serving=False, screen=False, halving=False, log_with=["tensorboard"], log_dir="logs", workers=2, runs_per_gpu=3,
                        shard="1/2")
     worker = from_argv(worker_argv(every, "o.csv", ["id1", "id2"]))
     passed = {n for n, f in FIELDS.items() if f.metadata["where"] not in ("command", "pool")}

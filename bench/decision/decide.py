@@ -293,7 +293,12 @@ class Decision:
     screening: list = dataclasses.field(default_factory=list)  # the screen's rows (bench/results/screening.py), [] unscreened
     agreement: dict = dataclasses.field(default_factory=dict)  # weighted tau of the screen's score vs fine-tuned accuracy
     bill: Bill | None = None  # what the budgeted decision cost against the full grid (screen, halving); None: the full grid ran
-    same_as_grid: bool | None = None  # with the full grid's rows in the report too: does it recommend the same?
+    budgeted_choice: Config | None = None  # with the full grid's rows in the report too: what the budgeted rows recommend
+
+    @property
+    def same_as_grid(self) -> bool | None:
+        """Does the budgeted decision recommend what the full grid does (None: the grid's rows are not here)?"""
+        return None if self.budgeted_choice is None else self.budgeted_choice.config_id == self.choice.config_id
 
     def __repr__(self) -> str:
         return (f"Decision(recommended {self.choice.label}, best {self.best.label}; {len(self.configs)} configurations, "
@@ -362,12 +367,12 @@ def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = 
     tuned, configs, best, choice, why = choose_and_recommend(ok, stopped, prices, traffic, months, serve_at)
     if screen:
         why += " " + screening_clause(screen)
-    spent, same = None, None
+    spent, budgeted = None, None
     if budget is not None:
         if budget.full_grid:  # the budgeted decision, from its own rows, beside the grid's
-            same = choose_and_recommend(budget.ok, budget.stopped, prices, traffic, months, serve_at)[3].config_id == choice.config_id
+            budgeted = choose_and_recommend(budget.ok, budget.stopped, prices, traffic, months, serve_at)[3]
         spent = bill(budget, ok, screen, configs[0].price.usd_per_hour / 3600)
-        why += " " + budget_clause(spent, same)
+        why += " " + budget_clause(spent, None if budgeted is None else budgeted.config_id == choice.config_id)
     size = lambda t: int(t.chosen.rows[0].get("train_examples") or 0)  # noqa: E731
     curves = {}
     if len({size(t) for t in tuned}) > 1:
@@ -376,7 +381,7 @@ def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = 
                 f"{short_checkpoint(config.first['checkpoint'])} / {config.first['strategy']}")
             curves.setdefault(name, {})[int(config.first.get("train_examples") or 0)] = config
     return Decision(configs, best, choice, why, tuned, curves, not_ok, devices, traffic, months, serve_at, screen,
-                    agreement(screen, configs) if screen else {}, spent, same)
+                    agreement(screen, configs) if screen else {}, spent, budgeted)
 
 
 def choose_and_recommend(ok: list, stopped: list, prices: dict, traffic, months: float, serve_at: str):

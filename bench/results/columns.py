@@ -96,7 +96,7 @@ COLUMNS: tuple[Column, ...] = (
     Column('steady_train_samples_per_s', float, 'global, steady state: training steps after the first min(10, steps/10), cache building excluded', unit='/s', group='speed', tracked=True),
     Column('train_tokens_per_s', float, 'global: non-padding tokens of the training set x epochs_run / train_seconds', unit='/s', group='speed'),
     Column('test_samples_per_s', float, 'global: test_examples / test_seconds (the one test pass)', unit='/s', group='speed'),
-    Column('train_seconds', float, 'wall time of the training steps (+ computing cached frozen outputs of the train set, when this run computed them); no evaluation, tokenization or loading; GPU synchronised', unit='s', group='speed', tracked=True),
+    Column('train_seconds', float, 'wall time of the training steps (+ computing cached frozen outputs of the train set, when this run computed them; + saving and loading its state at halving rungs); no evaluation, tokenization or loading; GPU synchronised', unit='s', group='speed', tracked=True),
     Column('validation_seconds', float, "wall time of every epoch's validation pass (+ computing cached frozen outputs of the validation set); part of what a run costs", unit='s', group='speed'),
     Column('test_seconds', float, 'wall time of the one test pass (+ computing cached frozen outputs of the test set); measurement, not charged', unit='s', group='speed'),
     Column('tokenize_seconds', float, 'time spent tokenizing for this run; ~0 when an earlier run of the suite used the same tokenizer and length', unit='s', group='speed'),

@@ -195,10 +195,10 @@ def _check_halving(halving: HalvingSpec, strategies, sweeps: dict, defaults: Def
                          "add a sweep: or remove halving:")
     for strategy in halved:
         hp = Hyperparameters(**{**defaults.hyperparameters(), **overrides[strategy.name]})
-        rungs = halving.rungs_for(hp.epochs)
-        if not rungs or rungs[-1] >= hp.epochs:
+        rungs = halving.rungs_for(hp.epochs)  # derived ones fall below the last epoch (none for 1 epoch: not halved)
+        if rungs and rungs[-1] >= hp.epochs:
             raise BenchError(f"{where}: strategy '{strategy.name}' trains {hp.epochs} epoch(s), and a rung must be an "
-                             f"epoch before the last (rungs {list(rungs) or 'none'}); train more epochs or state lower rungs")
+                             f"epoch before the last (rungs {list(rungs)}); train more epochs or state lower rungs")
         if hp.patience is not None:
             raise BenchError(f"{where}: strategy '{strategy.name}' stops early (patience), and halving stops points "
                              "between rungs; use one of them")

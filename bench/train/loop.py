@@ -88,7 +88,7 @@ class Paused:
             "validation_accuracy": validation["accuracy"] if validation else None,
             "epochs_run": len(self.history),
             "selected_epoch": self.best["epoch"],
-            "train_seconds": self.seconds.get("train_steps", 0.0) + self.seconds.get("train_cache", 0.0),
+            "train_seconds": sum(self.seconds.get(k, 0.0) for k in ("train_steps", "train_cache", "halving")),
             "validation_seconds": self.seconds.get("validation", 0.0) + self.seconds.get("validation_cache", 0.0),
             "history": json.dumps(self.history),
         }
@@ -171,7 +171,8 @@ def pause(loop: Loop, folder: Path, plan: Prepared) -> Paused:
     """Save what the next segment continues from (accelerate's state: model, optimizer,
     scheduler, random states; and this run's history, kept epoch and seconds), then stop."""
     accelerator = loop.accelerator
-    accelerator.save_state(str(folder))
+    with loop.measure.timed("halving"):  # charged with training: what pausing costs
+        accelerator.save_state(str(folder))
     seconds = total_seconds(loop)
     best = {k: v for k, v in loop.best.items() if k != "weights"}
     if accelerator.is_main_process:
@@ -194,7 +195,8 @@ def total_seconds(loop: Loop) -> dict:
 def resume(loop: Loop, folder: Path) -> None:
     """Continue where a paused segment stopped: accelerate's state back, and the run's history,
     kept epoch and seconds; the batch order continues with the next epoch's draw."""
-    loop.accelerator.load_state(str(folder))
+    with loop.measure.timed("halving"):
+        loop.accelerator.load_state(str(folder))
     progress = json.loads((folder / "progress.json").read_text())
     loop.history, loop.earlier_seconds = progress["history"], progress["seconds"]
     weights = folder / "kept_epoch.pt"
@@ -451,7 +453,7 @@ def collect_result(loop: Loop, test: dict, peak_tflops) -> RunResult:
         epochs_run=len(loop.history),
         selected_epoch=kept["epoch"],
         train_tokens=sum(train_set.lengths),
-        train_seconds=step_seconds + seconds.get("train_cache", 0.0),
+        train_seconds=step_seconds + seconds.get("train_cache", 0.0) + seconds.get("halving", 0.0),  # pauses charged
         validation_seconds=seconds.get("validation", 0.0) + seconds.get("validation_cache", 0.0) if "validation" in loop.sets else None,
         test_seconds=seconds["test"] + seconds.get("test_cache", 0.0),
         cache_seconds=sum(seconds.get(f"{s}_cache", 0.0) for s in loop.sets) if loop.cached else None,
