@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 
 from bench.cli import OneLineParser, one_line_errors
-from bench.decision.decide import config_labels
+from bench.decision.configs import config_labels
 from bench.decision.rows import group_by_config, load_runs
 from bench.decision.selection import choose
 from bench.errors import BenchError

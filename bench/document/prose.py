@@ -3,10 +3,10 @@ and assume. Each function reads the Decision (bench/decision/decide.py) and retu
 
 from __future__ import annotations
 
+from bench.decision.configs import Config
 from bench.decision.cost import DEFAULT_PRICES
 from bench.decision.decide import (
     ALPHA,
-    Config,
     Decision,
     pareto_front,
 )

@@ -15,8 +15,9 @@ import argparse
 from pathlib import Path
 
 from bench.cli import OneLineParser, one_line_errors
+from bench.decision.configs import Config
 from bench.decision.cost import parse_prices
-from bench.decision.decide import COST_TIE, Config, Decision, decide
+from bench.decision.decide import COST_TIE, Decision, decide
 from bench.decision.serving_cost import SERVE_AT, served_candidates, traffic_sentence
 from bench.decision.text import short_checkpoint
 from bench.document import prose, tables

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from bench.decision.budget import Bill, seconds
-from bench.decision.decide import ALPHA, Config
+from bench.decision.configs import Config
+from bench.decision.decide import ALPHA
 from bench.decision.serving_cost import total_usd
 from bench.decision.stats import CONFIDENCE, Summary
 from bench.decision.text import (

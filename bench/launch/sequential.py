@@ -42,7 +42,7 @@ from bench.train.hardware import (
     resolve_mixed_precision,
     set_cpu_threads,
 )
-from bench.train.loop import Segment
+from bench.train.segments import Segment
 from bench.train.tracking import CellTracking, tracking_folder
 
 

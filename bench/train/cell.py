@@ -25,7 +25,8 @@ from bench.results.columns import Status
 from bench.results.provenance import write_predictions
 from bench.results.row import RunOutcome, build_row
 from bench.results.store import read_results, storage_error
-from bench.train.loop import Diverged, Paused, train_one
+from bench.train.loop import Diverged, train_one
+from bench.train.segments import Paused
 
 
 @dataclasses.dataclass

@@ -17,16 +17,13 @@ static shapes (padded to max_length, a short last batch padded with rows the los
 bench/train/batches.py), and the step is compiled and captured before the clocks start, in
 `compile_seconds`. No step reads a GPU value back to the host. Evaluation runs eagerly.
 
-A halved sweep's point (bench/launch/halving.py) trains in segments (`Segment`): to a rung, where
-accelerate's `save_state` keeps model, optimizer, scheduler and random states and the run pauses
-(`Paused`); later, from there to the next rung or the end. The schedule always spans the full
-epochs and the batch order is drawn per epoch, so the segments compute what one run computes.
+A halved sweep's point trains in segments (bench/train/segments.py): to a rung, where it pauses
+with its state saved, later from there on; the same computation as one uninterrupted run.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import evaluate
@@ -50,6 +47,7 @@ from bench.train.compiled import (
 )
 from bench.train.features import device_examples, to_whole_model
 from bench.train.measure import Measurements, RunResult
+from bench.train.segments import Paused, Segment, pause, resume, total_seconds
 
 ACCURACY = str(Path(__file__).resolve().parent / "metrics" / "accuracy")
 DIVERGENCE_CHECK_STEPS = 50  # how often the host looks at the (device-side) divergence flag
@@ -57,41 +55,6 @@ DIVERGENCE_CHECK_STEPS = 50  # how often the host looks at the (device-side) div
 # bert-base on an H100); at batch 16 a step is bound by the host, not by padded tokens, so one
 # width (max_length) is cheapest end to end. `padding_waste` shows what it costs.
 COMPILED_WIDTHS = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class Segment:
-    """Part of a halved run: continue from the state saved after epoch `start` in `folder`
-    (0: from the beginning), train to epoch `until` and, before the last epoch, save the state
-    there and pause."""
-    folder: Path
-    start: int
-    until: int
-
-    def state(self, epoch: int) -> Path:
-        return self.folder / f"epoch-{epoch}"  # one folder per rung: a kill while saving spoils no earlier rung
-
-
-@dataclasses.dataclass
-class Paused:
-    """A run paused at a rung: the figures its `paused` row records (validation at the rung,
-    seconds so far), no test score."""
-    history: list
-    best: dict
-    seconds: dict
-
-    def columns(self) -> dict:
-        validation = self.best["validation"]
-        return {
-            "train_loss": self.best["train_loss"],
-            "validation_loss": validation["loss"] if validation else None,
-            "validation_accuracy": validation["accuracy"] if validation else None,
-            "epochs_run": len(self.history),
-            "selected_epoch": self.best["epoch"],
-            "train_seconds": sum(self.seconds.get(k, 0.0) for k in ("train_steps", "train_cache", "halving")),
-            "validation_seconds": self.seconds.get("validation", 0.0) + self.seconds.get("validation_cache", 0.0),
-            "history": json.dumps(self.history),
-        }
 
 
 @dataclasses.dataclass
@@ -165,45 +128,6 @@ def train_one(cell: Cell, accelerator: Accelerator, plan: Prepared, tokenized, t
     result = collect_result(loop, test, peak_tflops)
     accelerator.free_memory()  # drop the references prepare() kept, before the next cell
     return result
-
-
-def pause(loop: Loop, folder: Path, plan: Prepared) -> Paused:
-    """Save what the next segment continues from (accelerate's state: model, optimizer,
-    scheduler, random states; and this run's history, kept epoch and seconds), then stop."""
-    accelerator = loop.accelerator
-    with loop.measure.timed("halving"):  # charged with training: what pausing costs
-        accelerator.save_state(str(folder))
-    seconds = total_seconds(loop)
-    best = {k: v for k, v in loop.best.items() if k != "weights"}
-    if accelerator.is_main_process:
-        if loop.best["weights"] is not None:
-            torch.save(loop.best["weights"], folder / "kept_epoch.pt")
-        progress = {"history": loop.history, "best": best, "seconds": seconds, "steps": loop.measure.steps}
-        (folder / "progress.json").write_text(json.dumps(progress))
-    accelerator.wait_for_everyone()
-    to_whole_model(plan.model)
-    accelerator.free_memory()
-    return Paused(loop.history, best, seconds)
-
-
-def total_seconds(loop: Loop) -> dict:
-    """The run's clocks: this segment's plus a halved run's earlier segments'."""
-    earlier, now = loop.earlier_seconds, loop.measure.seconds
-    return {k: earlier.get(k, 0.0) + now.get(k, 0.0) for k in set(earlier) | set(now)}
-
-
-def resume(loop: Loop, folder: Path) -> None:
-    """Continue where a paused segment stopped: accelerate's state back, and the run's history,
-    kept epoch and seconds; the batch order continues with the next epoch's draw."""
-    with loop.measure.timed("halving"):
-        loop.accelerator.load_state(str(folder))
-    progress = json.loads((folder / "progress.json").read_text())
-    loop.history, loop.earlier_seconds = progress["history"], progress["seconds"]
-    weights = folder / "kept_epoch.pt"
-    loop.best = {**progress["best"], "weights": torch.load(weights, map_location=loop.accelerator.device) if weights.exists() else None}
-    loop.measure.steps = progress["steps"]
-    loop.measure.warmup_steps += progress["steps"]  # this segment's warm-up: its own first steps
-    loop.train_batches.passes = len(loop.history)
 
 
 def prepare_loop(cell, accelerator, plan, tokenized, tokenizer, shared_features) -> Loop:
