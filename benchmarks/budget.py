@@ -10,7 +10,9 @@
    runs, stopped points), beside the full grid's, whose cost is now measured.
 
 Prints: each recommendation and whether they agree; the budgeted device-seconds (scoring + runs +
-stopped points) against the full grid's and their ratio; each launch's wall time; and the
+stopped points) against the full grid's and their ratio; each launch's wall time (a rerun on a
+finished report trains nothing and prints the same figures, with the no-op launches' times); in
+how many sweeps halving chose the grid's point; and the
 weighted Kendall tau (scipy.stats.weightedtau) between the screen's score and the checkpoints'
 fine-tuned validation and test accuracies (each at its chosen configuration). Device-seconds are
 what the report charges: training (with pauses at rungs) and validation, not loading or tests.
@@ -28,7 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.decision.budget import budget_rows  # noqa: E402
 from bench.decision.decide import decide  # noqa: E402
+from bench.decision.rows import load_runs, stopped_runs  # noqa: E402
+from bench.decision.selection import choose  # noqa: E402
 
 
 def run(*args: str) -> float:
@@ -60,6 +65,15 @@ def main() -> None:
           f"time {grid_wall:,.0f} s); recommends {decision.choice.label}")
     print(f"same recommendation: {'yes' if decision.same_as_grid else 'NO'}; device-seconds ratio budgeted / full: "
           f"{bill.fraction:.2f}")
+    ok, _ = load_runs([output])
+    budget = budget_rows(ok, stopped_runs([output]), screen)
+    grid_points = {t.tuning_id: t.chosen for t in choose(ok)}
+    halved = choose(budget.ok, budget.stopped)
+    same = [t for t in halved if grid_points[t.tuning_id].config_id == t.chosen.config_id]
+    print(f"sweeps of the kept checkpoints: halving chose the full grid's point in {len(same)} of {len(halved)}"
+          + "".join(f"; {t.chosen.rows[0]['checkpoint'].rsplit('/', 1)[-1]} {t.chosen.rows[0]['strategy']}: "
+                    f"{t.chosen.values} against the grid's {grid_points[t.tuning_id].values}"
+                    for t in halved if t not in same))
     tau = decision.agreement
     if tau.get("test") is not None:
         print(f"weighted Kendall tau of {screen[0]['score_name']} over {tau['checkpoints']} checkpoints: "

@@ -13,6 +13,7 @@ from collections import Counter
 import pytest
 import yaml
 from conftest import ROOT, make_examples, run_cli, write_csv, write_suite
+from test_multiprocess import launch_two_cpu_processes
 
 from bench.decision.decide import decide
 from bench.decision.selection import charged_device_seconds
@@ -167,6 +168,10 @@ def test_halving_refuses_what_it_cannot_do(tmp_path, bert_dir, data_dir):
         load_suite(str(halved_suite(tmp_path, bert_dir, data_dir, halving={"eta": 1})))
     with pytest.raises(BenchError, match="stops early \\(patience\\).*use one of them"):
         load_suite(str(halved_suite(tmp_path, bert_dir, data_dir, select="best", patience=1)))
+    forced = run_cli("--suite", halved_suite(tmp_path, bert_dir, data_dir), "--workers", "2", "--force",
+                     "--output", tmp_path / "f.csv")
+    assert forced.returncode == 2 and "--force with --workers cannot rerun a halved suite" in forced.stderr
+    assert not (tmp_path / "f.csv").exists()
     unswept = write_suite(tmp_path, [bert_dir], data_dir, name="unswept", epochs=2)
     raw = yaml.safe_load(unswept.read_text())
     raw["halving"] = {"eta": 2}
@@ -200,3 +205,21 @@ def test_the_bill_adds_up_to_the_rows_and_the_full_grid_is_compared_when_present
         charged_device_seconds(r) for r in whole if r["run_id"] not in {o["run_id"] for o in ok}))
     assert combined.same_as_grid == (decision.choice.config_id == grid.choice.config_id)
     assert combined.bill.spent_seconds == pytest.approx(bill.spent_seconds)  # the budgeted runs, not the grid's
+
+
+def test_two_processes_pause_and_continue_the_same_run(tmp_path, bert_dir, learnable):
+    """accelerate launch with 2 CPU processes: every process saves and loads its own random
+    states at the rung; the survivor's row is again the un-halved run's."""
+    strategies = [{"name": "full", "kind": "full", "sweep": {"learning_rate": [3e-3, 1e-2]}}]
+    suite = write_suite(tmp_path, [bert_dir], learnable, strategies=strategies, epochs=4, batch_size=16,
+                        dataset={"validation_size": 40}, serving={"measure": False})
+    raw = yaml.safe_load(suite.read_text())
+    raw["halving"] = {"eta": 2, "rungs": [2]}
+    suite.write_text(yaml.safe_dump(raw, sort_keys=False))
+    for name, extra in (("halved", ()), ("whole", ("--no-halving",))):
+        result = launch_two_cpu_processes("--suite", suite, "--output", tmp_path / f"{name}.csv", *extra)
+        assert result.returncode == 0, result.stderr[-3000:]
+    halved, whole = read_results(tmp_path / "halved.csv"), {r["run_id"]: r for r in read_results(tmp_path / "whole.csv")}
+    assert [r["status"] for r in halved].count("paused") == 2 and [r["status"] for r in halved].count("stopped") == 1
+    survivor = next(r for r in halved if r["status"] == "ok")
+    assert survivor["num_processes"] == 2 and figures(survivor) == figures(whole[survivor["run_id"]])

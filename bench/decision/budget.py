@@ -112,15 +112,17 @@ def whole_run_seconds(row: dict) -> float:
     return charged
 
 
-def budget_clause(bill_: Bill, same: bool | None) -> str:
-    """The recommendation's word on what deciding cost."""
+def budget_clause(bill_: Bill, budgeted: str | None, same: bool | None) -> str:
+    """The recommendation's word on what deciding cost; `budgeted`: what the budgeted rows
+    recommend, `same`: whether that is the grid's (None: the grid's rows are not here)."""
     grid = "the full grid" + ("" if bill_.grid_measured else "'s estimated")
     text = (f"Deciding cost {seconds(bill_.spent_seconds)} device-s ({usd(bill_.usd(bill_.spent_seconds))}), "
             f"{bill_.fraction:.0%} of {grid} {seconds(bill_.grid_seconds)} device-s ({usd(bill_.usd(bill_.grid_seconds))}); "
             "see Cost.")
     if same is not None:
         text += (" The full grid's rows are in this report too, and they reach the same recommendation." if same else
-                 " **The full grid's rows are in this report too, and they recommend differently** (see Cost).")
+                 f" **The full grid's rows are in this report too, and they recommend differently**: from its own rows "
+                 f"the budgeted decision recommends {budgeted} (see Cost).")
     return text
 
 

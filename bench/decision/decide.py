@@ -221,7 +221,8 @@ def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = 
         if budget.full_grid:  # the budgeted decision, from its own rows, beside the grid's
             budgeted = choose_and_recommend(budget.ok, budget.stopped, prices, traffic, months, serve_at)[3]
         spent = bill(budget, ok, screen, configs[0].price.usd_per_hour / 3600)
-        why += " " + budget_clause(spent, None if budgeted is None else budgeted.config_id == choice.config_id)
+        why += " " + budget_clause(spent, budgeted and budgeted.label,
+                                   None if budgeted is None else budgeted.config_id == choice.config_id)
     size = lambda t: int(t.chosen.rows[0].get("train_examples") or 0)  # noqa: E731
     curves = {}
     if len({size(t) for t in tuned}) > 1:

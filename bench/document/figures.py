@@ -42,8 +42,10 @@ def plot_pareto(configs: list, cost_of, x_label: str, title: str, path: Path, lo
         ax.errorbar(x, y, yerr=yerr, capsize=3, zorder=3, **style)
         if config is chosen:
             ax.plot(x, y, marker="*", ms=18, color="gold", mec="black", zorder=4, ls="none", label="recommended")
-        name = config.label + (" (degenerate)" if config.degenerate else "")
+        name = config.label + (" (degenerate)" if config.degenerate else "") + (" (recommended)" if config is chosen else "")
+        # the recommended one's name in bold: beside a near neighbour, which name is the star's must not be a guess
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(10, -14) if config is chosen else (8, 6), fontsize=8,
+                    fontweight="bold" if config is chosen else "normal",
                     color="tab:red" if config.degenerate else ("black" if i in front else "dimgray"))
     if len(front) > 1:
         ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "--", color="tab:blue", lw=1, zorder=2,

@@ -214,7 +214,8 @@ def budget_note(decision: Decision) -> str:
                      "--no-screen --no-halving).")
         parts.append("From its own rows, the budgeted decision recommends the same configuration as the full grid."
                      if decision.same_as_grid else
-                     "**From its own rows, the budgeted decision recommends a different configuration from the full grid's.**")
+                     f"**From its own rows, the budgeted decision recommends {decision.budgeted_choice.label}, not the "
+                     f"full grid's {decision.choice.label}.**")
     else:
         parts.append("The full grid's cost is an ESTIMATE: a stopped point at its measured seconds per epoch for every "
                      "epoch; a checkpoint the screen dropped at the kept checkpoints' cost of the same strategy, scaled by "

@@ -267,6 +267,9 @@ def run_with_workers(options: RunOptions, suite, output: Path) -> int:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise BenchError("--workers starts its own processes, one run each; start it with python, not "
                          "accelerate launch --num_processes N (which trains each run data-parallel)")
+    if options.force and suite.halving is not None:  # each worker would start its own clock for what counts
+        raise BenchError("--force with --workers cannot rerun a halved suite's rungs; rerun it sequentially, "
+                         "pass --no-halving, or write to a new --output")
     slots = slots_for(options.workers, options.runs_per_gpu)
     check_writable(output, create_folder=not options.output)
     kind = device_kind()
