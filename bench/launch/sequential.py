@@ -3,6 +3,7 @@ processes of `accelerate launch`, which train each run data-parallel."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -95,7 +96,7 @@ def run_here(options: RunOptions, suite, output: Path) -> int:
     peak, peak_source = peak_tflops(accelerator.device, matmul_dtype(accelerator.mixed_precision, accelerator.device))
     context = run_context(suite, data, device_name(accelerator.device, threads), peak, peak_source, revisions)
     pending = pending_cells(cells, output, options.force, say)
-    failures, waiting = run_cells(pending, every_cell, accelerator, data, output, context, options, say, suite)
+    failures, waiting = run_cells(pending, Launch(accelerator, data, output, context, options, suite, every_cell, say))
     accelerator.wait_for_everyone()  # a rank ending early can abort its peers (see NOTES)
     accelerator.end_training()
     if waiting:
@@ -107,49 +108,66 @@ def run_here(options: RunOptions, suite, output: Path) -> int:
 
 
 
-def run_cells(pending: list, every_cell: list, accelerator, data, output: Path, context, options, say, suite) -> tuple[int, int]:
+@dataclasses.dataclass
+class Launch:
+    """What every run of this launch shares: its processes, data, report, row context, options,
+    suite (with every cell: a sweep's points are found among them, a shard or a worker holding
+    only some), what earlier runs computed (`reuse`), and how it speaks."""
+    accelerator: Accelerator
+    data: object
+    output: Path
+    context: object
+    options: RunOptions
+    suite: object
+    every_cell: list
+    say: object
+    reuse: Reuse = dataclasses.field(default_factory=Reuse)
+
+
+def run_cells(pending: list, launch: Launch) -> tuple[int, int]:
     """Run the pending cells, appending each row; returns (runs not ok, runs left waiting).
     Always the first cell, in suite order, that can go on: so a halved sweep's points each train
     to a rung, then its survivors go on, before the next sweep starts (bench/launch/halving.py).
-    `every_cell`: the whole suite's, among which a sweep's points are found (a shard or a worker
-    holds only some of them). Each run has its own tracker runs. With --force, the rows written
-    before this launch do not count for halving's rungs: every point starts over."""
+    Each run has its own tracker runs. With --force, the rows written before this launch do not
+    count for halving's rungs: every point starts over."""
 
-    reuse, finished, failures = Reuse(), set(), 0
-    since = now() if options.force else ""
+    accelerator, output = launch.accelerator, launch.output
+    finished, failures = set(), 0
+    since = now() if launch.options.force else ""
     while True:
         accelerator.wait_for_everyone()  # every process reads the report after the main one wrote it
         rows = [r for r in (read_results(output) if output.exists() else []) if (r.get("started_at") or "") >= since]
-        cell, step = next_to_run(pending, finished, every_cell, rows, output, suite, accelerator.is_main_process)
+        cell, step = next_to_run(pending, finished, rows, launch)
         if cell is None:
             break
         if step.action == "stop":
             if accelerator.is_main_process:
-                stop_point(output, cell, step.row, say)
+                stop_point(output, cell, step.row, launch.say)
             finished.add(cell.run_id())
             continue
-        row = train_cell(cell, step, every_cell, accelerator, data, output, context, options.save, say, suite, reuse)
+        row = train_cell(cell, step, launch)
         if row["status"] != Status.PAUSED:
             finished.add(cell.run_id())
             failures += row["status"] != Status.OK
-            if accelerator.is_main_process and suite.rungs(cell):
+            if accelerator.is_main_process and launch.suite.rungs(cell):
                 remove_state(output, cell)
     waiting = [cell for cell in pending if cell.run_id() not in finished]
     halted = sum(not cell.needs_choice for cell in waiting)
     if halted:
-        say(f"{halted} halved sweep point(s) wait at a rung for points of their sweep that are not in {output} "
-            "(another shard's): merge the reports into it and rerun the same command to go on")
+        launch.say(f"{halted} halved sweep point(s) wait at a rung for points of their sweep that are not in {output} "
+                   "(another shard's): merge the reports into it and rerun the same command to go on")
     return failures, len(waiting) - halted
 
 
-def next_to_run(pending: list, finished: set, every_cell: list, rows: list, output: Path, suite, main: bool):
+def next_to_run(pending: list, finished: set, rows: list, launch: Launch):
     """(the first pending cell that can go on, its Step), or (None, None) when none can: a
     later seed waits for its sweep's choice, a halved point for its rung's decision."""
+    suite, output = launch.suite, launch.output
     for cell in pending:
         if cell.run_id() in finished:
             continue
         if cell.needs_choice:
-            chosen = chosen_point(output, cell, every_cell)
+            chosen = chosen_point(output, cell, launch.every_cell)
             if chosen is not None and chosen != cell.config_id():
                 finished.add(cell.run_id())  # a point not chosen: its later seeds never run
             if chosen == cell.config_id():
@@ -158,35 +176,37 @@ def next_to_run(pending: list, finished: set, every_cell: list, rows: list, outp
         rungs = suite.rungs(cell)
         if not rungs:
             return cell, Step("train", 0, cell.hparams.epochs)
-        step = next_step(cell, every_cell, rows, rungs, suite.halving.eta)
+        step = next_step(cell, launch.every_cell, rows, rungs, suite.halving.eta)
         if step.action == "done":
             finished.add(cell.run_id())
-            if main:
+            if launch.accelerator.is_main_process:
                 remove_state(output, cell)
         elif step.action != "wait":
             return cell, step
     return None, None
 
 
-def train_cell(cell, step, every_cell: list, accelerator, data, output: Path, context, save: bool, say, suite, reuse) -> dict:
+def train_cell(cell, step: Step, launch: Launch) -> dict:
     """One run, or one segment of a halved run, trained and its row appended."""
-    splits, labels = data.splits, data.labels
+    accelerator, data, output, context, suite, reuse = (launch.accelerator, launch.data, launch.output, launch.context,
+                                                        launch.suite, launch.reuse)
     if reuse.features and next(iter(reuse.features))[0] != cell.checkpoint:
         reuse.features.clear()  # frozen outputs of the previous checkpoint: no later cell needs them
-    rungs = suite.rungs(cell)
-    segment = Segment(state_folder(output, cell), step.start, step.until) if rungs else None
+    segment = Segment(state_folder(output, cell), step.start, step.until) if suite.rungs(cell) else None
     point = f" | {cell.point_label()}" if cell.point else ""
     part = f" | epochs {step.start + 1}-{step.until} of {cell.hparams.epochs} (halving)" if segment else ""
-    say(f"[{every_cell.index(cell) + 1}/{len(every_cell)}] {cell.checkpoint} | {cell.strategy.name} ({cell.strategy.kind}){point} | seed {cell.seed}{part}")
+    every = launch.every_cell
+    launch.say(f"[{every.index(cell) + 1}/{len(every)}] {cell.checkpoint} | {cell.strategy.name} ({cell.strategy.kind})"
+               f"{point} | seed {cell.seed}{part}")
     tracking = CellTracking(accelerator, suite.tracking, tracking_folder(suite.tracking, output), suite.name, cell,
                             context.checkpoint_revisions.get(cell.checkpoint, ""))
     try:
-        row = run_cell(cell, accelerator, Checkpoint(cell.checkpoint, len(labels)), splits, reuse, output, context, save,
-                       tracking, segment)
+        row = run_cell(cell, accelerator, Checkpoint(cell.checkpoint, len(data.labels)), data.splits, reuse, output,
+                       context, launch.options.save, tracking, segment)
         tracking.finish(row)
     finally:
         tracking.close()
     if accelerator.is_main_process:
         append_row(output, row)
-        say(f"    -> {row_summary(row)}; row {row['run_id']} appended to {output}")
+        launch.say(f"    -> {row_summary(row)}; row {row['run_id']} appended to {output}")
     return row
