@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.decision.budget import budget_rows  # noqa: E402
 from bench.decision.decide import decide  # noqa: E402
-from bench.decision.rows import load_runs, stopped_runs  # noqa: E402
+from bench.decision.rows import load_runs  # noqa: E402
 from bench.decision.selection import choose  # noqa: E402
 
 
@@ -65,8 +65,8 @@ def main() -> None:
           f"time {grid_wall:,.0f} s); recommends {decision.choice.label}")
     print(f"same recommendation: {'yes' if decision.same_as_grid else 'NO'}; device-seconds ratio budgeted / full: "
           f"{bill.fraction:.2f}")
-    ok, _ = load_runs([output])
-    budget = budget_rows(ok, stopped_runs([output]), screen)
+    ok, _, stopped = load_runs([output])
+    budget = budget_rows(ok, stopped, screen)
     grid_points = {t.tuning_id: t.chosen for t in choose(ok)}
     halved = choose(budget.ok, budget.stopped)
     same = [t for t in halved if grid_points[t.tuning_id].config_id == t.chosen.config_id]

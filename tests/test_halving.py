@@ -160,8 +160,16 @@ def test_a_halved_sweep_is_dealt_to_one_shard(tmp_path, bert_dir, data_dir):
 
 
 def test_halving_refuses_what_it_cannot_do(tmp_path, bert_dir, data_dir):
-    with pytest.raises(BenchError, match="strategy 'full' trains 6 epoch.*rung must be an epoch before the last"):
+    with pytest.raises(BenchError, match="strategy 'full' at learning_rate=0.0003 trains 6 epoch.*rung must be an epoch before the last"):
         load_suite(str(halved_suite(tmp_path, bert_dir, data_dir, halving={"rungs": [2, 6]})))
+    # a sweep may set the epochs too: every point is checked with its own
+    strategies = [{"name": "full", "kind": "full", "sweep": {"epochs": [2, 6]}}]
+    swept_epochs = write_suite(tmp_path, [bert_dir], data_dir, strategies=strategies, name="epochs", dataset={"validation_size": 40})
+    raw = yaml.safe_load(swept_epochs.read_text())
+    raw["halving"] = {"rungs": [2]}
+    swept_epochs.write_text(yaml.safe_dump(raw))
+    with pytest.raises(BenchError, match="strategy 'full' at epochs=2 trains 2 epoch"):
+        load_suite(str(swept_epochs))
     with pytest.raises(BenchError, match="rungs must be epoch counts in increasing order"):
         load_suite(str(halved_suite(tmp_path, bert_dir, data_dir, halving={"rungs": [2, 1]})))
     with pytest.raises(BenchError, match="eta.*at least 2|eta.*>= 2|eta"):

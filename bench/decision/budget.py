@@ -19,6 +19,7 @@ import numpy as np
 
 from bench.decision.selection import charged_device_seconds
 from bench.decision.text import usd
+from bench.results.columns import Status
 
 
 @dataclasses.dataclass
@@ -107,7 +108,7 @@ def whole_run_seconds(row: dict) -> float:
     """A run's device-seconds had it trained every epoch: a stopped point's measured seconds
     per epoch times its epochs; a finished run's own."""
     charged = charged_device_seconds(row)
-    if row["status"] == "stopped" and row.get("epochs_run"):
+    if row["status"] == Status.STOPPED and row.get("epochs_run"):
         return charged / row["epochs_run"] * row["epochs"]
     return charged
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 from bench.decision.budget import Bill, bill, budget_clause, budget_rows
 from bench.decision.configs import Config, build_configs
-from bench.decision.rows import check_devices, load_runs, stopped_runs
+from bench.decision.rows import check_devices, load_runs
 from bench.decision.screening import agreement, screening_clause
 from bench.decision.selection import (
     Tuned,
@@ -45,7 +45,6 @@ from bench.decision.stats import (
 )
 from bench.decision.text import accuracy, p_value, short_checkpoint, thousands, usd
 from bench.errors import BenchError
-from bench.results.columns import Status
 from bench.results.screening import read_screen, screening_path
 
 ALPHA = 0.05
@@ -206,9 +205,7 @@ def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = 
     """Rows in, decision out: choose on validation (bench/decision/selection.py), compare the chosen
     configurations on test, recommend: the cheapest to train, or with `traffic` (predictions a
     month, for `months`) the cheapest in total, training + serving (bench/decision/serving_cost.py)."""
-    ok, not_ok = load_runs(paths)
-    stopped = stopped_runs(paths)  # halving's: charged to their sweeps
-    not_ok = [r for r in not_ok if r["status"] not in (Status.STOPPED, Status.PAUSED)]
+    ok, not_ok, stopped = load_runs(paths)  # stopped: halving's, charged to their sweeps
     devices = check_devices(ok, mixed_devices)
     prices = prices or {}
     screen = read_screen(screening_path(paths[0]))

@@ -14,9 +14,12 @@ NEEDED_COLUMNS = ("run_id", "config_id", "status", "checkpoint", "strategy", "se
 
 
 
-def load_runs(paths: list[Path]) -> tuple[list[dict], list[dict]]:
-    """(ok rows, rows of runs that did not finish), one per run_id across all the CSVs (the
-    latest ok row wins; a run that failed and later finished counts as finished)."""
+def load_runs(paths: list[Path]) -> tuple[list[dict], list[dict], list[dict]]:
+    """(ok rows, rows of runs that did not finish, stopped rows), one per run_id across all the
+    CSVs (the latest ok row wins; a run that failed and later finished counts as finished).
+    Stopped rows are halving's: the last one of each run it stopped, even where a later launch
+    finished that run (the full grid run into the same report): the budgeted decision is made
+    from them. Paused rows, superseded by their run's next row, are in none of the three."""
 
     rows = []
     for path in paths:
@@ -36,19 +39,9 @@ def load_runs(paths: list[Path]) -> tuple[list[dict], list[dict]]:
     ok = [r for r in latest.values() if r["status"] == Status.OK]
     if not ok:
         raise BenchError(f"no ok runs in {', '.join(map(str, paths))}: nothing to compare (see their status and error columns)")
-    return ok, [r for r in latest.values() if r["status"] != Status.OK]
-
-
-
-def stopped_runs(paths: list[Path]) -> list[dict]:
-    """The last stopped row of each run halving stopped, even where a later launch finished the
-    run (the full grid run into the same report): the budgeted decision is made from them."""
-    stopped = {}
-    for path in paths:
-        for row in read_results(path):
-            if row["status"] == Status.STOPPED and row["config_id"]:
-                stopped[row["run_id"]] = {**row, "_folder": str(path.parent)}
-    return list(stopped.values())
+    stopped = {r["run_id"]: r for r in rows if r["status"] == Status.STOPPED}
+    not_ok = [r for r in latest.values() if r["status"] not in (Status.OK, Status.STOPPED, Status.PAUSED)]
+    return ok, not_ok, list(stopped.values())
 
 
 

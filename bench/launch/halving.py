@@ -1,7 +1,7 @@
 """Successive halving inside a suite's sweeps (`halving:`), driven by the report's rows.
 
 Every point of a halved sweep trains to the first rung (an epoch count) and pauses: its state
-goes to `<report stem>.halving/<run_id>/epoch-<rung>/` (accelerate's save_state, bench/train/loop.py)
+goes to `<report stem>.halving/<run_id>/epoch-<rung>/` (accelerate's save_state, bench/train/segments.py)
 and a `paused` row records its validation accuracy there. When every point that entered a rung
 has a row for it, the rung's decision (bench/decision/selection.py `rung_survivors`) is read
 from those rows alone: the survivors load their state and continue to the next rung or the end;
@@ -61,7 +61,10 @@ def score_at(row: dict, rung: int, select: str) -> float | None:
 def next_step(cell, cells: list, rows: list[dict], rungs: tuple[int, ...], eta: int) -> Step:
     """What `cell` (a point of a halved sweep) does next, from the report's rows: the rungs it
     has passed, its sweep's decisions so far, its own last rung."""
-    mine = [r for r in rows if r["run_id"] == cell.run_id()]
+    by_run: dict[str, list] = {}
+    for row in rows:
+        by_run.setdefault(row["run_id"], []).append(row)
+    mine = by_run.get(cell.run_id(), [])
     if any(r["status"] in (Status.OK, Status.STOPPED) for r in mine):
         return Step("done")
     reached = max((r["epochs_run"] for r in mine if r["status"] == Status.PAUSED), default=0)
@@ -70,7 +73,7 @@ def next_step(cell, cells: list, rows: list[dict], rungs: tuple[int, ...], eta: 
     for rung in rungs:
         if len(alive) == 1:
             break  # the last point standing: nothing left to decide, it trains to the end
-        scores = {pid: point_score(runs, rows, rung) for pid, runs in points.items() if pid in alive}
+        scores = {pid: point_score(runs, by_run, rung) for pid, runs in points.items() if pid in alive}
         if cell.config_id() not in scores:
             return Step("done")  # stopped at an earlier rung
         mine_here = scores[cell.config_id()]
@@ -98,17 +101,17 @@ def sweep_points(cell, cells: list) -> dict[str, list]:
     return points
 
 
-def point_score(runs: list, rows: list[dict], rung: int):
-    """A point's mean validation accuracy at `rung` over its runs; None when one of them failed
-    before it (out); WAITING while one of them has not reached it."""
+def point_score(runs: list, by_run: dict[str, list], rung: int):
+    """A point's mean validation accuracy at `rung` over its runs (`by_run`: run_id -> its rows);
+    None when one of them failed before it (out); WAITING while one of them has not reached it."""
     scores = []
     for run in runs:
-        found = [score_at(r, rung, run.hparams.select) for r in rows
-                 if r["run_id"] == run.run_id() and r["status"] in (Status.PAUSED, Status.OK, Status.STOPPED)]
+        rows = by_run.get(run.run_id(), [])
+        found = [score_at(r, rung, run.hparams.select) for r in rows if r["status"] in (Status.PAUSED, Status.OK, Status.STOPPED)]
         found = [s for s in found if s is not None]
         if found:
             scores.append(found[0])
-        elif any(r["run_id"] == run.run_id() and r["status"] in FAILURES for r in rows):
+        elif any(r["status"] in FAILURES for r in rows):
             return None
         else:
             return WAITING

@@ -10,7 +10,7 @@ from bench.options import RunOptions
 from bench.results.columns import Status
 from bench.results.provenance import git_commit, library_versions
 from bench.results.row import RunContext
-from bench.results.store import ok_run_ids, one_row_per_run, read_results
+from bench.results.store import ok_run_ids, one_row_per_run
 
 
 def selected_cells(options: RunOptions, cells: list, suite) -> list:
@@ -46,15 +46,16 @@ def pending_cells(cells: list, output: Path, force: bool, say) -> list:
 
 
 
-def chosen_point(output: Path, cell, cells) -> str | None:
+def chosen_point(report_rows: list, cell, cells) -> str | None:
     """For a later seed of a sweep (`sweep_seeds: first`): the config_id of the point the
     selection protocol chooses from the report's first-seed rows of this sweep ('' when none
     finished), or None while some of this suite's first-seed runs are missing from the report
-    (a shard's report holds only its own cells) or paused at a halving rung. First-seed rows of points since dropped from
-    the sweep still compete, as they do in the decision report."""
+    (a shard's report holds only its own cells) or paused at a halving rung. First-seed rows
+    of points since dropped from the sweep still compete, as they do in the decision report.
+    `report_rows`: the report's rows, as read_results gives them."""
 
     first_seed = [c for c in cells if c.tuning_id() == cell.tuning_id() and not c.needs_choice]
-    rows = one_row_per_run(read_results(output)) if output.exists() else {}
+    rows = one_row_per_run(report_rows)
     if any(c.run_id() not in rows or rows[c.run_id()]["status"] == Status.PAUSED for c in first_seed):
         return None  # a first-seed run is missing, or paused at a halving rung
     seed = first_seed[0].seed

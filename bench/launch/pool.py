@@ -197,7 +197,8 @@ def run_pool(cells: list, every_cell: list, options: RunOptions, output: Path, c
     try:
         while queue or running or later:
             if not queue and not running and later:  # every first-seed point is in: the later seeds of chosen points
-                chosen = [c for c in later if chosen_point(output, c, every_cell) == c.config_id()]
+                rows = read_results(output) if output.exists() else []
+                chosen = [c for c in later if chosen_point(rows, c, every_cell) == c.config_id()]
                 queue, later = tasks_for(chosen), []
                 dispatched += chosen
                 bar.total += len(chosen)

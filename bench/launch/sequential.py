@@ -136,8 +136,8 @@ def run_cells(pending: list, launch: Launch) -> tuple[int, int]:
     since = now() if launch.options.force else ""
     while True:
         accelerator.wait_for_everyone()  # every process reads the report after the main one wrote it
-        rows = [r for r in (read_results(output) if output.exists() else []) if (r.get("started_at") or "") >= since]
-        cell, step = next_to_run(pending, finished, rows, launch)
+        rows = read_results(output) if output.exists() else []
+        cell, step = next_to_run(pending, finished, rows, since, launch)
         if cell is None:
             break
         if step.action == "stop":
@@ -159,15 +159,17 @@ def run_cells(pending: list, launch: Launch) -> tuple[int, int]:
     return failures, len(waiting) - halted
 
 
-def next_to_run(pending: list, finished: set, rows: list, launch: Launch):
+def next_to_run(pending: list, finished: set, rows: list, since: str, launch: Launch):
     """(the first pending cell that can go on, its Step), or (None, None) when none can: a
-    later seed waits for its sweep's choice, a halved point for its rung's decision."""
+    later seed waits for its sweep's choice, a halved point for its rung's decision (made on
+    the rows started since `since`)."""
     suite, output = launch.suite, launch.output
+    halving_rows = [r for r in rows if (r.get("started_at") or "") >= since]
     for cell in pending:
         if cell.run_id() in finished:
             continue
         if cell.needs_choice:
-            chosen = chosen_point(output, cell, launch.every_cell)
+            chosen = chosen_point(rows, cell, launch.every_cell)
             if chosen is not None and chosen != cell.config_id():
                 finished.add(cell.run_id())  # a point not chosen: its later seeds never run
             if chosen == cell.config_id():
@@ -176,7 +178,7 @@ def next_to_run(pending: list, finished: set, rows: list, launch: Launch):
         rungs = suite.rungs(cell)
         if not rungs:
             return cell, Step("train", 0, cell.hparams.epochs)
-        step = next_step(cell, launch.every_cell, rows, rungs, suite.halving.eta)
+        step = next_step(cell, launch.every_cell, halving_rows, rungs, suite.halving.eta)
         if step.action == "done":
             finished.add(cell.run_id())
             if launch.accelerator.is_main_process:

@@ -163,10 +163,7 @@ def load_suite(source, overrides: dict | None = None) -> Suite:
         raise BenchError(f"{where}: select: best chooses an epoch on validation data, and the dataset has none; "
                          "add validation_size: N or validation_split: NAME")
 
-    halving = validated(HalvingSpec, raw["halving"], f"{where}: halving") if raw.get("halving") is not None else None
-    if halving is not None:
-        _check_halving(halving, strategies, sweeps, defaults, hparam_overrides, f"{where}: halving")
-    return Suite(
+    suite = Suite(
         name=top.name or path.stem,
         description=top.description.strip(),
         dataset=dataset,
@@ -182,26 +179,30 @@ def load_suite(source, overrides: dict | None = None) -> Suite:
         serving=validated(ServingSpec, raw.get("serving") or {}, f"{where}: serving"),
         tracking=validated(TrackingSpec, raw.get("tracking") or {}, f"{where}: tracking"),
         screen=validated(ScreenSpec, raw["screen"], f"{where}: screen") if raw.get("screen") is not None else None,
-        halving=halving,
+        halving=validated(HalvingSpec, raw["halving"], f"{where}: halving") if raw.get("halving") is not None else None,
     )
+    if suite.halving is not None:
+        _check_halving(suite, f"{where}: halving")
+    return suite
 
 
-def _check_halving(halving: HalvingSpec, strategies, sweeps: dict, defaults: Defaults, overrides: dict, where: str) -> None:
-    """Halving needs a sweep of two or more points to halve, rungs below each halved strategy's
-    epochs, and no early stopping (patience ends a run between rungs on its own)."""
-    halved = [s for s in strategies if math.prod(len(v) for v in sweeps.get(s.name, {}).values()) >= 2]
-    if not halved:
+def _check_halving(suite: Suite, where: str) -> None:
+    """Halving needs a sweep of two or more points to halve; each halved point (its own epochs
+    and patience, which a sweep may set) needs rungs below its last epoch and no early stopping
+    (patience ends a run between rungs on its own)."""
+    swept = [cell for cell in suite.cells() if math.prod(len(values) for _, values in cell.sweep) >= 2]
+    if not swept:
         raise BenchError(f"{where}: no strategy has a sweep of two or more points, so there is nothing to halve; "
                          "add a sweep: or remove halving:")
-    for strategy in halved:
-        hp = Hyperparameters(**{**defaults.hyperparameters(), **overrides[strategy.name]})
-        rungs = halving.rungs_for(hp.epochs)  # derived ones fall below the last epoch (none for 1 epoch: not halved)
+    for cell in swept:
+        rungs, hp = suite.rungs(cell), cell.hparams  # derived rungs fall below the last epoch (none for 1 epoch)
+        point = f"strategy '{cell.strategy.name}'" + (f" at {cell.point_label()}" if cell.point else "")
         if rungs and rungs[-1] >= hp.epochs:
-            raise BenchError(f"{where}: strategy '{strategy.name}' trains {hp.epochs} epoch(s), and a rung must be an "
-                             f"epoch before the last (rungs {list(rungs)}); train more epochs or state lower rungs")
-        if hp.patience is not None:
-            raise BenchError(f"{where}: strategy '{strategy.name}' stops early (patience), and halving stops points "
-                             "between rungs; use one of them")
+            raise BenchError(f"{where}: {point} trains {hp.epochs} epoch(s), and a rung must be an epoch before the "
+                             f"last (rungs {list(rungs)}); train more epochs or state lower rungs")
+        if rungs and hp.patience is not None:
+            raise BenchError(f"{where}: {point} stops early (patience), and halving stops points between rungs; "
+                             "use one of them")
 
 
 def _strategy(entry, i: int, defaults: Defaults, where: str) -> tuple[StrategySpec, dict, dict]:

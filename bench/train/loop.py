@@ -17,8 +17,7 @@ static shapes (padded to max_length, a short last batch padded with rows the los
 bench/train/batches.py), and the step is compiled and captured before the clocks start, in
 `compile_seconds`. No step reads a GPU value back to the host. Evaluation runs eagerly.
 
-A halved sweep's point trains in segments (bench/train/segments.py): to a rung, where it pauses
-with its state saved, later from there on; the same computation as one uninterrupted run.
+A halved sweep's point trains in segments (bench/train/segments.py), computing what one run does.
 """
 
 from __future__ import annotations
@@ -46,7 +45,12 @@ from bench.train.compiled import (
     resolve_compile,
 )
 from bench.train.features import device_examples, to_whole_model
-from bench.train.measure import Measurements, RunResult
+from bench.train.measure import (
+    Measurements,
+    RunResult,
+    charged_train_seconds,
+    charged_validation_seconds,
+)
 from bench.train.segments import Paused, Segment, pause, resume, total_seconds
 
 ACCURACY = str(Path(__file__).resolve().parent / "metrics" / "accuracy")
@@ -101,8 +105,7 @@ def train_one(cell: Cell, accelerator: Accelerator, plan: Prepared, tokenized, t
         resume(loop, segment.state(segment.start))  # after the warm-up: its eager step drew random numbers
     progress = tqdm(
         total=len(loop.loaders["train"]) * (last - first + 1),
-        desc=f"{cell.checkpoint.rsplit('/', 1)[-1]} | {cell.strategy.name} | seed {cell.seed}"
-             + (f" | epochs {first}-{last}" if segment else ""),
+        desc=f"{cell.checkpoint.rsplit('/', 1)[-1]} | {cell.strategy.name} | seed {cell.seed}" + (f" | epochs {first}-{last}" if segment else ""),
         disable=not accelerator.is_local_main_process,
         leave=False,
         mininterval=progress_interval(),  # a log file (SLURM, a worker) gets a line every 10 s, not every step
@@ -357,7 +360,6 @@ def collect_result(loop: Loop, test: dict, peak_tflops) -> RunResult:
     """Global figures: per-process counters summed over processes, clocks already global."""
     measure, accelerator, hp = loop.measure, loop.accelerator, loop.cell.hparams
     seconds, train_set = total_seconds(loop), loop.sets["train"]
-    step_seconds = seconds["train_steps"]
     steady = measure.steady(measure.seconds["train_steps"], loop.samples)  # this segment's: a halved run's last
     counts = torch.tensor([steady[0], steady[2], measure.padded_tokens, measure.real_tokens], dtype=torch.float64)
     steady_samples, steady_padded, padded, real = accelerator.reduce(counts.to(accelerator.device), "sum").tolist()
@@ -377,8 +379,8 @@ def collect_result(loop: Loop, test: dict, peak_tflops) -> RunResult:
         epochs_run=len(loop.history),
         selected_epoch=kept["epoch"],
         train_tokens=sum(train_set.lengths),
-        train_seconds=step_seconds + seconds.get("train_cache", 0.0) + seconds.get("halving", 0.0),  # pauses charged
-        validation_seconds=seconds.get("validation", 0.0) + seconds.get("validation_cache", 0.0) if "validation" in loop.sets else None,
+        train_seconds=charged_train_seconds(seconds),
+        validation_seconds=charged_validation_seconds(seconds) if "validation" in loop.sets else None,
         test_seconds=seconds["test"] + seconds.get("test_cache", 0.0),
         cache_seconds=sum(seconds.get(f"{s}_cache", 0.0) for s in loop.sets) if loop.cached else None,
         reused_cache_seconds=loop.reused_cache_seconds or None,

@@ -29,6 +29,17 @@ def synchronized_clock(accelerator: Accelerator) -> float:
     return time.perf_counter()
 
 
+def charged_train_seconds(seconds: dict) -> float:
+    """A run's training clock, as charged: its steps, the train set's frozen outputs it computed,
+    and a halved run's pauses (saving and loading its state)."""
+    return sum(seconds.get(name, 0.0) for name in ("train_steps", "train_cache", "halving"))
+
+
+def charged_validation_seconds(seconds: dict) -> float:
+    """A run's validation clock, as charged: every epoch's pass and the validation set's frozen outputs."""
+    return seconds.get("validation", 0.0) + seconds.get("validation_cache", 0.0)
+
+
 @dataclasses.dataclass
 class RunResult:
     """What one run measured; throughput and MFU are computed from it, not stored."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from bench.train.features import to_whole_model
+from bench.train.measure import charged_train_seconds, charged_validation_seconds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +45,8 @@ class Paused:
             "validation_accuracy": validation["accuracy"] if validation else None,
             "epochs_run": len(self.history),
             "selected_epoch": self.best["epoch"],
-            "train_seconds": sum(self.seconds.get(k, 0.0) for k in ("train_steps", "train_cache", "halving")),
-            "validation_seconds": self.seconds.get("validation", 0.0) + self.seconds.get("validation_cache", 0.0),
+            "train_seconds": charged_train_seconds(self.seconds),
+            "validation_seconds": charged_validation_seconds(self.seconds),
             "history": json.dumps(self.history),
         }
 
