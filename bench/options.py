@@ -74,8 +74,8 @@ class RunOptions:
     shard: str | None = option(None, "I/N: run only the I-th of N fixed parts of the suite's cells (1 <= I <= N), "
                                "e.g. one per SLURM array task; combine the reports with bench/merge.py", "pool")
     workers: int | None = option(None, "run N cells at once, each in its own process on one GPU (or an equal share "
-                                 "of the CPU cores); every run is the run the sequential path makes "
-                                 "(bench/launch/pool.py)", "pool", type=int)
+                                 "of the CPU cores); every run is the run the sequential path makes (on CPU with its "
+                                 "share of the threads: float sums in another order; bench/launch/pool.py)", "pool", type=int)
     runs_per_gpu: int = option(1, "with --workers: pack K runs onto each GPU (small models leave a GPU mostly idle "
                                "at batch 16)", "pool", type=int)
     run_ids: list | None = option(None, argparse.SUPPRESS, "pool")  # a worker's task: these run_ids, in suite order

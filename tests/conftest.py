@@ -5,6 +5,7 @@ built from their config classes and saved in Hugging Face layout, with real toke
 (WordPiece from a vocabulary file, byte-level BPE trained on the test texts).
 """
 
+import contextlib
 import os
 import random
 import subprocess
@@ -20,7 +21,10 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 import yaml  # noqa: E402
+
+from bench.launch.pool import slots_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -155,6 +159,42 @@ def write_suite(folder: Path, checkpoints, data_dir: Path, strategies=None, name
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False))
     return path
+
+
+def rounding_tolerance(config, length: int) -> dict:
+    """rtol and atol for comparing two float32 computations of one forward pass that sum in
+    other orders: another batch shape or padding (a GEMM's blocking and kernel follow the
+    shape), another process's batches, a merged weight. Exact equality is impossible there;
+    what rounding alone can make is bounded by u * n per sum of n terms (u = 2**-24, Higham's
+    bound for a dot product), n the model's widest sum (hidden, feed-forward or sequence
+    length), over the sums one after another along the pass: 8 a layer (query/key/value,
+    scores, softmax, context, output, two feed-forward, normalisation) plus pooler and head.
+    For the tiny BERT at length 32: 18 x 64 x 6e-8 = 6.9e-5. A bug of the kind these tests
+    look for (a padded position attended to, an example counted twice) moves logits by 1e-3
+    or more."""
+    values = config.to_dict()
+    width = max(length, *(values.get(k) or 0 for k in ("hidden_size", "dim", "intermediate_size", "hidden_dim")))
+    layers = next(values[k] for k in ("num_hidden_layers", "n_layers") if k in values)
+    bound = (8 * layers + 2) * width * torch.finfo(torch.float32).eps / 2
+    return {"rtol": bound, "atol": bound}
+
+
+@contextlib.contextmanager
+def a_workers_cores(workers: int = 2):
+    """Run what follows (in this process and in the processes it starts) on the cores that
+    `--workers N` gives its first worker, so a sequential run has a worker's thread count.
+
+    torch splits a reduction over its threads; another thread count sums in another order and
+    a run's losses then differ in their last bits, which training can grow to 1e-4 and more
+    (seen: rel 2.3e-4 on an AMD EPYC). The same threads on the same CPU give the same sums, so
+    a pool's rows can be compared with a sequential run's for equality."""
+    cores, threads = os.sched_getaffinity(0), torch.get_num_threads()
+    os.sched_setaffinity(0, slots_for(workers, 1)[0].cores)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, cores)
+        torch.set_num_threads(threads)
 
 
 def run_cli(*args, env=None, timeout=600, unprivileged=False) -> subprocess.CompletedProcess:

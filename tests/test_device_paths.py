@@ -7,7 +7,8 @@ import csv
 
 import pytest
 import torch
-from conftest import build_checkpoint, write_suite
+from transformers import AutoConfig
+from conftest import build_checkpoint, rounding_tolerance, write_suite
 from safetensors import safe_open
 
 from bench.inputs.checkpoints import Checkpoint
@@ -83,8 +84,10 @@ def test_static_batches_compute_what_tight_batches_compute(bert_dir):
     assert static["labels"].tolist() == [1, 0, 1] + [IGNORE_INDEX] * 5
     with torch.no_grad():
         out_tight, out_static = model(**tight), model(**static)
-    torch.testing.assert_close(out_static.logits[:3], out_tight.logits, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(out_static.loss, out_tight.loss, rtol=1e-5, atol=1e-6)  # padded rows are ignored
+    # other shapes, other kernels: equal up to what float32 rounding can make (conftest.rounding_tolerance)
+    tolerance = rounding_tolerance(model.config, 16)
+    torch.testing.assert_close(out_static.logits[:3], out_tight.logits, **tolerance)
+    torch.testing.assert_close(out_static.loss, out_tight.loss, **tolerance)  # padded rows are ignored
 
 
 def test_length_buckets_and_batch_widths():
@@ -120,7 +123,7 @@ def test_a_cache_built_in_large_batches_matches_one_example_at_a_time(tmp_path, 
             n = examples.lengths[i]
             alone = frozen(**{k: v[i : i + 1, :n] for k, v in examples.tensors.items() if k != "labels"})
             cached = cache.tensors[key][i : i + 1] if kind == "head" else cache.tensors[key][i : i + 1, :n]
-            torch.testing.assert_close(cached, alone, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(cached, alone, **rounding_tolerance(AutoConfig.from_pretrained(folder), 32))  # other batch shapes
     assert not any(p.is_inference() for p in plan.model.parameters())  # built under no_grad, not inference_mode
 
 

@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 import yaml
-from conftest import ROOT, make_examples, run_cli, write_csv, write_suite
+from conftest import ROOT, a_workers_cores, make_examples, run_cli, write_csv, write_suite
 from test_multiprocess import launch_two_cpu_processes
 
 from bench.decision.decide import decide
@@ -50,11 +50,13 @@ def halved_suite(folder, bert_dir, data_dir, halving=None, **defaults):
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory, bert_dir, learnable):
-    """The same suite halved (rungs at epochs 2 and 4 of 6) and whole (--no-halving)."""
+    """The same suite halved (rungs at epochs 2 and 4 of 6) and whole (--no-halving), each on
+    the cores a worker of `--workers 2` gets (so with its threads: the pool's rows must equal these)."""
     folder = tmp_path_factory.mktemp("halving")
     suite = halved_suite(folder, bert_dir, learnable)
-    assert main(["--suite", str(suite), "--output", str(folder / "halved.csv")]) == 0
-    assert main(["--suite", str(suite), "--output", str(folder / "whole.csv"), "--no-halving"]) == 0
+    with a_workers_cores(2):
+        assert main(["--suite", str(suite), "--output", str(folder / "halved.csv")]) == 0
+        assert main(["--suite", str(suite), "--output", str(folder / "whole.csv"), "--no-halving"]) == 0
     return suite, folder, read_results(folder / "halved.csv"), read_results(folder / "whole.csv")
 
 
@@ -65,6 +67,11 @@ def final_rows(rows):
 def figures(row):
     keys = ("status", "epochs_run", "train_loss", "validation_loss", "validation_accuracy", "test_loss", "test_accuracy")
     return tuple(row.get(k) for k in keys)
+
+
+def learning(row):
+    """A row's per-epoch history without its clocks."""
+    return [{k: v for k, v in epoch.items() if not k.endswith("seconds")} for epoch in row["history"]]
 
 
 def test_a_survivor_has_the_row_of_the_same_run_without_halving(reports):
@@ -119,18 +126,29 @@ def test_workers_reach_the_same_rows(reports, tmp_path):
     output = tmp_path / "pool.csv"
     result = run_cli("--suite", suite, "--output", output, "--workers", "2")
     assert result.returncode == 0, result.stderr[-2000:]
-    # the same rows; a worker's one thread sums in another order than two: losses agree to float noise
+    # the same rows, figure for figure: the reference ran with a worker's cores (and threads)
     pooled = {(r["run_id"], r["status"], r["epochs_run"]): r for r in read_results(output)}
     assert set(pooled) == {(r["run_id"], r["status"], r["epochs_run"]) for r in halved}
     for row in halved:
         other = pooled[row["run_id"], row["status"], row["epochs_run"]]
-        numbers = lambda r: [v for v in figures(r)[1:] if v is not None]  # noqa: E731
-        assert numbers(other) == pytest.approx(numbers(row), rel=1e-4)
+        assert figures(other) == figures(row)
+        assert learning(other) == learning(row) and other["device"] == row["device"]
 
 
 def test_a_killed_suite_reruns_no_rung_and_loses_no_row(reports, tmp_path):
     suite, _, halved, _ = reports
     output = tmp_path / "killed.csv"
+    with a_workers_cores(2):  # the threads the reference rows ran with
+        killed_and_rerun(suite, output)
+    after = read_results(output)
+    paused = Counter((r["run_id"], r["epochs_run"]) for r in after if r["status"] == "paused")
+    assert set(paused.values()) == {1}  # no rung trained twice
+    assert sorted(map(figures, final_rows(after).values())) == sorted(map(figures, final_rows(halved).values()))
+
+
+def killed_and_rerun(suite, output):
+    """The suite killed with SIGKILL once a rung has been decided, then rerun to the end: every
+    row written before the kill is still there, in place."""
     process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "run.py"), "--suite", str(suite), "--output", str(output)],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
@@ -145,9 +163,6 @@ def test_a_killed_suite_reruns_no_rung_and_loses_no_row(reports, tmp_path):
     assert main(["--suite", str(suite), "--output", str(output)]) == 0
     after = read_results(output)
     assert after[: len(before)] == before  # nothing recorded is lost
-    paused = Counter((r["run_id"], r["epochs_run"]) for r in after if r["status"] == "paused")
-    assert set(paused.values()) == {1}  # no rung trained twice
-    assert sorted(map(figures, final_rows(after).values())) == sorted(map(figures, final_rows(halved).values()))
 
 
 def test_a_halved_sweep_is_dealt_to_one_shard(tmp_path, bert_dir, data_dir):

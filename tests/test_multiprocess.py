@@ -8,7 +8,8 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import ROOT, write_suite
+from transformers import AutoConfig
+from conftest import ROOT, rounding_tolerance, write_suite
 
 from bench.run import main
 
@@ -78,7 +79,10 @@ def test_two_processes_give_one_row_and_score_every_example_once(tmp_path, bert_
     assert still_two["prediction"].tolist() == still_one["prediction"].tolist()
     assert float(still["test_accuracy"]) == float(single["still"]["test_accuracy"])
     assert float(still["validation_accuracy"]) == float(single["still"]["validation_accuracy"])  # 21 examples, 2 processes
-    assert float(still["test_loss"]) == pytest.approx(float(single["still"]["test_loss"]), rel=1e-5)
+    # Each process pads its own batches (other shapes, other sums) and the means are summed in
+    # another order: not bit-equal. A cross-entropy moves by at most twice what a logit moves.
+    logits = rounding_tolerance(AutoConfig.from_pretrained(bert_dir), 32)["atol"]
+    assert float(still["test_loss"]) == pytest.approx(float(single["still"]["test_loss"]), abs=2 * logits)
 
 
 def launch_two_machines_on_loopback(*args, timeout=600):

@@ -4,7 +4,7 @@ model's input length includes its virtual tokens."""
 
 import pytest
 import torch
-from conftest import make_examples
+from conftest import make_examples, rounding_tolerance
 
 from bench.deploy.serving import (
     batch1_latency,
@@ -47,7 +47,7 @@ def test_a_merged_lora_predicts_what_the_unmerged_one_predicts(bert_dir):
     with torch.no_grad():
         before, after = model(**encoded).logits, deployable(**encoded).logits
     assert torch.equal(before.argmax(-1), after.argmax(-1))
-    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(after, before, **rounding_tolerance(deployable.config, 32))  # W + BA summed first
     assert any("lora" in name for name, _ in model.named_parameters())  # the trained model is left as it was
 
 

@@ -9,8 +9,9 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, run_cli, write_suite
+from conftest import ROOT, a_workers_cores, run_cli, write_suite
 
+from bench.launch.pool import slots_for
 from bench.results.store import read_results, read_rows
 
 STRATEGIES = [
@@ -31,12 +32,8 @@ def test_two_workers_write_the_rows_the_sequential_run_writes(tmp_path, bert_dir
     suite = write_suite(tmp_path, [bert_dir], data_dir, strategies=STRATEGIES, seeds=[0, 1], sweep_seeds="first",
                         dataset={"validation_size": 20})
     sequential = tmp_path / "sequential.csv"
-    cores = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(cores)})  # one thread, as each of two workers on two cores has
-    try:
+    with a_workers_cores(2):  # a worker's threads: the same sums in the same order
         assert main(["--suite", str(suite), "--output", str(sequential)]) == 0
-    finally:
-        os.sched_setaffinity(0, cores)
     parallel = tmp_path / "parallel.csv"
     result = run_cli("--suite", suite, "--output", parallel, "--workers", "2", "--log-with", "tensorboard")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -50,7 +47,8 @@ def test_two_workers_write_the_rows_the_sequential_run_writes(tmp_path, bert_dir
         assert {k: got[run_id][k] for k in SAME} == {k: row[k] for k in SAME}
         assert (tmp_path / got[run_id]["predictions_file"]).read_text() == (tmp_path / row["predictions_file"]).read_text()
     assert {r["device"] for r in got.values()} == {r["device"] for r in expected.values()}
-    assert "on 2 workers (1 core(s), 1 core(s))" in result.stdout
+    share = len(slots_for(2, 1)[0].cores)
+    assert f"on 2 workers ({share} core(s), {share} core(s))" in result.stdout
 
     capsys.readouterr()
     before = parallel.read_bytes()

@@ -5,7 +5,10 @@ A slot is one GPU (`CUDA_VISIBLE_DEVICES`; `--runs-per-gpu K` packs K slots onto
 on CPU, an equal share of the cores (the worker is pinned to them, so it runs that many
 threads). Every worker process is `bench/run.py` itself, given the run_ids of one task, so every
 run is exactly the run the sequential path makes: same run_id, same global batch, same row,
-appended under the report's lock. A task is one cell, or the cells that share frozen features
+appended under the report's lock. Its figures equal a sequential run's bit for bit when both
+have the same threads (tests/test_workers.py, tests/test_halving.py); on CPU a worker has its
+share of the cores, and another thread count sums in another order, so losses may then differ
+in their last digits (the row's `device` names the threads). A task is one cell, or the cells that share frozen features
 (head and cached-freeze cells of one checkpoint and strategy: every seed and sweep point reuses
 one feature pass, as in one sequential process).
 
