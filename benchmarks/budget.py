@@ -17,6 +17,9 @@ weighted Kendall tau (scipy.stats.weightedtau) between the screen's score and th
 fine-tuned validation and test accuracies (each at its chosen configuration). Device-seconds are
 what the report charges: training (with pauses at rungs) and validation, not loading or tests.
 Both launches run on this machine, one after the other; nothing else should run beside them.
+`--smoke`: the suite's first three checkpoints and first strategy at a few dozen reviews, its sweep
+at two points (benchmarks/shipped.py), into a throwaway report unless --output is given: seconds,
+not a measurement.
 """
 
 from __future__ import annotations
@@ -24,16 +27,19 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from shipped import ROOT, shipped_suite, write
+
 sys.path.insert(0, str(ROOT))
 
 from bench.decision.budget import budget_rows  # noqa: E402
 from bench.decision.decide import decide  # noqa: E402
 from bench.decision.rows import load_runs  # noqa: E402
 from bench.decision.selection import choose  # noqa: E402
+from bench.errors import BenchError  # noqa: E402
 
 
 def run(*args: str) -> float:
@@ -48,12 +54,24 @@ def run(*args: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", default="offline-models")
-    parser.add_argument("--output", type=Path, default=None, help="default: reports/<suite>.csv")
+    parser.add_argument("--output", type=Path, default=None, help="default: reports/<suite>.csv (with --smoke: a "
+                        "temporary folder)")
+    parser.add_argument("--smoke", action="store_true", help="a few dozen reviews: check the script, not the decision")
     args = parser.parse_args()
-    output = args.output or ROOT / "reports" / f"{args.suite}.csv"
-    budgeted_wall = run("--suite", args.suite, "--output", str(output))
-    grid_wall = run("--suite", args.suite, "--output", str(output), "--no-screen", "--no-halving")
-    decision = decide([output])
+    suite, output = args.suite, args.output or ROOT / "reports" / f"{args.suite}.csv"
+    if args.smoke:
+        folder = Path(tempfile.mkdtemp(prefix="budget-smoke-"))
+        raw = shipped_suite(args.suite, smoke=True)
+        raw["checkpoints"] = raw["checkpoints"][:3]  # the fewest a rank correlation is computed over
+        raw["strategies"] = raw["strategies"][:1]
+        suite = str(write(raw, folder))
+        output = args.output or folder / f"{args.suite}.csv"
+    budgeted_wall = run("--suite", suite, "--output", str(output))
+    grid_wall = run("--suite", suite, "--output", str(output), "--no-screen", "--no-halving")
+    try:
+        decision = decide([output])
+    except BenchError as error:
+        sys.exit(f"error: {output}: {error}")
     bill, screen = decision.bill, decision.screening
     budget_choice = decision.budgeted_choice
     kept = [s["checkpoint"] for s in screen if s["kept"]]

@@ -2,6 +2,7 @@
 workers alike; the committed example results keep their run_ids; bad data and a full disk are
 one line each, with nothing half-written."""
 
+import contextlib
 import csv
 import dataclasses
 import os
@@ -9,7 +10,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import ROOT, SHARED_DATA, make_examples, run_cli, write_csv, write_suite
+from conftest import ROOT, SHARED_DATA, a_workers_cores, make_examples, run_cli, write_csv, write_suite
 
 from bench.options import (
     FIELDS,
@@ -59,8 +60,8 @@ def test_every_override_gives_the_same_runs_sequentially_and_with_two_workers(tm
         outputs[how] = tmp_path / how / "r.csv"
         outputs[how].parent.mkdir()
         command = [*flags, "--output", outputs[how], "--log-dir", tmp_path / how / "logs", *extra]
-        pin = ["taskset", "-c", str(min(os.sched_getaffinity(0)))] if not extra else []  # one thread, as each worker has
-        result = subprocess.run([*pin, *run_cli_argv(command)], capture_output=True, text=True, cwd=ROOT, timeout=600)
+        with a_workers_cores(2) if not extra else contextlib.nullcontext():  # sequential: a worker's threads
+            result = subprocess.run(run_cli_argv(command), capture_output=True, text=True, cwd=ROOT, timeout=600)
         assert result.returncode == 0, result.stderr[-2000:]
     rows = {how: sorted(read_results(path), key=lambda r: r["run_id"]) for how, path in outputs.items()}
     assert len(rows["sequential"]) == 4 and [r["run_id"] for r in rows["sequential"]] == [r["run_id"] for r in rows["workers"]]

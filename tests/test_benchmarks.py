@@ -1,0 +1,56 @@
+"""Every benchmark script in benchmarks/ runs end to end in its smoke mode (a few dozen real
+IMDB reviews, the shipped suites and the real MiniLM checkpoint, the script's own code path):
+a renamed column, a new suite section or a moved module breaks a test here, not a measurement
+someone needs. Speed is not checked (benchmarks measure it; see PERFORMANCE.md)."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, SHARED_DATA
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (SHARED_DATA / "imdb" / "train.csv").is_file(), reason="needs ../shared/data/imdb beside the project"),
+]
+
+
+def smoke(*command, env=None) -> str:
+    """The command from the project root; its output, after checking it ended well."""
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    return result.stdout
+
+
+def test_head_sweep():
+    out = smoke(sys.executable, "benchmarks/head_sweep.py", "--smoke")
+    assert "(4 runs; frozen features computed by 1 of them" in out  # the sweep shares one feature pass
+    assert re.search(r"ratio: \d+\.\d\dx", out)
+
+
+def test_workers():
+    out = smoke(sys.executable, "benchmarks/workers.py", "--smoke")
+    assert "same run_ids: True; statuses: ['ok']" in out
+
+
+def test_budget():
+    committed = ROOT / "reports" / "offline-models.csv"
+    before = committed.read_bytes()
+    out = smoke(sys.executable, "benchmarks/budget.py", "--smoke")
+    assert "checkpoints: 3;" in out and "same recommendation:" in out and "weighted Kendall tau of logme" in out
+    assert committed.read_bytes() == before  # the smoke writes a throwaway report, not the committed one
+
+
+def test_vs_seed():
+    out = smoke(sys.executable, "benchmarks/vs_seed.py", "--smoke")
+    rows = [line for line in out.splitlines() if line.startswith(("| full", "| freeze", "| head"))]
+    assert len(rows) == 3 and all(re.search(r"\*\*\d+\.\d\dx\*\*", row) for row in rows)
+
+
+def test_gpu_seed_workload_on_cpu(tmp_path):
+    out = smoke("bash", "benchmarks/gpu/seed_workload.sh", env={"SMOKE": "1", "OUT": str(tmp_path)})
+    assert "seed workload end to end:" in out
+    statuses = [line.split()[2] for line in out.splitlines() if re.match(r"\S+ +(full|everything|embeddings|top2)", line)]
+    assert statuses == ["ok"] * 5  # two checkpoints x full, three freezing strategies
