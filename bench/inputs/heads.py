@@ -56,7 +56,7 @@ class FrozenBackboneClassifier(nn.Module):
 class PooledHeadClassifier(FrozenBackboneClassifier):
     """An MLP on one pooled vector per example."""
 
-    POOLINGS = ("pooler", "cls", "mean", "max")
+    POOLINGS = ("pooler", "cls", "mean", "max", "last")
 
     def __init__(self, backbone: nn.Module, num_labels: int, hidden: list[int], pooling: str, dropout: float):
         super().__init__(backbone, num_labels)
@@ -70,6 +70,10 @@ class PooledHeadClassifier(FrozenBackboneClassifier):
         hidden = out.last_hidden_state
         if self.pooling == "cls":
             return hidden[:, 0]
+        if self.pooling == "last":  # the last real token, on either padding side: all a decoder's tokens lead to it
+            positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+            last = (positions * attention_mask.bool()).argmax(1)
+            return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
         if self.pooling == "max":
             return hidden.masked_fill(~attention_mask.bool().unsqueeze(-1), torch.finfo(hidden.dtype).min).amax(1)
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)

@@ -14,7 +14,7 @@ import sys
 
 from bench.errors import BenchError, first_line
 from bench.inputs.checkpoints import Checkpoint
-from bench.inputs.strategies import build_model, parameter_counts
+from bench.inputs.strategies import build_model, check_pooling, parameter_counts
 
 
 def check_checkpoints(suite) -> dict:
@@ -24,8 +24,13 @@ def check_checkpoints(suite) -> dict:
     revisions = {}
     for spec in suite.checkpoints:
         checkpoint = Checkpoint(spec, num_labels=2, meta=True)
-        check_room_for_text(checkpoint.tokenizer(), suite, spec)
         checkpoint.check_weights()
+        tokenizer = checkpoint.tokenizer()
+        check_room_for_text(tokenizer, suite, spec)
+        if checkpoint.pads_with_eos:
+            print(f"note: {spec} has no pad token: batches are padded with its end-of-text token "
+                  f"{tokenizer.pad_token!r} (id {tokenizer.pad_token_id}), the convention for decoders; each example "
+                  "is classified from its last real token (the row's pad_token says so)", file=sys.stderr)
         revisions[spec] = checkpoint.revision_id()
     return revisions
 
@@ -48,11 +53,14 @@ def preflight(suite, num_labels: int) -> dict:
 
     counts = {}
     longest = max(cell.hparams.max_length for cell in suite.cells())
+    checkpointed = {cell.strategy.name for cell in suite.cells() if cell.hparams.gradient_checkpointing}
     for spec in suite.checkpoints:
         checkpoint = Checkpoint(spec, num_labels, meta=True)
         limit = position_limit(checkpoint.config)
         if limit is not None and longest > limit:
             raise BenchError(f"max_length {longest} is beyond what {spec} can take ({limit} positions); set max_length <= {limit}")
+        if suite.screen is not None:
+            check_pooling(checkpoint, suite.screen.pooling)
         for strategy in suite.strategies:
             try:
                 plan = build_model(strategy.kind, checkpoint, strategy.params)
@@ -63,8 +71,18 @@ def preflight(suite, num_labels: int) -> dict:
                     f"strategy '{strategy.name}' cannot be applied to {spec}: {type(err).__name__}: {first_line(err)}"
                 ) from None
             counts[spec, strategy.name] = parameter_counts(plan.model)
+            if strategy.name in checkpointed:
+                check_checkpointing(plan.model, spec, strategy.name)
     return counts
 
+
+
+def check_checkpointing(model, spec: str, strategy: str) -> None:
+    """transformers implements gradient checkpointing per architecture; some have none."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not getattr(base, "supports_gradient_checkpointing", False):
+        raise BenchError(f"strategy '{strategy}' sets gradient_checkpointing, which transformers does not implement for "
+                         f"{spec} ({type(base).__name__}); remove it for this checkpoint")
 
 
 def position_limit(config) -> int | None:

@@ -165,7 +165,7 @@ def freeze(
         selected.update(n for n in names for i in chosen if n.startswith(f"{prefix}.{i}."))
     for name, param in model.named_parameters():
         param.requires_grad = name in selected
-    return Prepared(model, frozen_prefix=frozen_bottom(model, checkpoint.spec) if cache_frozen else None)
+    return Prepared(model, frozen_prefix=frozen_bottom(model, checkpoint) if cache_frozen else None)
 
 
 # Architectures whose base model output after the frozen layers is not what the next layer
@@ -176,11 +176,16 @@ CACHE_UNSAFE = {
 }
 
 
-def frozen_bottom(model: nn.Module, spec: str) -> tuple[str, int]:
+def frozen_bottom(model: nn.Module, checkpoint) -> tuple[str, int]:
     """(name of the layer list, index of the lowest trainable layer): everything below it,
     embeddings included, must be frozen for its outputs to be cached."""
+    spec = checkpoint.spec
     if model.config.model_type in CACHE_UNSAFE:
         raise BenchError(f"cache_frozen cannot be used with {spec}: {CACHE_UNSAFE[model.config.model_type]}; drop cache_frozen")
+    if checkpoint.causal:
+        raise BenchError(f"cache_frozen cannot be used with {spec}: a decoder normalises its last layer's output and "
+                         "builds its positions and causal mask inside its base model, so the frozen layers' output is "
+                         "not what the next layer takes; drop cache_frozen")
     prefix, count = encoder_layers(model, spec)
     layer_of = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.")
     base = f"{model.base_model_prefix}."
@@ -199,25 +204,45 @@ def frozen_bottom(model: nn.Module, spec: str) -> tuple[str, int]:
 
 
 @strategy("head")
-def head(checkpoint, hidden: list[Positive] = (64,), pooling: str = "pooler", dropout: Probability = 0.0) -> Prepared:
+def head(checkpoint, hidden: list[Positive] = (64,), pooling: Text | None = None, dropout: Probability = 0.0) -> Prepared:
     """Frozen backbone, a new MLP head on its pooled output (the second notebook:
     pooler output -> Linear(H, 64) -> ReLU -> Linear(64, num_labels)).
 
     `hidden`: sizes of the head's hidden layers ([] is a linear probe).
     `pooling`: "pooler" (the backbone's own pooler), "cls" (first token), "mean" or "max"
-    (over the real tokens).
+    (over the real tokens), "last" (the last real token). Default: "last" for a decoder; for
+    an encoder its pooler, or "mean" where it has none (ModernBERT, DeBERTa-v3, DistilBERT).
     """
     from bench.inputs.heads import PooledHeadClassifier  # 3.6 s: see STRATEGIES
 
-    if pooling not in PooledHeadClassifier.POOLINGS:
+    if pooling is not None and pooling not in PooledHeadClassifier.POOLINGS:
         raise BenchError(f"head pooling must be one of {', '.join(PooledHeadClassifier.POOLINGS)}, got '{pooling}'")
     if not all(isinstance(h, int) and h > 0 for h in hidden):
         raise BenchError(f"head hidden sizes must be positive integers, got {list(hidden)}")
+    if pooling is not None:
+        check_pooling(checkpoint, pooling)
     backbone = checkpoint.backbone()
+    pooling = pooling or default_pooling(checkpoint, backbone)
     if pooling == "pooler" and getattr(backbone, "pooler", None) is None:
         raise BenchError(f"{checkpoint.spec} has no pooler layer; use pooling: cls or pooling: mean")
     model = PooledHeadClassifier(backbone, checkpoint.num_labels, list(hidden), pooling, dropout)
     return Prepared(model, features=model.pool)
+
+
+def default_pooling(checkpoint, backbone) -> str:
+    """A decoder's last real token has seen the whole text; an encoder's pooler was trained to
+    summarise it, and the mean of its tokens does where it has no pooler."""
+    if checkpoint.causal:
+        return "last"
+    return "pooler" if getattr(backbone, "pooler", None) is not None else "mean"
+
+
+def check_pooling(checkpoint, pooling: str) -> None:
+    """A decoder has no pooler, and its first token has seen nothing of the text after it."""
+    if checkpoint.causal and pooling in ("cls", "pooler"):
+        what = "a decoder's first token has seen nothing of the text after it" if pooling == "cls" else "a decoder has no pooler"
+        raise BenchError(f"pooling '{pooling}' cannot summarise a text with {checkpoint.spec}: {what}; "
+                         "use pooling: last (the last real token, which has seen all of it) or mean")
 
 
 @strategy("cnn")

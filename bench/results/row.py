@@ -45,6 +45,7 @@ class RunOutcome:
     trainable_pct: float | None = None
     predictions_file: str = ""
     saved_model: str = ""
+    pad_token: str = ""
 
 
 
@@ -70,6 +71,7 @@ def build_row(cell, context: RunContext, run: RunOutcome, result=None) -> dict:
         "global_batch_size": hp.batch_size * cell.num_processes,
         "learning_rate": hp.learning_rate,
         "select": hp.select,
+        "gradient_checkpointing": hp.gradient_checkpointing,
         "max_length": hp.max_length,
         "num_processes": cell.num_processes,
         "mixed_precision": cell.mixed_precision,

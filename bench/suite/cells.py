@@ -103,7 +103,7 @@ class Cell:
 HASHED_ONLY_WHEN_SET = {
     "dataset": {"text_pair_column": None, "validation_split": None, "validation_size": None, "train_sizes": None,
                 "config": None},
-    "hparams": {"select": "last", "patience": None},
+    "hparams": {"select": "last", "patience": None, "gradient_checkpointing": False},
 }
 
 

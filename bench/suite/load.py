@@ -222,6 +222,10 @@ def _strategy(entry, i: int, defaults: Defaults, where: str) -> tuple[StrategySp
     validate_strategy_params(kind, params, swhere)
     base = {**defaults.hyperparameters(), **hp}
     validated(Hyperparameters, base, swhere)
+    if base.get("gradient_checkpointing") and kind in ("head", "cnn"):
+        raise BenchError(f"{swhere}: gradient_checkpointing saves the activations of layers that back-propagate, and "
+                         f"a {kind} strategy back-propagates through none (its backbone is frozen and computed once); "
+                         "set it for full, freeze, lora or peft strategies only")
     sweep = {**(defaults.sweep or {}), **_sweep(entry.get("sweep"), swhere)}
     for key in sweep:
         if key not in HPARAM_FIELDS and key not in _option_names(kind):
@@ -244,7 +248,7 @@ def _sweep(raw, where: str) -> dict:
             raise BenchError(f"{where}: sweep: '{key}' must be a non-empty list of values, got {values!r}")
         if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
             raise BenchError(f"{where}: sweep: '{key}' lists a value twice: {values}")
-        if key in ("seeds", "mixed_precision", "select", "patience", "compile"):
+        if key in ("seeds", "mixed_precision", "select", "patience", "compile", "gradient_checkpointing"):
             raise BenchError(f"{where}: sweep: '{key}' cannot be swept (seeds repeat runs; the others are not choices to tune)")
     return dict(raw)
 

@@ -104,6 +104,8 @@ class Hyperparameters(Strict):
     warmup_ratio: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0
     # torch.compile: auto = on CUDA (CUDA graphs, static shapes), off on CPU; true / false force it
     compile: bool | Literal["auto"] = "auto"
+    # recompute each layer's activations in the backward pass instead of keeping them: memory for time
+    gradient_checkpointing: bool = False
     select: Literal["last", "best"] = "last"  # which epoch's weights the run keeps: the last, or the best on validation
     patience: Positive | None = None  # with select: best, stop after this many epochs without a better validation accuracy
 
@@ -157,7 +159,7 @@ class ScreenSpec(Strict):
     score: Literal["logme", "hscore"] = "logme"  # LogME (You et al. 2021) or H-score (Bao et al. 2019)
     keep: Positive = 2  # the best this many by score are fine-tuned, beside the frontier and the not-clearly-apart
     examples: Positive | None = None  # a fixed-seed sample of the train examples (default: all of them)
-    pooling: Literal["pooler", "cls", "mean", "max"] = "mean"  # which frozen features are scored
+    pooling: Literal["pooler", "cls", "mean", "max", "last"] = "mean"  # which frozen features are scored
     resamples: Positive = 200  # bootstrap resamples of the score's interval
     batch_size: Positive = 64  # examples per forward pass of the frozen backbone
 

@@ -19,6 +19,7 @@ from accelerate.utils import set_seed
 from bench.deploy.export import save_run
 from bench.deploy.serving import TIMED, measure_serving, served_computation
 from bench.errors import BenchError, first_line
+from bench.inputs.checkpoints import pad_description
 from bench.inputs.data import tokenize
 from bench.inputs.strategies import build_model, changes_pretrained, parameter_counts
 from bench.results.columns import Status
@@ -51,9 +52,11 @@ def run_cell(cell, accelerator, checkpoint, splits, reuse: Reuse, output: Path, 
     run, result = RunOutcome(started_at=now()), None
     try:
         tokenized, tokenizer, seconds = tokenized_for(cell, checkpoint, splits, reuse.tokenized, accelerator)
-        run = replace(run, tokenize_seconds=seconds)
+        run = replace(run, tokenize_seconds=seconds, pad_token=pad_description(tokenizer))
         set_seed(cell.seed)  # before the model: new heads and adapters are initialised from it
         plan = build_model(cell.strategy.kind, checkpoint, cell.strategy.params)
+        if cell.hparams.gradient_checkpointing:
+            checkpoint_activations(plan.model)
         run = replace(run, **parameter_counts(plan.model))
         pretrained_changed = changes_pretrained(plan.model)
         result = train_one(cell, accelerator, plan, tokenized, tokenizer, context.peak_tflops, reuse.features, tracking,
@@ -75,6 +78,14 @@ def run_cell(cell, accelerator, checkpoint, splits, reuse: Reuse, output: Path, 
     except Exception as err:  # a run that did not finish is recorded as what happened, never given numbers
         return failed_row(cell, context, run, err, accelerator)
     return build_row(cell, context, replace(run, ended_at=now()), result)
+
+
+def checkpoint_activations(model) -> None:
+    """Gradient checkpointing: each layer's activations are recomputed in the backward pass
+    instead of kept from the forward one (memory for time). Non-reentrant, so dropout draws the
+    same masks again and the run computes what it computes without it."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft model's transformers model
+    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def failed_row(cell, context, run: RunOutcome, err: Exception, accelerator) -> dict:
