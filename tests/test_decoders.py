@@ -23,10 +23,11 @@ from bench.inputs.checkpoints import Checkpoint
 from bench.inputs.preflight import preflight
 from bench.inputs.strategies import build_model, parameter_counts
 from bench.results.store import read_results
+from bench.run import main
 from bench.suite.load import load_suite
 
 EOT = "<|endoftext|>"
-SIZE = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=128,
+SIZE = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=512,
             initializer_range=0.2)
 HEADS_OF = dict(head_dim=16, num_key_value_heads=2)  # families whose head size is set apart from hidden / heads
 FAMILIES = {
@@ -113,6 +114,37 @@ def test_exact_trainable_counts_and_preflight_counts_equal_a_real_build(decoders
     assert not any(p.requires_grad for n, p in top.named_parameters() if n.startswith(frozen_norm))
 
 
+# peft methods beside LoRA: (method, options); where peft itself cannot apply one to a family, the
+# message names what to do (Phi-3 is not in peft's IA3 table; peft's LoHa cannot wrap GPT-2's Conv1D).
+OTHER_PEFT = {"ia3": {}, "loha": {"r": 4}}
+ADAPTER_NAMES = {"ia3": ".ia3_l.", "loha": ".hada_w"}  # peft's names for each method's parameters
+PEFT_CANNOT = {("phi3", "ia3"): "feedforward_modules", ("gpt2", "loha"): "Conv1D"}
+
+
+@pytest.mark.parametrize("method", OTHER_PEFT)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_other_peft_methods_train_their_parameters_and_the_score_head(decoders, family, method):
+    params = {"method": method, "options": OTHER_PEFT[method]}
+    if (family, method) in PEFT_CANNOT:
+        with pytest.raises(BenchError, match=PEFT_CANNOT[family, method]):
+            build_model("peft", Checkpoint(str(decoders[family]), 2), params)
+        return
+    model = build_model("peft", Checkpoint(str(decoders[family]), 2), params).model.train()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any(".score." in n for n in trainable) and any(ADAPTER_NAMES[method] in n for n in trainable)
+    assert all(".score." in n or ADAPTER_NAMES[method] in n for n in trainable)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    ids = torch.randint(1, 300, (4, 12))
+    mask = torch.ones_like(ids)
+    mask[1, 8:] = 0
+    for _ in range(2):  # two steps: some adapters start at zero, so their other factor moves only on the second
+        model(input_ids=ids, attention_mask=mask, labels=torch.tensor([0, 1, 0, 1])).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert {n for n, p in model.named_parameters() if not torch.equal(p, before[n])} == trainable
+
+
 @pytest.mark.parametrize("side", ["left", "right"])
 @pytest.mark.parametrize("family", FAMILIES)
 def test_each_example_is_read_at_its_last_real_token_whatever_side_the_tokenizer_pads(tmp_path, family, side):
@@ -185,8 +217,7 @@ def test_gradient_checkpointing_gives_the_losses_of_the_run_without_it(tmp_path,
     checkpointed.write_text(yaml.safe_dump(raw))
     rows = {}
     for name, path in (("plain", plain), ("checkpointed", checkpointed)):
-        result = run_cli("--suite", path, "--output", tmp_path / f"{name}.csv")
-        assert result.returncode == 0, result.stderr[-3000:]
+        assert main(["--suite", str(path), "--output", str(tmp_path / f"{name}.csv")]) == 0
         rows[name] = {r["strategy"]: r for r in read_results(tmp_path / f"{name}.csv")}
     for strategy in ("full", "lora"):
         a, b = rows["plain"][strategy], rows["checkpointed"][strategy]
@@ -214,29 +245,28 @@ def test_a_gguf_file_is_a_checkpoint(tmp_path, data_dir, capsys):
     assert row["status"] == "ok" and row["checkpoint_revision"] == "sha256:" + hashlib.sha256(gguf_file.read_bytes()).hexdigest()[:16]
 
 
-def test_decoders_refuse_what_they_cannot_do_in_one_line(tmp_path, decoders, data_dir):
+def test_decoders_refuse_what_they_cannot_do_in_one_line(tmp_path, decoders, data_dir, capsys):
     cases = [
         ({"name": "h", "kind": "head", "pooling": "cls"}, "pooling 'cls' cannot summarise a text with .*use pooling: last"),
         ({"name": "h", "kind": "head", "pooling": "pooler"}, "a decoder has no pooler; use pooling: last"),
         ({"name": "c", "kind": "freeze", "top": 1, "cache_frozen": True}, "cache_frozen cannot be used with .*a decoder"),
         ({"name": "g", "kind": "head", "gradient_checkpointing": True}, "gradient_checkpointing .* head strategy"),
+        ({"name": "p", "kind": "peft", "method": "prompt_tuning", "options": {"num_virtual_tokens": 4}},
+         "prompt methods hand a decoder embeddings instead of token ids"),
     ]
-    for strategy, message in cases:
-        suite = write_suite(tmp_path, [decoders["llama"]], data_dir, strategies=[strategy], name="bad")
-        result = run_cli("--suite", suite, "--output", tmp_path / "bad.csv")
-        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
-        (line,) = [line for line in result.stderr.strip().splitlines() if not line.startswith("note:")]
-        assert re.search(message, line), line
-        assert not (tmp_path / "bad.csv").exists()
-    # a tokenizer with neither a pad nor an end-of-text token
-    bare = decoder_tokenizer()
+    bare = decoder_tokenizer()  # a tokenizer with neither a pad nor an end-of-text token
     bare.eos_token = bare.bos_token = bare.unk_token = None
-    folder = build_decoder(tmp_path / "bare", "llama", tokenizer=bare)
-    with pytest.raises(BenchError, match="neither a pad token nor an end-of-text"):
-        Checkpoint(str(folder), 2).tokenizer()
-    suite = write_suite(tmp_path, [folder], data_dir, name="bare")
-    result = run_cli("--suite", suite, "--output", tmp_path / "bare.csv")
-    assert result.returncode == 2 and "neither a pad token nor an end-of-text" in result.stderr and "Traceback" not in result.stderr
+    no_eos = build_decoder(tmp_path / "bare", "llama", tokenizer=bare)
+    cases.append(({"name": "full", "kind": "full"}, "neither a pad token nor an end-of-text"))
+    for i, (strategy, message) in enumerate(cases):
+        checkpoint = no_eos if i == len(cases) - 1 else decoders["llama"]
+        suite = write_suite(tmp_path, [checkpoint], data_dir, strategies=[strategy], name="bad")
+        capsys.readouterr()
+        assert main(["--suite", str(suite), "--output", str(tmp_path / "bad.csv")]) == 2
+        err = capsys.readouterr().err
+        (line,) = [line for line in err.strip().splitlines() if not line.startswith("note:")]  # one line, no traceback
+        assert line.startswith("error:") and re.search(message, line), line
+        assert not (tmp_path / "bad.csv").exists()
 
 
 def test_preflight_of_a_mixed_suite_counts_what_a_real_build_counts(tmp_path, decoders, bert_dir, data_dir):
@@ -300,3 +330,35 @@ def write_tiny_gguf(path):
     writer.write_tensors_to_file()
     writer.close()
     return path, model.eval()
+
+
+def test_the_hub_suite_of_decoders_and_encoders_dry_runs_from_a_hub_cache(tmp_path, data_dir):
+    """suites/llm.yaml names four hub models; a hub cache (huggingface_hub's layout) holding tiny
+    random models of their families under their names stands in for the hub."""
+    from conftest import _bert_tokenizer
+
+    hub = tmp_path / "hub"
+    commit = "3" * 40
+
+    def snapshot(repo: str):
+        folder = hub / f"models--{repo.replace('/', '--')}"
+        (folder / "refs").mkdir(parents=True)
+        (folder / "refs" / "main").write_text(commit)
+        return folder / "snapshots" / commit
+
+    build_decoder(snapshot("Qwen/Qwen2.5-0.5B"), "qwen2")
+    build_decoder(snapshot("HuggingFaceTB/SmolLM2-360M"), "llama")
+    size = {**SIZE, "vocab_size": 1000, "pad_token_id": 0}
+    for repo, config in (("answerdotai/ModernBERT-base", T.ModernBertConfig(**size, global_attn_every_n_layers=1, local_attention=16)),
+                         ("microsoft/deberta-v3-base", T.DebertaV2Config(**size))):
+        folder = snapshot(repo)
+        T.AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
+        _bert_tokenizer(folder).save_pretrained(folder)
+    env = {"HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1"}
+    result = run_cli("--suite", "llm", "--dry-run", "--data-dir", data_dir, "--train-size", 48, "--validation-size", 16,
+                     "--eval-size", 32, "--output", tmp_path / "llm.csv", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    listed = [line for line in result.stdout.splitlines() if "learning_rate=" in line]
+    assert len(listed) == 4 * (3 + 3)  # four checkpoints x (head, LoRA) x three learning rates
+    assert all(repo in result.stdout for repo in ("Qwen/Qwen2.5-0.5B", "SmolLM2-360M", "ModernBERT-base", "deberta-v3-base"))
+    assert not (tmp_path / "llm.csv").exists()

@@ -303,6 +303,11 @@ def peft_method(checkpoint, method: Text = "lora", options: dict[str, object] | 
     if name in UNSUPPORTED_PEFT:
         raise BenchError(f"peft method '{method}' is not supported: {UNSUPPORTED_PEFT[name]}")
     config_class = peft.PEFT_TYPE_TO_CONFIG_MAPPING[name]
+    if issubclass(config_class, peft.PromptLearningConfig) and checkpoint.causal:
+        raise BenchError(f"peft method '{method}' cannot classify with {checkpoint.spec}: prompt methods hand a decoder "
+                         "embeddings instead of token ids (from which its classifier cannot find each example's last "
+                         "real token) or a key-value cache its transformers classifier does not take; use lora or "
+                         "another adapter (loha, lokr, ia3, ...)")
     fields = {f.name for f in dataclasses.fields(config_class)}
     options = dict(options or {})
     unknown = sorted(set(options) - fields)
