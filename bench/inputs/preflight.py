@@ -103,7 +103,8 @@ def go_offline_if_hub_unreachable(suite) -> None:
     error instead of minutes of retries. Must run before huggingface_hub is imported."""
 
     uses_hub = not (suite.dataset.files or suite.dataset.data_dir) or any(
-        not (c.startswith("package:") or os.path.isdir(c.partition("#")[0])) for c in suite.checkpoints
+        not (c.startswith("package:") or os.path.isdir(c.partition("#")[0]) or c.partition("#")[0].endswith(".gguf"))
+        for c in suite.checkpoints
     )
     offline = os.environ.get("HF_HUB_OFFLINE", "0").upper() in ("1", "ON", "YES", "TRUE")
     if not uses_hub or offline or "huggingface_hub" in sys.modules:  # it reads the setting on import
