@@ -10,11 +10,14 @@ the decision report, `compare` and the README table:
   ran (with `sweep_seeds: first`, the first seed); a tie goes to the earlier point.
 - Test: the test split (`test_accuracy`) is scored once per run and never chooses anything;
   only chosen points compete on it (significance, frontier, recommendation).
-- Halving (a suite's `halving:`): the same rule applied early, at rungs (epoch counts). Every
-  point trains to the first rung; the best max(1, n // eta) of the n points that reached it, by
-  mean validation accuracy at the rung (ties to the earlier point), continue to the next rung,
-  and so on to the last epoch (`rung_survivors`). Only within one sweep. The others are
-  `stopped`: never scored on test, never chosen.
+- Halving (a suite's `halving:`): the same rule applied early, at rungs (epoch counts), and
+  only where the validation set can tell points apart (`rung_decision`). Every point trains to
+  the first rung. While no point beats the majority class there, the rung moves one epoch on.
+  Then the best max(1, n // eta) of the n points that reached it, by mean validation accuracy
+  (ties to the earlier point), continue, and so does every point not clearly worse than the
+  weakest of them (a one-sided paired test on the same validation examples, Holm-adjusted, at the
+  suite's `level`); and so on to the last epoch. Only within one sweep. The points clearly worse
+  are `stopped`: never scored on test, never chosen.
 - Cost: a run's standalone cost is its training and validation time (plus the frozen outputs
   it reused from an earlier run); a chosen configuration's tuning cost is what every run of
   its sweep used (every point and seed, stopped points up to their last rung; shared frozen
@@ -27,6 +30,8 @@ import dataclasses
 import json
 
 import numpy as np
+
+from bench.decision.stats import above_rate_p_value, holm, worse_test
 
 
 @dataclasses.dataclass
@@ -126,13 +131,64 @@ def choose(rows: list[dict], stopped: list[dict] = ()) -> list[Tuned]:
     return tuned
 
 
-def rung_survivors(scores: list[tuple[str, float | None]], eta: int) -> list[str]:
-    """Successive halving at one rung: of the n points that entered it, (config_id, mean
-    validation accuracy at the rung) in suite order, the best max(1, n // eta); a point without a
-    score (it failed before the rung) is out; a tie goes to the earlier point."""
-    scored = [(i, config_id, score) for i, (config_id, score) in enumerate(scores) if score is not None]
-    ranked = sorted(scored, key=lambda entry: (-entry[2], entry[0]))
-    return [config_id for _, config_id, _ in ranked[: max(1, len(scores) // eta)]]
+@dataclasses.dataclass(frozen=True)
+class RungPoint:
+    """One point of a halved sweep at a rung: its mean validation accuracy there over its runs
+    (None: out, a run failed before the rung) and which validation examples each run got right
+    (runs x examples; None: rows from before outcomes were recorded)."""
+    config_id: str
+    accuracy: float | None
+    correct: np.ndarray | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RungDecision:
+    """What a rung decided: `decided` False when no point beats the majority class yet (the
+    decision moves one epoch on); the points that go on (suite order); the plain cut (the best
+    max(1, n // eta)); and for every point outside the cut, why it stopped or went on."""
+    decided: bool
+    continuing: list
+    cut: list
+    reasons: dict
+
+
+def rung_decision(points: list[RungPoint], eta: int, level: float, majority: float | None) -> RungDecision:
+    """Successive halving at one rung (module docstring), on the noise of the validation set:
+    - while no point's accuracy is above the majority class's rate (one-sided exact binomial
+      test at `level`), nothing is decided: every point goes on one more epoch;
+    - else the cut is the best max(1, n // eta) of the n points that entered (ties to the earlier
+      point), and a point below the cut stops only when it is clearly worse than the weakest
+      point in the cut: a one-sided paired test on the same validation examples (McNemar's exact
+      for one run each), Holm-adjusted over the points tested, below `level`. Points tied at the
+      cut go on. A point without per-example outcomes cannot be shown worse: it goes on."""
+    scored = [(i, p) for i, p in enumerate(points) if p.accuracy is not None]
+    if not scored:
+        return RungDecision(True, [], [], {})
+    if majority is not None and all(p.correct is not None for _, p in scored):
+        if not any(above_rate_p_value(p.correct, majority) < level for _, p in scored):
+            best = max(p.accuracy for _, p in scored)
+            why = (f"no point is above the majority class's rate {majority:.4f} yet (best {best:.4f}; one-sided binomial "
+                   f"p >= {level:g}): the decision moves one epoch on")
+            return RungDecision(False, [p.config_id for _, p in scored], [], {p.config_id: why for _, p in scored})
+    ranked = sorted(scored, key=lambda entry: (-entry[1].accuracy, entry[0]))
+    cut = [p for _, p in ranked[: max(1, len(points) // eta)]]
+    weakest, below = cut[-1], [p for _, p in ranked[len(cut):]]
+    tests = {p.config_id: worse_test(p.correct, weakest.correct) for p in below
+             if p.correct is not None and weakest.correct is not None}
+    adjusted = dict(zip(tests, holm([t.p_value for t in tests.values()]))) if tests else {}
+    reasons, stopped = {}, set()
+    for p in below:
+        head = f"validation {p.accuracy:.4f} against {weakest.accuracy:.4f}, the weakest point kept"
+        if p.config_id not in tests:
+            reasons[p.config_id] = f"{head}; no per-example outcomes to test it on, so it goes on"
+            continue
+        test, q = tests[p.config_id], adjusted[p.config_id]
+        clearly = q < level
+        stopped |= {p.config_id} if clearly else set()
+        reasons[p.config_id] = (f"{head}: {'clearly worse' if clearly else 'not clearly worse, it goes on'} "
+                                f"({test.test} p {test.p_value:.3g}, Holm {q:.3g} {'<' if clearly else '>='} {level:g})")
+    continuing = [p.config_id for _, p in scored if p.config_id not in stopped]
+    return RungDecision(True, continuing, [p.config_id for p in cut], reasons)
 
 
 def choose_point(tuning_id: str, points: list[Point]) -> Tuned:

@@ -99,6 +99,37 @@ def paired_example_test(correct_a: np.ndarray, correct_b: np.ndarray) -> PairedT
     return PairedTest("paired bootstrap", float(p_value), difference, examples)
 
 
+def worse_test(correct_a: np.ndarray, correct_b: np.ndarray) -> PairedTest:
+    """One-sided: is A's accuracy below B's on the same examples? `correct_x` as for
+    `paired_example_test`. One run each: the exact binomial test on the discordant pairs (McNemar's
+    exact, one-sided: of the examples exactly one got right, B's share above one half). Several:
+    the paired bootstrap's one-sided p (the share of resamples where A is not below B)."""
+    a, b = np.atleast_2d(correct_a).astype(float), np.atleast_2d(correct_b).astype(float)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"the points were scored on different examples ({a.shape[1]} vs {b.shape[1]})")
+    examples = a.shape[1]
+    per_example = a.mean(axis=0) - b.mean(axis=0)
+    difference = float(per_example.mean())
+    if a.shape[0] == 1 and b.shape[0] == 1:
+        a_only = int(((a[0] == 1) & (b[0] == 0)).sum())
+        b_only = int(((a[0] == 0) & (b[0] == 1)).sum())
+        p_value = 1.0 if a_only + b_only == 0 else stats.binomtest(b_only, a_only + b_only, 0.5, alternative="greater").pvalue
+        return PairedTest("McNemar exact, one-sided", float(p_value), difference, examples)
+    if not per_example.any():
+        return PairedTest("paired bootstrap, one-sided", 1.0, 0.0, examples)
+    rng = np.random.default_rng(RANDOM_SEED)
+    means = np.array([per_example[rng.integers(0, examples, examples)].mean() for _ in range(RESAMPLES)])
+    p_value = ((means >= 0).sum() + 1) / (RESAMPLES + 1)
+    return PairedTest("paired bootstrap, one-sided", float(p_value), difference, examples)
+
+
+def above_rate_p_value(correct: np.ndarray, rate: float) -> float:
+    """One-sided: is the accuracy above `rate` (the majority class's share)? The exact binomial
+    test over every run's examples together."""
+    correct = np.asarray(correct, dtype=bool)
+    return float(stats.binomtest(int(correct.sum()), correct.size, rate, alternative="greater").pvalue)
+
+
 def paired_seed_test(accuracy_a: dict, accuracy_b: dict) -> tuple[float, int] | None:
     """A paired t-test over the seeds both configurations ran (seed -> accuracy): whether A
     beats B by more than seed-to-seed variation. (p, seeds), or None with fewer than 3 shared

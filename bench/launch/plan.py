@@ -8,6 +8,7 @@ from pathlib import Path
 from bench.decision.selection import choose
 from bench.options import RunOptions
 from bench.results.columns import Status
+from bench.results.outcomes import majority_rate
 from bench.results.provenance import git_commit, library_versions
 from bench.results.row import RunContext
 from bench.results.store import ok_run_ids, one_row_per_run
@@ -122,5 +123,6 @@ def run_context(suite, data, device: str, peak, peak_source: str, revisions: dic
         serving=suite.serving if suite.serving.measure else None,
         class_names=data.names,
         checkpoint_revisions=revisions,
+        validation_majority_rate=majority_rate(splits["validation"]["labels"]) if "validation" in splits else None,
     )
 

@@ -37,7 +37,7 @@ from bench.cli import progress_interval
 from bench.errors import BenchError
 from bench.inputs.data import load_splits
 from bench.inputs.preflight import check_checkpoints, preflight
-from bench.launch.halving import FAILURES, next_step, stop_point
+from bench.launch.halving import FAILURES, Action, next_step, settle
 from bench.launch.plan import (
     chosen_point,
     pending_cells,
@@ -246,11 +246,11 @@ def halving_tasks(halved: list, busy: set, every_cell: list, output: Path, suite
     for cell in halved:
         if cell.run_id() in busy:
             continue
-        step = next_step(cell, every_cell, rows, suite.rungs(cell), suite.halving.eta)
-        if step.action == "stop":
-            stop_point(output, cell, step.row, say)
-        elif step.action == "train":
+        step = next_step(cell, every_cell, rows, suite.rungs(cell), suite.halving)
+        if step.action is Action.TRAIN:
             ready.append(cell)
+        else:
+            settle(step, output, cell, say)
     return tasks_for(ready)
 
 

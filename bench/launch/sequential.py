@@ -20,7 +20,7 @@ from bench.inputs.preflight import (
     check_processes_connected,
     preflight,
 )
-from bench.launch.halving import Step, next_step, remove_state, state_folder, stop_point
+from bench.launch.halving import Action, Step, next_step, remove_state, settle, state_folder
 from bench.launch.plan import (
     chosen_point,
     pending_cells,
@@ -140,11 +140,6 @@ def run_cells(pending: list, launch: Launch) -> tuple[int, int]:
         cell, step = next_to_run(pending, finished, rows, since, launch)
         if cell is None:
             break
-        if step.action == "stop":
-            if accelerator.is_main_process:
-                stop_point(output, cell, step.row, launch.say)
-            finished.add(cell.run_id())
-            continue
         row = train_cell(cell, step, launch)
         if row["status"] != Status.PAUSED:
             finished.add(cell.run_id())
@@ -173,18 +168,16 @@ def next_to_run(pending: list, finished: set, rows: list, since: str, launch: La
             if chosen is not None and chosen != cell.config_id():
                 finished.add(cell.run_id())  # a point not chosen: its later seeds never run
             if chosen == cell.config_id():
-                return cell, Step("train", 0, cell.hparams.epochs)
+                return cell, Step(Action.TRAIN, 0, cell.hparams.epochs)
             continue
         rungs = suite.rungs(cell)
         if not rungs:
-            return cell, Step("train", 0, cell.hparams.epochs)
-        step = next_step(cell, launch.every_cell, halving_rows, rungs, suite.halving.eta)
-        if step.action == "done":
-            finished.add(cell.run_id())
-            if launch.accelerator.is_main_process:
-                remove_state(output, cell)
-        elif step.action != "wait":
+            return cell, Step(Action.TRAIN, 0, cell.hparams.epochs)
+        step = next_step(cell, launch.every_cell, halving_rows, rungs, suite.halving)
+        if step.action is Action.TRAIN:
             return cell, step
+        if settle(step, output, cell, launch.say, launch.accelerator.is_main_process):
+            finished.add(cell.run_id())
     return None, None
 
 

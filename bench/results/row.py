@@ -27,6 +27,7 @@ class RunContext:
     serving: object = None  # the suite's ServingSpec when each ok run's serving is measured, else None
     class_names: list = dataclasses.field(default_factory=list)  # by label id: exports' id2label
     checkpoint_revisions: dict = dataclasses.field(default_factory=dict)  # checkpoint spec -> commit or weights hash
+    validation_majority_rate: float | None = None  # the validation split's most frequent label's share
 
 
 
@@ -78,6 +79,7 @@ def build_row(cell, context: RunContext, run: RunOutcome, result=None) -> dict:
         "test_examples": context.test_examples,
         "train_split_examples": context.train_split_examples,
         "validation_split": context.validation_split,
+        "validation_majority_rate": context.validation_majority_rate,
         "test_split": context.test_split,
         "device": context.device,
         "versions": context.versions,

@@ -167,10 +167,13 @@ class ScreenSpec(Strict):
 class HalvingSpec(Strict):
     """The suite's `halving`: successive halving inside every sweep (Jamieson and Talwalkar 2016):
     all points train to the first rung (an epoch count), the best 1/eta of them by validation
-    accuracy continue to the next rung, and so on to the suite's epochs (bench/launch/halving.py,
-    bench/decision/selection.py). Not part of any run_id: a survivor's run is the un-halved run."""
+    accuracy continue to the next rung, with every point not clearly worse than them, and so on to
+    the suite's epochs (bench/launch/halving.py, bench/decision/selection.py `rung_decision`). Not part of any run_id: a survivor's run is the un-halved run."""
 
     eta: Annotated[int, Field(ge=2)] = 2  # keep the best 1/eta of a sweep's points at each rung (at least one)
+    # and every other point not clearly worse than the weakest of them: a one-sided paired test on the
+    # validation examples below this level (Optuna's WilcoxonPruner's default p threshold)
+    level: Annotated[float, Field(gt=0, lt=1)] = 0.1
     rungs: Annotated[list[Positive], Field(min_length=1)] | None = None  # epochs; default: epochs/eta, epochs/eta^2, ... down to 1
 
     @model_validator(mode="after")

@@ -36,6 +36,7 @@ from transformers import get_linear_schedule_with_warmup
 from bench.cli import progress_interval
 from bench.inputs.data import LengthGroupedBatches
 from bench.inputs.strategies import Prepared
+from bench.results.outcomes import pack_outcomes
 from bench.suite.cells import Cell
 from bench.train.batches import ExampleTensors, IndexBatches, length_buckets
 from bench.train.compiled import (
@@ -187,7 +188,8 @@ def record_epoch(loop: Loop, epoch: int, train_loss: float, seconds: float) -> N
     if "validation" in loop.sets:
         with loop.measure.timed("validation"):
             validation = evaluate_model(loop.model, loop.loaders["validation"], loop.sets["validation"], loop.accelerator, loop.accuracy)
-        entry.update(validation_loss=round(validation["loss"], 6), validation_accuracy=round(validation["accuracy"], 6))
+        entry.update(validation_loss=round(validation["loss"], 6), validation_accuracy=round(validation["accuracy"], 6),
+                     validation_correct=pack_outcomes([label == prediction for _, label, prediction, _ in validation["predictions"]]))
     loop.history.append(entry)
     if loop.tracking is not None:
         figures = {"train/epoch_loss": train_loss}

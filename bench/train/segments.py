@@ -36,6 +36,7 @@ class Paused:
     history: list
     best: dict
     seconds: dict
+    validation_examples: int | None
 
     def columns(self) -> dict:
         validation = self.best["validation"]
@@ -43,6 +44,7 @@ class Paused:
             "train_loss": self.best["train_loss"],
             "validation_loss": validation["loss"] if validation else None,
             "validation_accuracy": validation["accuracy"] if validation else None,
+            "validation_examples": self.validation_examples,
             "epochs_run": len(self.history),
             "selected_epoch": self.best["epoch"],
             "train_seconds": charged_train_seconds(self.seconds),
@@ -67,7 +69,7 @@ def pause(loop, folder: Path, plan) -> Paused:
     accelerator.wait_for_everyone()
     to_whole_model(plan.model)
     accelerator.free_memory()
-    return Paused(loop.history, best, seconds)
+    return Paused(loop.history, best, seconds, len(loop.sets["validation"]) if "validation" in loop.sets else None)
 
 
 def total_seconds(loop) -> dict:
