@@ -39,7 +39,12 @@ from bench.decision.budget import budget_rows  # noqa: E402
 from bench.decision.decide import decide  # noqa: E402
 from bench.decision.rows import load_runs  # noqa: E402
 from bench.decision.selection import choose  # noqa: E402
+from bench.decision.text import short_checkpoint  # noqa: E402
 from bench.errors import BenchError  # noqa: E402
+from bench.launch.halving import replay, sweep_points  # noqa: E402
+from bench.results.store import read_results  # noqa: E402
+from bench.suite.load import load_suite  # noqa: E402
+from bench.train.hardware import device_kind, resolve_mixed_precision  # noqa: E402
 
 
 def run(*args: str) -> float:
@@ -81,21 +86,47 @@ def main() -> None:
           f"(launch wall time {budgeted_wall:,.0f} s); recommends {budget_choice.label}")
     print(f"full grid: {bill.grid_runs} runs, {bill.grid_seconds:,.0f} device-s, measured (the rest of it: launch wall "
           f"time {grid_wall:,.0f} s); recommends {decision.choice.label}")
-    print(f"same recommendation: {'yes' if decision.same_as_grid else 'NO'}; device-seconds ratio budgeted / full: "
-          f"{bill.fraction:.2f}")
+    judged = decision.against_grid
+    print(f"budgeted recommendation against the grid's: {judged.verdict}"
+          + ("" if judged.same else f" ({judged.test.test}, p {judged.test.p_value:.3g}, difference {judged.test.difference:+.3f})")
+          + f"; {'AS GOOD' if judged.as_good else 'NOT AS GOOD'}; device-seconds ratio budgeted / full: {bill.fraction:.2f}")
     ok, _, stopped = load_runs([output])
     budget = budget_rows(ok, stopped, screen)
     grid_points = {t.tuning_id: t.chosen for t in choose(ok)}
     halved = choose(budget.ok, budget.stopped)
     same = [t for t in halved if grid_points[t.tuning_id].config_id == t.chosen.config_id]
-    print(f"sweeps of the kept checkpoints: halving chose the full grid's point in {len(same)} of {len(halved)}"
-          + "".join(f"; {t.chosen.rows[0]['checkpoint'].rsplit('/', 1)[-1]} {t.chosen.rows[0]['strategy']}: "
-                    f"{t.chosen.values} against the grid's {grid_points[t.tuning_id].values}"
-                    for t in halved if t not in same))
+    print(f"sweeps of the kept checkpoints: halving chose the full grid's point in {len(same)} of {len(halved)}")
+    for line in sweep_lines(load_suite(suite), read_results(output), halved, grid_points):
+        print(f"    {line}")
     tau = decision.agreement
     if tau.get("test") is not None:
-        print(f"weighted Kendall tau of {screen[0]['score_name']} over {tau['checkpoints']} checkpoints: "
-              f"validation {tau['validation']:.2f}, test {tau['test']:.2f}")
+        print(f"weighted Kendall tau over {tau['checkpoints']} checkpoints (validation / test), {tau['chosen']} screened:")
+        for name, taus in sorted(tau["screens"].items(), key=lambda item: -(item[1]["validation"] or 0)):
+            print(f"    {name:<14} {taus['validation'] or float('nan'):.2f} / {taus['test']:.2f}")
+
+
+def sweep_lines(suite, rows: list[dict], halved: list, grid_points: dict) -> list[str]:
+    """Per halved sweep: its rungs as decided (epoch, points that went on, the plain cut's size),
+    the points the noise rule kept beyond the plain cut, and whether it kept the grid's point."""
+    by_run: dict[str, list] = {}
+    for row in rows:
+        by_run.setdefault(row["run_id"], []).append(row)
+    cells = suite.cells(1, resolve_mixed_precision(suite.mixed_precision), device_kind())  # as the launch made them
+    lines = []
+    for tuned in halved:
+        cell = next((c for c in cells if c.tuning_id() == tuned.tuning_id and suite.rungs(c)), None)
+        if cell is None:
+            continue
+        rungs = list(replay(sweep_points(cell, cells), by_run, suite.rungs(cell), suite.halving, cell.hparams.epochs))
+        extra = sum(len(r.decision.continuing) - len(r.decision.cut) for r in rungs if r.decision)
+        steps = ", ".join(f"epoch {r.at}: {len(r.decision.continuing)} of {len(r.figures)} went on (cut {len(r.decision.cut)})"
+                          for r in rungs if r.decision)
+        kept = grid_points[tuned.tuning_id].config_id == tuned.chosen.config_id
+        lines.append(f"{short_checkpoint(cell.checkpoint)} {cell.strategy.name}: "
+                     f"{steps or 'no rung decided (no point beat the majority class before the last epoch)'}; "
+                     f"{extra} point-rung(s) kept beyond the plain cut; chose {tuned.chosen.values}, the grid "
+                     f"{grid_points[tuned.tuning_id].values}: {'same' if kept else 'DIFFERENT'}")
+    return lines
 
 
 if __name__ == "__main__":

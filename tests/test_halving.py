@@ -251,6 +251,7 @@ def test_the_bill_adds_up_to_the_rows_and_the_full_grid_is_compared_when_present
     assert combined.bill.grid_seconds == pytest.approx(sum(map(charged_device_seconds, ok)) + sum(
         charged_device_seconds(r) for r in whole if r["run_id"] not in {o["run_id"] for o in ok}))
     assert combined.same_as_grid == (decision.choice.config_id == grid.choice.config_id)
+    assert combined.against_grid.same == combined.same_as_grid and (combined.same_as_grid or combined.against_grid.test)
     assert combined.bill.spent_seconds == pytest.approx(bill.spent_seconds)  # the budgeted runs, not the grid's
 
 

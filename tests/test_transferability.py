@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from bench.decision.transferability import h_score, logme, spread
+from sklearn.covariance import ledoit_wolf_shrinkage
+
+from bench.decision.transferability import h_score, logme, probe, shrunk_h_score, spread
 
 
 def exact_max_evidence(f: np.ndarray, y: np.ndarray) -> float:
@@ -47,6 +49,36 @@ def test_h_score_of_one_feature_worked_out_by_hand():
     assert h_score(np.array([[0.0], [2.0], [1.0], [3.0]]), np.array([0, 0, 1, 1])) == pytest.approx(0.2)
 
 
+def test_the_shrunk_h_score_of_one_feature_is_the_h_score_times_one_minus_the_shrinkage():
+    # one dimension: the Ledoit-Wolf target is the variance itself, so only the (1 - a) factor remains
+    f, y = np.array([[0.0], [2.0], [1.0], [3.0], [0.5], [2.5]]), np.array([0, 0, 1, 1, 0, 1])
+    shrinkage = ledoit_wolf_shrinkage(f - f.mean(axis=0), assume_centered=True)
+    assert shrunk_h_score(f, y) == pytest.approx((1 - shrinkage) * h_score(f, y))
+
+
+def test_the_shrunk_h_score_ranks_where_the_plain_one_cannot():
+    """Fewer examples than dimensions: the plain H-score's covariance is singular and every
+    feature set explains everything; the shrunk one still ranks signal above noise. Constant
+    features score 0."""
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 2, size=40)
+    informative = rng.normal(size=(40, 64)) + 1.5 * labels[:, None]
+    noise = rng.normal(size=(40, 64))
+    assert shrunk_h_score(informative, labels) > 3 * shrunk_h_score(noise, labels)
+    assert h_score(noise, labels) == pytest.approx(h_score(informative, labels), rel=0.05)
+    assert shrunk_h_score(np.ones((40, 8)), labels) == 0.0
+
+
+def test_the_probe_is_a_validation_accuracy_with_its_wilson_interval():
+    rng = np.random.default_rng(9)
+    labels, held_out = rng.integers(0, 2, size=200), rng.integers(0, 2, size=100)
+    separable = lambda y: rng.normal(size=(len(y), 6)) + 4.0 * y[:, None]  # noqa: E731
+    accuracy, low, high = probe(separable(labels), labels, separable(held_out), held_out)
+    assert accuracy == 1.0 and low < 1.0 == high
+    accuracy, low, high = probe(rng.normal(size=(200, 6)), labels, rng.normal(size=(100, 6)), held_out)
+    assert low < 0.5 < high and 0.3 < accuracy < 0.7  # noise: chance, within its interval
+
+
 def test_the_bootstrap_interval_holds_the_score():
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 2, size=120)
@@ -68,3 +100,24 @@ def test_a_checkpoint_on_the_cost_frontier_is_never_screened_out():
     assert verdicts["tiny"].kept and "frontier" in verdicts["tiny"].reason
     assert verdicts["close"].kept and "not clearly apart" in verdicts["close"].reason
     assert not verdicts["reinit"].kept and "base scores higher at no more cost" in verdicts["reinit"].reason
+
+
+def test_agreement_ranks_every_screen_and_the_size_prior_against_the_fine_tuned_results():
+    """Four checkpoints, fine-tuned best to worst a, b, c, d: a screen ranking them so has tau 1,
+    the size prior (d the largest) ranks them backwards, and the chosen screen's taus come first."""
+    from types import SimpleNamespace
+
+    from bench.decision.screening import SIZE_PRIOR, agreement
+
+    fine_tuned = {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6}
+    configs = [SimpleNamespace(first={"checkpoint": k}, validation=SimpleNamespace(mean=v),
+                               accuracy=SimpleNamespace(mean=v - 0.01)) for k, v in fine_tuned.items()]
+    rows = [{"checkpoint": k, "score_name": "logme", "score": -i, "logme": -i, "hscore": i, "hscore_layers": -i,
+             "probe": None, "parameters": 10 + i} for i, k in enumerate(fine_tuned)]
+    taus = agreement(rows, configs)
+    assert taus["chosen"] == "logme" and taus["validation"] == pytest.approx(1.0) and taus["test"] == pytest.approx(1.0)
+    assert taus["screens"]["hscore-layers"]["validation"] == pytest.approx(1.0)
+    assert taus["screens"]["hscore"]["validation"] == pytest.approx(-1.0)
+    assert taus["screens"][SIZE_PRIOR]["validation"] == pytest.approx(-1.0)
+    assert "probe" not in taus["screens"]  # not computed (no validation split): not ranked
+    assert agreement(rows[:2], configs)["validation"] is None  # two checkpoints: no ranking to speak of

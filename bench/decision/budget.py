@@ -18,6 +18,7 @@ import dataclasses
 import numpy as np
 
 from bench.decision.selection import charged_device_seconds
+from bench.decision.stats import PairedTest, paired_example_test
 from bench.decision.text import usd
 from bench.results.columns import Status
 
@@ -58,10 +59,10 @@ class Bill:
 
 
 def budget_rows(ok: list, stopped: list, screen: list) -> Budget | None:
-    """The budgeted decision's rows, or None when no screen dropped a checkpoint and no point
-    was stopped (the decision was the full grid's)."""
+    """The budgeted decision's rows, or None without a screen and with no point stopped (the
+    decision was the full grid's). A screen that dropped nothing still cost its scoring."""
     dropped = [r["checkpoint"] for r in screen if not r["kept"]]
-    if not dropped and not stopped:
+    if not screen and not stopped:
         return None
     stopped_ids = {r["run_id"] for r in stopped}
     ok_ids = {r["run_id"] for r in ok}
@@ -113,17 +114,62 @@ def whole_run_seconds(row: dict) -> float:
     return charged
 
 
-def budget_clause(bill_: Bill, budgeted: str | None, same: bool | None) -> str:
-    """The recommendation's word on what deciding cost; `budgeted`: what the budgeted rows
-    recommend, `same`: whether that is the grid's (None: the grid's rows are not here)."""
+@dataclasses.dataclass(frozen=True)
+class AgainstGrid:
+    """The budgeted recommendation against the full grid's, on test: the same configuration, or
+    a paired test on the same test examples (McNemar's exact for one seed each) and its cost per
+    run against the grid's choice's (within `tie` is the same cost)."""
+    label: str
+    same: bool
+    test: PairedTest | None
+    cost_ratio: float
+    alpha: float
+    tie: float
+
+    @property
+    def verdict(self) -> str:
+        if self.same:
+            return "the same configuration"
+        if self.test.p_value < self.alpha:
+            return f"{'better' if self.test.difference > 0 else 'worse'} beyond the noise of the test set"
+        dearer = self.cost_ratio > 1 + self.tie
+        return (f"statistically indistinguishable on test and {'dearer' if dearer else 'no dearer'} "
+                f"({self.cost_ratio:.2f}x the grid's choice's cost per run)")
+
+    @property
+    def as_good(self) -> bool:
+        """What a budgeted decision must be: the grid's answer, or one as accurate at no more cost."""
+        return self.same or (self.test.p_value >= self.alpha and self.cost_ratio <= 1 + self.tie)
+
+    def sentence(self) -> str:
+        if self.same:
+            return "From its own rows, the budgeted decision recommends the same configuration as the full grid."
+        return (f"From its own rows, the budgeted decision recommends {self.label}: against the full grid's choice it is "
+                f"{self.verdict} ({self.test.test} on {self.test.examples:,} test examples, accuracy difference "
+                f"{self.test.difference:+.3f}, p {self.test.p_value:.3g}).")
+
+
+def against_grid(budgeted, grid, alpha: float, tie: float) -> AgainstGrid:
+    """`budgeted`, `grid`: the two recommended Configs (bench/decision/configs.py)."""
+    if budgeted.config_id == grid.config_id:
+        return AgainstGrid(budgeted.label, True, None, 1.0, alpha, tie)
+    if budgeted.correct is None or grid.correct is None:
+        raise ValueError("the budgeted and the grid's recommendations have no per-example test predictions to compare")
+    test = paired_example_test(budgeted.correct, grid.correct)
+    return AgainstGrid(budgeted.label, False, test, budgeted.cost_usd.mean / grid.cost_usd.mean, alpha, tie)
+
+
+def budget_clause(bill_: Bill, judged: AgainstGrid | None) -> str:
+    """The recommendation's word on what deciding cost and, where the grid's rows are here too,
+    how the budgeted recommendation compares with the grid's."""
     grid = "the full grid" + ("" if bill_.grid_measured else "'s estimated")
     text = (f"Deciding cost {seconds(bill_.spent_seconds)} device-s ({usd(bill_.usd(bill_.spent_seconds))}), "
             f"{bill_.fraction:.0%} of {grid} {seconds(bill_.grid_seconds)} device-s ({usd(bill_.usd(bill_.grid_seconds))}); "
             "see Cost.")
-    if same is not None:
-        text += (" The full grid's rows are in this report too, and they reach the same recommendation." if same else
+    if judged is not None:
+        text += (" The full grid's rows are in this report too, and they reach the same recommendation." if judged.same else
                  f" **The full grid's rows are in this report too, and they recommend differently**: from its own rows "
-                 f"the budgeted decision recommends {budgeted} (see Cost).")
+                 f"the budgeted decision recommends {judged.label}, {judged.verdict} (see Cost).")
     return text
 
 

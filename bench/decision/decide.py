@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.decision.budget import Bill, bill, budget_clause, budget_rows
+from bench.decision.budget import AgainstGrid, Bill, against_grid, bill, budget_clause, budget_rows
 from bench.decision.configs import Config, build_configs
 from bench.decision.rows import check_devices, load_runs
 from bench.decision.screening import agreement, screening_clause
@@ -142,6 +142,7 @@ class Decision:
     agreement: dict = dataclasses.field(default_factory=dict)  # weighted tau of the screen's score vs fine-tuned accuracy
     bill: Bill | None = None  # what the budgeted decision cost against the full grid (screen, halving); None: the full grid ran
     budgeted_choice: Config | None = None  # with the full grid's rows in the report too: what the budgeted rows recommend
+    against_grid: AgainstGrid | None = None  # that recommendation judged against the grid's, on test
 
     @property
     def same_as_grid(self) -> bool | None:
@@ -218,8 +219,9 @@ def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = 
         if budget.full_grid:  # the budgeted decision, from its own rows, beside the grid's
             budgeted = choose_and_recommend(budget.ok, budget.stopped, prices, traffic, months, serve_at)[3]
         spent = bill(budget, ok, screen, configs[0].price.usd_per_hour / 3600)
-        why += " " + budget_clause(spent, budgeted and budgeted.label,
-                                   None if budgeted is None else budgeted.config_id == choice.config_id)
+    judged = against_grid(budgeted, choice, ALPHA, COST_TIE) if budgeted is not None else None
+    if spent is not None:
+        why += " " + budget_clause(spent, judged)
     size = lambda t: int(t.chosen.rows[0].get("train_examples") or 0)  # noqa: E731
     curves = {}
     if len({size(t) for t in tuned}) > 1:
@@ -228,7 +230,7 @@ def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = 
                 f"{short_checkpoint(config.first['checkpoint'])} / {config.first['strategy']}")
             curves.setdefault(name, {})[int(config.first.get("train_examples") or 0)] = config
     return Decision(configs, best, choice, why, tuned, curves, not_ok, devices, traffic, months, serve_at, screen,
-                    agreement(screen, configs) if screen else {}, spent, budgeted)
+                    agreement(screen, configs) if screen else {}, spent, budgeted, judged)
 
 
 def choose_and_recommend(ok: list, stopped: list, prices: dict, traffic, months: float, serve_at: str):

@@ -18,6 +18,7 @@ import dataclasses
 from scipy import stats
 
 from bench.decision.text import short_checkpoint
+from bench.results.screening import SCREEN_COLUMNS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,26 +62,41 @@ def screen(candidates: list[Candidate], keep: int) -> list[Verdict]:
     return verdicts
 
 
+SIZE_PRIOR = "size"  # the ranking by parameter count alone, which a screen must beat to be worth its seconds
+
+
 def agreement(screen_rows: list[dict], configs: list) -> dict:
-    """How well the screen's score ranked the checkpoints that were fine-tuned: scipy's weighted
-    Kendall tau between the scores and each checkpoint's best fine-tuned configuration (by mean
+    """How well each screen ranked the checkpoints that were fine-tuned: scipy's weighted Kendall
+    tau between a screen's scores and each checkpoint's best fine-tuned configuration (by mean
     validation accuracy; by test accuracy where there is no validation), its validation and test
-    accuracies. None where fewer than 3 screened checkpoints have results (no ranking to speak of)."""
+    accuracies. {"checkpoints": n, "chosen": the suite's screen, "screens": {screen: {"validation":
+    tau, "test": tau}}}, the size prior (parameter count) among the screens, and the chosen screen's
+    taus at the top level; every tau None where fewer than 3 screened checkpoints have results."""
     best = {}
     for config in configs:
         key = config.validation.mean if config.validation else config.accuracy.mean
         checkpoint = config.first["checkpoint"]
         if checkpoint not in best or key > best[checkpoint][0]:
             best[checkpoint] = (key, config)
-    scored = [(r["score"], best[r["checkpoint"]][1]) for r in screen_rows if r["checkpoint"] in best]
-    out = {"checkpoints": len(scored), "validation": None, "test": None}
+    scored = [(r, best[r["checkpoint"]][1]) for r in screen_rows if r["checkpoint"] in best]
+    chosen = screen_rows[0]["score_name"] if screen_rows else None
+    columns = {name: SCREEN_COLUMNS[name] for name in SCREEN_COLUMNS} | {SIZE_PRIOR: "parameters"}
+    out = {"checkpoints": len(scored), "chosen": chosen, "screens": {}, "validation": None, "test": None}
     if len(scored) < 3:
         return out
-    scores = [s for s, _ in scored]
-    if all(c.validation for _, c in scored):
-        out["validation"] = float(stats.weightedtau(scores, [c.validation.mean for _, c in scored]).statistic)
-    out["test"] = float(stats.weightedtau(scores, [c.accuracy.mean for _, c in scored]).statistic)
-    return out
+    for name, column in columns.items():
+        values = [r.get(column) for r, _ in scored]
+        if any(v is None for v in values):
+            continue  # a screening file from before this screen was computed
+        taus = {"validation": None, "test": float(stats.weightedtau(values, [c.accuracy.mean for _, c in scored]).statistic)}
+        if all(c.validation for _, c in scored):
+            taus["validation"] = float(stats.weightedtau(values, [c.validation.mean for _, c in scored]).statistic)
+        out["screens"][name] = taus
+    chosen_taus = out["screens"].get(chosen) or {
+        "validation": float(stats.weightedtau([r["score"] for r, _ in scored], [c.validation.mean for _, c in scored]).statistic)
+        if all(c.validation for _, c in scored) else None,
+        "test": float(stats.weightedtau([r["score"] for r, _ in scored], [c.accuracy.mean for _, c in scored]).statistic)}
+    return {**out, **chosen_taus}
 
 
 def screening_clause(screen: list[dict]) -> str:

@@ -12,14 +12,30 @@ the features alone, in seconds instead of a fine-tuning run.
   Transferability in Task Transfer Learning", ICIP 2019): tr(cov(f)^-1 cov(E[f | y])), how much
   of the features' variance the class means explain. Higher is better.
 
-Both are numpy/scipy only. `spread` gives a bias-corrected bootstrap interval over examples
-(scipy.stats.bootstrap), so that a screen drops a checkpoint only when its score is clearly apart.
+- Shrunk H-score (Ibrahim, Ponomareva and Cai, "Newer is not always better: rethinking
+  transferability metrics", NeurIPS 2021), the default of TransformerRanker (Garbaciauskas, Ploner
+  and Akbik, ACL Findings 2024): H-score with the features' covariance shrunk by Ledoit-Wolf
+  (scikit-learn), stable where there are few examples per dimension. `hscore-layers` scores it on
+  the mean over every layer's mean-pooled tokens (TransformerRanker's layer mean), not on the
+  last layer alone.
+- A linear probe: the validation accuracy of a logistic regression on the standardised frozen
+  features (scikit-learn), its regularisation chosen on validation from a short sweep: what a
+  head on the frozen backbone would reach, scored on the examples every choice is made on.
+
+`spread` gives a bias-corrected bootstrap interval over examples (scipy.stats.bootstrap), and the
+probe a Wilson interval over the validation examples, so that a screen drops a checkpoint only
+when its score is clearly apart.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats
+from sklearn.covariance import LedoitWolf
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from statsmodels.stats.proportion import proportion_confint
 
 MAX_ITERATIONS = 11  # the paper's: it converges in two or three steps, at most ten
 TOLERANCE = 1e-3  # relative change of alpha / beta at which the iteration stops
@@ -74,7 +90,38 @@ def h_score(features: np.ndarray, labels: np.ndarray) -> float:
     return float(np.trace(np.linalg.pinv(covariance, rcond=1e-10, hermitian=True) @ between))
 
 
-SCORES = {"logme": logme, "hscore": h_score}
+def shrunk_h_score(features: np.ndarray, labels: np.ndarray) -> float:
+    """H-score with a Ledoit-Wolf covariance: tr(cov_a(f)^-1 (1 - a) cov(E[f | y])), a the
+    shrinkage scikit-learn estimates from the features."""
+    f = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels)
+    f = f - f.mean(axis=0)
+    estimate = LedoitWolf(assume_centered=True).fit(f)
+    class_means = np.zeros_like(f)
+    for k in np.unique(y):
+        class_means[y == k] = f[y == k].mean(axis=0)
+    between = class_means.T @ class_means / len(f)
+    inverse = np.linalg.pinv(estimate.covariance_, rcond=1e-10, hermitian=True)  # constant features: all zero
+    return float(np.trace(inverse @ ((1 - estimate.shrinkage_) * between)))
+
+
+PROBE_C = (0.01, 0.1, 1.0)  # inverse regularisation strengths the probe chooses from, on validation
+
+
+def probe(train: np.ndarray, train_labels: np.ndarray, validation: np.ndarray, validation_labels: np.ndarray,
+          confidence: float = 0.95) -> tuple[float, float, float]:
+    """(validation accuracy, low, high) of the best logistic regression on standardised features
+    over PROBE_C, with a Wilson interval over the validation examples."""
+    best = 0
+    for c in PROBE_C:
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
+        model.fit(train, train_labels)
+        best = max(best, int((model.predict(validation) == validation_labels).sum()))
+    low, high = proportion_confint(best, len(validation_labels), alpha=1 - confidence, method="wilson")
+    return best / len(validation_labels), float(low), float(high)
+
+
+SCORES = {"logme": logme, "hscore": h_score, "hscore-layers": shrunk_h_score}
 
 
 def spread(score: str, features: np.ndarray, labels: np.ndarray, resamples: int = 200, seed: int = 0,

@@ -10,6 +10,7 @@ from bench.decision.decide import (
     Decision,
     pareto_front,
 )
+from bench.decision.screening import SIZE_PRIOR
 from bench.decision.stats import CONFIDENCE
 from bench.decision.text import accuracy, short_checkpoint, usd
 
@@ -180,15 +181,25 @@ def serving_note(configs: list, serve_at: str) -> str:
     )
 
 
+SCREEN_WORDS = {
+    "probe": "a linear probe's validation accuracy (logistic regression on the standardised features, its "
+             "regularisation chosen on validation; a Wilson interval over the validation examples)",
+    "hscore-layers": "the shrunk H-score of the mean over every layer's mean-pooled tokens (Ledoit-Wolf; "
+                     "TransformerRanker's default, Garbaciauskas et al., ACL Findings 2024), with a bootstrap interval",
+    "logme": "LogME (You et al., ICML 2021), with a bootstrap interval over the examples",
+    "hscore": "H-score (Bao et al., ICIP 2019), with a bootstrap interval over the examples",
+}
+
+
 def screening_note(decision: Decision) -> str:
-    """What the screen did and how far its score can be trusted on this task."""
+    """What the screen did, and how well each screen (and the size prior) ranked the checkpoints here."""
     screen, agreement = decision.screening, decision.agreement
     first = screen[0]
     text = (f"Before fine-tuning, each checkpoint's frozen {first['pooling']}-pooled features of {first['examples']:,} "
-            f"train examples were scored by {first['score_name']} (LogME: You et al., ICML 2021; H-score: Bao et al., "
-            "ICIP 2019), with a bootstrap interval over the examples. The screen keeps the best by score, every checkpoint "
-            "on the score-cost frontier (nothing cheaper scores higher), and every checkpoint whose interval reaches the kept "
-            "ones': it drops only what is clearly apart. A frozen-feature score is not the fine-tuned accuracy. ")
+            f"train examples were scored by {SCREEN_WORDS.get(first['score_name'], first['score_name'])}. The screen "
+            "keeps the best by score, every checkpoint on the score-cost frontier (nothing cheaper scores higher), and "
+            "every checkpoint whose interval reaches the kept ones': it drops only what is clearly apart. A frozen-feature "
+            "score is not the fine-tuned accuracy. ")
     seconds = sum(r["seconds"] for r in screen)
     price = decision.configs[0].price
     text += (f"Scoring took {seconds:,.1f} s in all ({usd(seconds / 3600 * price.usd_per_hour)} at {price.source}), "
@@ -196,12 +207,20 @@ def screening_note(decision: Decision) -> str:
     if agreement.get("test") is None:
         return text + (f"Agreement with the fine-tuned results is not measured here: {agreement.get('checkpoints', 0)} "
                        "screened checkpoint(s) have fine-tuned runs, and a ranking needs at least 3.")
-    validation = f"{agreement['validation']:.2f} against validation accuracy, " if agreement.get("validation") is not None else ""
-    verdict = ("it ranked them well here" if agreement["test"] >= 0.7 else
+    key = "validation" if agreement.get("validation") is not None else "test"
+    others = agreement.get("screens", {})
+    ranking = "; ".join(f"{name}{' (the screen used)' if name == agreement['chosen'] else ''} {taus[key]:.2f}"
+                        for name, taus in sorted(others.items(), key=lambda item: -item[1][key]))
+    verdict = ("it ranked them well here" if agreement[key] >= 0.7 else
                "**on this task it did not rank them well (weighted tau below 0.7)**: read the screen as a weak hint")
-    return text + (f"Over the {agreement['checkpoints']} fine-tuned checkpoints (each at its best configuration), the score's "
-                   f"weighted Kendall tau (scipy.stats.weightedtau) is {validation}{agreement['test']:.2f} against test "
-                   f"accuracy: {verdict}.")
+    text += (f"Over the {agreement['checkpoints']} fine-tuned checkpoints (each at its best configuration), the weighted "
+             f"Kendall tau (scipy.stats.weightedtau) of each score against the {key} accuracy: {ranking}. For the screen "
+             f"used, {agreement[key]:.2f}: {verdict}.")
+    size = others.get(SIZE_PRIOR)
+    if size is not None and agreement[key] <= size[key]:
+        text += (f" **It ranked no better than parameter count alone ({size[key]:.2f})**: here the screen's seconds "
+                 "bought no information the sizes did not already give.")
+    return text
 
 
 def budget_note(decision: Decision) -> str:
@@ -212,10 +231,8 @@ def budget_note(decision: Decision) -> str:
     if bill.grid_measured:
         parts.append("The full grid's cost is measured: its rows are in this report too (the suite run again with "
                      "--no-screen --no-halving).")
-        parts.append("From its own rows, the budgeted decision recommends the same configuration as the full grid."
-                     if decision.same_as_grid else
-                     f"**From its own rows, the budgeted decision recommends {decision.budgeted_choice.label}, not the "
-                     f"full grid's {decision.choice.label}.**")
+        judged = decision.against_grid
+        parts.append(judged.sentence() if judged.as_good else f"**{judged.sentence()}**")
     else:
         parts.append("The full grid's cost is an ESTIMATE: a stopped point at its measured seconds per epoch for every "
                      "epoch; a checkpoint the screen dropped at the kept checkpoints' cost of the same strategy, scaled by "

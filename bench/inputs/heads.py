@@ -43,8 +43,10 @@ class FrozenBackboneClassifier(nn.Module):
         self.backbone.eval()
         return self
 
-    def backbone_output(self, input_ids, attention_mask, token_type_ids=None):
+    def backbone_output(self, input_ids, attention_mask, token_type_ids=None, all_layers: bool = False):
         extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        if all_layers:
+            extra["output_hidden_states"] = True
         with torch.no_grad():
             return self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra)
 
@@ -64,26 +66,34 @@ class PooledHeadClassifier(FrozenBackboneClassifier):
         self.head = mlp(backbone.config.hidden_size, hidden, num_labels, dropout)
 
     def pool(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
-        out = self.backbone_output(input_ids, attention_mask, token_type_ids)
+        return self.pool_output(self.backbone_output(input_ids, attention_mask, token_type_ids), attention_mask)
+
+    def pool_output(self, out, attention_mask) -> torch.Tensor:
+        """One vector per example from the backbone's output, by this head's pooling."""
         if self.pooling == "pooler":
             return out.pooler_output
-        hidden = out.last_hidden_state
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        if self.pooling == "last":  # the last real token, on either padding side: all a decoder's tokens lead to it
-            positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
-            last = (positions * attention_mask.bool()).argmax(1)
-            return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-        if self.pooling == "max":
-            return hidden.masked_fill(~attention_mask.bool().unsqueeze(-1), torch.finfo(hidden.dtype).min).amax(1)
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return pool_tokens(out.last_hidden_state, attention_mask, self.pooling)
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, features=None):
         """`features`: pooled vectors computed earlier (bench/train/features.py) instead of the backbone."""
         if features is None:
             features = self.pool(input_ids, attention_mask, token_type_ids)
         return self.output(self.head(features), labels)
+
+
+def pool_tokens(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """One vector per example from token states: the first token (cls), the last real one
+    (last), the maximum (max) or the mean (mean) over real tokens."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "last":  # the last real token, on either padding side: all a decoder's tokens lead to it
+        positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+        last = (positions * attention_mask.bool()).argmax(1)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    if pooling == "max":
+        return hidden.masked_fill(~attention_mask.bool().unsqueeze(-1), torch.finfo(hidden.dtype).min).amax(1)
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
 class TokenCNNClassifier(FrozenBackboneClassifier):

@@ -75,18 +75,19 @@ def at_rung(row: dict, rung: int, select: str) -> tuple | None:
     return kept["validation_accuracy"], correct
 
 
-def next_step(cell, cells: list, rows: list[dict], rungs: tuple[int, ...], halving) -> Step:
-    """What `cell` (a point of a halved sweep) does next, from the report's rows: its sweep's
-    decisions so far, replayed rung by rung (a rung no point learned by moves one epoch on), and
-    its own last rung. `halving`: the suite's HalvingSpec (eta, level)."""
-    by_run: dict[str, list] = {}
-    for row in rows:
-        by_run.setdefault(row["run_id"], []).append(row)
-    mine = by_run.get(cell.run_id(), [])
-    if any(r["status"] in (Status.OK, Status.STOPPED) for r in mine):
-        return Step(Action.DONE)
-    reached = max((r["epochs_run"] for r in mine if r["status"] == Status.PAUSED), default=0)
-    points, epochs = sweep_points(cell, cells), cell.hparams.epochs
+@dataclasses.dataclass(frozen=True)
+class Rung:
+    """One rung of a sweep's replay: the epoch it was taken at (a rung no point learned by moves
+    on), every live point's figures there, and the decision; None while some point is WAITING."""
+    at: int
+    figures: dict
+    decision: object = None
+
+
+def replay(points: dict, by_run: dict, rungs: tuple[int, ...], halving, epochs: int):
+    """A sweep's rung decisions so far, from its rows, in order (`Rung`s); the last one has no
+    decision when points have not reached it yet. Nothing after the last point standing, and
+    nothing once no point has learned by the last epoch (every point then finishes)."""
     majority = next((r.get("validation_majority_rate") for runs in points.values() for run in runs
                      for r in by_run.get(run.run_id(), []) if r.get("validation_majority_rate") is not None), None)
     alive, decided_at = list(points), 0
@@ -94,32 +95,49 @@ def next_step(cell, cells: list, rows: list[dict], rungs: tuple[int, ...], halvi
         if rung <= decided_at or rung >= epochs:
             continue  # decided already, at a rung that moved on to here or beyond
         if len(alive) == 1:
-            break  # the last point standing: nothing left to decide, it trains to the end
+            return  # the last point standing: nothing left to decide, it trains to the end
         at = rung
         while True:
             figures = {pid: point_at(points[pid], by_run, at) for pid in alive}
-            if cell.config_id() not in figures:
-                return Step(Action.DONE)  # stopped at an earlier rung
             if any(f is WAITING for f in figures.values()):  # some point has not reached the rung yet
-                if reached >= at:
-                    return Step(Action.WAIT)
-                if any(r["status"] in FAILURES for r in mine):
-                    return Step(Action.DONE)  # out: it failed before this rung
-                return Step(Action.TRAIN, reached, at)
+                yield Rung(at, figures)
+                return
             decision = rung_decision([RungPoint(pid, *(f or (None, None))) for pid, f in figures.items()],
                                      halving.eta, halving.level, majority)
             if decision.decided:
                 break
             if at + 1 >= epochs:
-                return Step(Action.TRAIN, reached, epochs)  # never learned before the end: all of them finish
+                return  # never learned before the end: all of them finish
             at += 1
-        decided_at = at
-        if cell.config_id() not in decision.continuing:
-            paused = [r for r in mine if r["status"] == Status.PAUSED and r["epochs_run"] == at]
-            if not paused or figures[cell.config_id()] is None:
+        yield Rung(at, figures, decision)
+        decided_at, alive = at, decision.continuing
+
+
+def next_step(cell, cells: list, rows: list[dict], rungs: tuple[int, ...], halving) -> Step:
+    """What `cell` (a point of a halved sweep) does next, from the report's rows: its sweep's
+    decisions so far (`replay`) and its own last rung. `halving`: the suite's HalvingSpec."""
+    by_run: dict[str, list] = {}
+    for row in rows:
+        by_run.setdefault(row["run_id"], []).append(row)
+    mine = by_run.get(cell.run_id(), [])
+    if any(r["status"] in (Status.OK, Status.STOPPED) for r in mine):
+        return Step(Action.DONE)
+    reached = max((r["epochs_run"] for r in mine if r["status"] == Status.PAUSED), default=0)
+    epochs = cell.hparams.epochs
+    for rung in replay(sweep_points(cell, cells), by_run, rungs, halving, epochs):
+        if cell.config_id() not in rung.figures:
+            return Step(Action.DONE)  # stopped at an earlier rung
+        if rung.decision is None:  # waiting for points of the sweep to reach it
+            if reached >= rung.at:
+                return Step(Action.WAIT)
+            if any(r["status"] in FAILURES for r in mine):
+                return Step(Action.DONE)  # out: it failed before this rung
+            return Step(Action.TRAIN, reached, rung.at)
+        if cell.config_id() not in rung.decision.continuing:
+            paused = [r for r in mine if r["status"] == Status.PAUSED and r["epochs_run"] == rung.at]
+            if not paused or rung.figures[cell.config_id()] is None:
                 return Step(Action.DONE)  # failed before the rung, or an un-halved run's row: nothing to stop
-            return Step(Action.STOP, row=stopped_row(paused[-1], at, epochs, decision))
-        alive = decision.continuing
+            return Step(Action.STOP, row=stopped_row(paused[-1], rung.at, epochs, rung.decision))
     return Step(Action.TRAIN, reached, epochs)
 
 

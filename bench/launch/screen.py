@@ -1,8 +1,10 @@
 """Screening a suite's checkpoints before any of them is fine-tuned (the suite's `screen:`).
 
-For every checkpoint: its frozen backbone's pooled features of the train examples (a fixed
-sample, the suite's shuffle), a transferability score of them with a bootstrap interval
-(bench/decision/transferability.py) and its size; then the rule of bench/decision/screening.py
+For every checkpoint: one pass of its frozen backbone over the train examples (a fixed sample,
+the suite's shuffle) and the validation examples, every screen's score of those features
+(bench/decision/transferability.py: LogME, H-score, the shrunk H-score of the layer mean, a linear
+probe's validation accuracy), the suite's score with its interval, and its size; then the rule of
+bench/decision/screening.py
 keeps the checkpoints that could be the recommendation and drops the rest, each with its reason.
 The verdicts go to `<report stem>.screening.csv` beside the report, with the seconds each score
 took (what the screen cost); a rerun with the same settings reads them instead of scoring again,
@@ -18,10 +20,11 @@ import numpy as np
 import torch
 
 from bench.decision.screening import Candidate, screen
-from bench.decision.transferability import spread
+from bench.decision.transferability import h_score, logme, probe, shrunk_h_score, spread
 from bench.inputs.checkpoints import Checkpoint
+from bench.inputs.heads import pool_tokens
 from bench.inputs.strategies import build_model, parameter_counts
-from bench.results.screening import read_screen, screening_path, write_screen
+from bench.results.screening import SCREEN_COLUMNS, read_screen, screening_path, write_screen
 from bench.train.features import COMPUTE_DTYPES
 
 
@@ -36,7 +39,8 @@ def checkpoints_to_train(suite, data, device: torch.device, mixed_precision: str
     count = min(suite.screen.examples or len(data.splits["train"]), len(data.splits["train"]))
     rows = earlier_screen(path, suite, revisions, count)
     if rows is None:
-        rows = score_checkpoints(suite, data.splits["train"].select(range(count)), len(data.labels), device,
+        validation = data.splits["validation"] if "validation" in data.splits else None
+        rows = score_checkpoints(suite, data.splits["train"].select(range(count)), validation, len(data.labels), device,
                                  mixed_precision, revisions, say)
         if write:
             write_screen(path, rows)
@@ -50,50 +54,79 @@ def checkpoints_to_train(suite, data, device: torch.device, mixed_precision: str
     return [row["checkpoint"] for row in rows if row["kept"]]
 
 
-def score_checkpoints(suite, examples, num_labels: int, device, mixed_precision: str, revisions: dict, say) -> list[dict]:
+def score_checkpoints(suite, examples, validation, num_labels: int, device, mixed_precision: str, revisions: dict,
+                      say) -> list[dict]:
     """Score every checkpoint on `examples` (the first of the train subset, already the suite's
-    fixed shuffle) and apply the screening rule; one row per checkpoint."""
+    fixed shuffle) by every screen, from one frozen forward pass each (with `validation` for the
+    probe), and apply the screening rule to the suite's score; one row per checkpoint."""
     spec = suite.screen
     labels = np.array(examples["labels"])
-    candidates, seconds = [], {}
+    candidates, rows = [], []
     for checkpoint in suite.checkpoints:
         start = time.perf_counter()
-        features = frozen_features(checkpoint, num_labels, examples, spec, suite.defaults.max_length, device,
-                                   mixed_precision)
-        value, low, high = spread(spec.score, features, labels, resamples=spec.resamples, seed=suite.dataset.shuffle_seed)
+        sets = {"train": examples, "validation": validation} if validation is not None else {"train": examples}
+        features = {name: frozen_features(checkpoint, num_labels, split, spec, suite.defaults.max_length, device,
+                                          mixed_precision) for name, split in sets.items()}
+        scores = screen_scores(features, labels, np.array(validation["labels"]) if validation is not None else None)
+        value, low, high = chosen_score(spec, features, labels, scores, suite.dataset.shuffle_seed)
         size = parameter_counts(Checkpoint(checkpoint, num_labels, meta=True).classifier())["total_params"]
         candidates.append(Candidate(checkpoint, value, low, high, float(size)))
-        seconds[checkpoint] = time.perf_counter() - start
-        say(f"    scored {checkpoint}: {spec.score} {value:.4g} in {seconds[checkpoint]:.1f} s")
+        rows.append({"checkpoint": checkpoint, "seconds": round(time.perf_counter() - start, 3),
+                     **{SCREEN_COLUMNS[name]: round(v[0] if isinstance(v, tuple) else v, 6) for name, v in scores.items()}})
+        say(f"    scored {checkpoint}: {spec.score} {value:.4g} in {rows[-1]['seconds']:.1f} s")
     verdicts = {v.candidate.checkpoint: v for v in screen(candidates, spec.keep)}
     return [{
-        "checkpoint": c.checkpoint, "checkpoint_revision": revisions.get(c.checkpoint, ""), "score_name": spec.score,
+        **row, "checkpoint_revision": revisions.get(c.checkpoint, ""), "score_name": spec.score,
         "score": round(c.score, 6), "low": round(c.low, 6), "high": round(c.high, 6), "parameters": int(c.cost),
         "examples": len(examples), "pooling": spec.pooling, "max_length": suite.defaults.max_length,
-        "seconds": round(seconds[c.checkpoint], 3), "kept": verdicts[c.checkpoint].kept,
-        "reason": verdicts[c.checkpoint].reason,
-    } for c in candidates]
+        "kept": verdicts[c.checkpoint].kept, "reason": verdicts[c.checkpoint].reason,
+    } for c, row in zip(candidates, rows)]
+
+
+def screen_scores(features: dict, labels: np.ndarray, validation_labels: np.ndarray | None) -> dict:
+    """Every screen's score of one checkpoint, for the report's comparison of screens: LogME and
+    H-score of the pooled last layer, the shrunk H-score of the layer mean, and the probe's
+    validation accuracy with its Wilson interval (without a validation split: no probe)."""
+    train = features["train"]
+    scores = {"logme": logme(train["pooled"], labels), "hscore": h_score(train["pooled"], labels),
+              "hscore-layers": shrunk_h_score(train["layers"], labels)}
+    if validation_labels is not None:
+        scores["probe"] = probe(train["pooled"], labels, features["validation"]["pooled"], validation_labels)
+    return scores
+
+
+def chosen_score(spec, features: dict, labels: np.ndarray, scores: dict, seed: int) -> tuple[float, float, float]:
+    """(score, low, high) of the suite's screen: the probe's interval over validation examples, or
+    a score's bootstrap interval over the train sample."""
+    if spec.score == "probe":
+        return scores["probe"]
+    which = features["train"]["layers" if spec.score == "hscore-layers" else "pooled"]
+    return spread(spec.score, which, labels, resamples=spec.resamples, seed=seed)
 
 
 @torch.no_grad()
 def frozen_features(spec: str, num_labels: int, examples, screen, max_length: int, device: torch.device,
-                    mixed_precision: str) -> np.ndarray:
-    """One pooled vector per example from the checkpoint's frozen backbone: the forward pass a
-    head strategy with this pooling pays, in the run's compute dtype."""
+                    mixed_precision: str) -> dict[str, np.ndarray]:
+    """From one pass of the checkpoint's frozen backbone over `examples`, in the run's compute
+    dtype: `pooled`, one vector per example by the screen's pooling (what a head strategy with
+    this pooling reads), and `layers`, the mean over every layer's mean-pooled tokens."""
     checkpoint = Checkpoint(spec, num_labels)
     model = build_model("head", checkpoint, {"hidden": [], "pooling": screen.pooling}).model.to(device).eval()
     tokenizer = checkpoint.tokenizer()
     dtype = COMPUTE_DTYPES.get(mixed_precision)
     pairs = examples["text_pair"] if "text_pair" in examples.column_names else None
-    texts, out = examples["text"], []
+    texts, pooled, layers = examples["text"], [], []
     for start in range(0, len(texts), screen.batch_size):
         chunk = slice(start, start + screen.batch_size)
         encoded = tokenizer(texts[chunk], pairs[chunk] if pairs else None, truncation=True, max_length=max_length,
                             padding=True, return_tensors="pt")
         inputs = {k: v.to(device) for k, v in encoded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            out.append(model.pool(**inputs).float().cpu())
-    return torch.cat(out).numpy()
+            out = model.backbone_output(**inputs, all_layers=True)
+            pooled.append(model.pool_output(out, inputs["attention_mask"]).float().cpu())
+            every = [pool_tokens(h, inputs["attention_mask"], "mean").float() for h in out.hidden_states[1:]]
+            layers.append(torch.stack(every).mean(0).cpu())
+    return {"pooled": torch.cat(pooled).numpy(), "layers": torch.cat(layers).numpy()}
 
 
 def earlier_screen(path: Path, suite, revisions: dict, count: int) -> list[dict] | None:

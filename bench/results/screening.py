@@ -8,10 +8,13 @@ import csv
 import os
 from pathlib import Path
 
+# every screen's score of the checkpoint, beside the one the suite screens by: the report ranks them all
+SCREEN_COLUMNS = {"logme": "logme", "hscore": "hscore", "hscore-layers": "hscore_layers", "probe": "probe"}
 COLUMNS = ["checkpoint", "checkpoint_revision", "score_name", "score", "low", "high", "parameters", "examples", "pooling",
-           "max_length", "seconds", "kept", "reason"]
+           "max_length", "seconds", "kept", "reason", *SCREEN_COLUMNS.values()]
 TYPES = {"score": float, "low": float, "high": float, "parameters": int, "examples": int, "max_length": int,
-         "seconds": float, "kept": lambda text: text == "True"}  # the other columns are text
+         "seconds": float, "kept": lambda text: text == "True",
+         **{column: lambda text: float(text) if text else None for column in SCREEN_COLUMNS.values()}}  # the rest: text
 
 
 def screening_path(report: Path) -> Path:

@@ -183,6 +183,9 @@ def load_suite(source, overrides: dict | None = None) -> Suite:
     )
     if suite.halving is not None:
         _check_halving(suite, f"{where}: halving")
+    if suite.screen is not None and suite.screen.score == "probe" and not suite.dataset.has_validation:
+        raise BenchError(f"{where}: screen: the probe scores on validation examples and this dataset has none; "
+                         "set dataset: validation_size (carved from train) or choose another score")
     return suite
 
 

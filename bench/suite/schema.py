@@ -156,7 +156,9 @@ class ScreenSpec(Strict):
     bench/decision/screening.py). Not part of any run_id: it chooses which runs happen, it does
     not change one."""
 
-    score: Literal["logme", "hscore"] = "logme"  # LogME (You et al. 2021) or H-score (Bao et al. 2019)
+    # probe: a linear probe's validation accuracy; hscore-layers: the shrunk H-score of the layer mean
+    # (TransformerRanker's default); LogME (You et al. 2021); H-score (Bao et al. 2019) of the last layer
+    score: Literal["probe", "hscore-layers", "logme", "hscore"] = "hscore-layers"
     keep: Positive = 2  # the best this many by score are fine-tuned, beside the frontier and the not-clearly-apart
     examples: Positive | None = None  # a fixed-seed sample of the train examples (default: all of them)
     pooling: Literal["pooler", "cls", "mean", "max", "last"] = "mean"  # which frozen features are scored
