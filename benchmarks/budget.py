@@ -17,15 +17,14 @@ weighted Kendall tau (scipy.stats.weightedtau) between the screen's score and th
 fine-tuned validation and test accuracies (each at its chosen configuration). Device-seconds are
 what the report charges: training (with pauses at rungs) and validation, not loading or tests.
 Both launches run on this machine, one after the other; nothing else should run beside them.
-`--smoke`: the suite's first three checkpoints and first strategy at a few dozen reviews, its sweep
-at two points (benchmarks/shipped.py), into a throwaway report unless --output is given: seconds,
+`--smoke`: the suite's first three checkpoints and first strategy at a few dozen reviews, 2 epochs,
+its sweep at two points (benchmarks/shipped.py), into a throwaway report unless --output is given: seconds,
 not a measurement.
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,16 +42,17 @@ from bench.decision.text import short_checkpoint  # noqa: E402
 from bench.errors import BenchError  # noqa: E402
 from bench.launch.halving import replay, sweep_points  # noqa: E402
 from bench.results.store import read_results  # noqa: E402
+from bench.run import main as launch  # noqa: E402
 from bench.suite.load import load_suite  # noqa: E402
 from bench.train.hardware import device_kind, resolve_mixed_precision  # noqa: E402
 
 
 def run(*args: str) -> float:
-    """bench/run.py with these arguments; its wall time."""
+    """bench/run.py with these arguments, in this process (its imports paid once); its wall time."""
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), *args], cwd=ROOT)
-    if result.returncode != 0:
-        sys.exit(f"bench/run.py {' '.join(args)} ended with {result.returncode}")
+    code = launch(list(args))
+    if code != 0:
+        sys.exit(f"bench/run.py {' '.join(args)} ended with {code}")
     return time.perf_counter() - start
 
 
@@ -69,6 +69,7 @@ def main() -> None:
         raw = shipped_suite(args.suite, smoke=True)
         raw["checkpoints"] = raw["checkpoints"][:3]  # the fewest a rank correlation is computed over
         raw["strategies"] = raw["strategies"][:1]
+        raw["defaults"]["epochs"] = 2  # one rung (epoch 1) and the end
         suite = str(write(raw, folder))
         output = args.output or folder / f"{args.suite}.csv"
     budgeted_wall = run("--suite", suite, "--output", str(output))

@@ -47,10 +47,12 @@ def main() -> None:
     suite = load_suite(str(write(shipped_suite(args.suite, smoke=args.smoke), folder)))
     data = load_splits(suite.dataset)
     count = min(suite.screen.examples or len(data.splits["train"]), len(data.splits["train"]))
-    validation = data.splits["validation"] if "validation" in data.splits else None
+    sample = {"train": data.splits["train"].select(range(count))}
+    if "validation" in data.splits:
+        sample["validation"] = data.splits["validation"]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    rows = score_checkpoints(suite, data.splits["train"].select(range(count)), validation, len(data.labels), device,
-                             resolve_mixed_precision(suite.mixed_precision), {}, print)
+    rows = score_checkpoints(suite, sample, len(data.labels), device, resolve_mixed_precision(suite.mixed_precision),
+                             {}, print)
     names = [*SCREEN_COLUMNS.values(), "parameters"]
     print(f"\n{'checkpoint':<48} {'seconds':>8} " + " ".join(f"{n:>13}" for n in names))
     for row in rows:

@@ -37,12 +37,12 @@ def test_workers():
 
 def test_budget():
     committed = ROOT / "reports" / "offline-models.csv"
-    before = committed.read_bytes()
+    before = committed.read_bytes() if committed.exists() else None
     out = smoke(sys.executable, "benchmarks/budget.py", "--smoke")
     assert "checkpoints: 3;" in out and "budgeted recommendation against the grid's:" in out
     assert "sweeps of the kept checkpoints: halving chose the full grid's point in" in out
     assert re.search(r"weighted Kendall tau over 3 checkpoints .*hscore-layers screened", out) and "    size " in out
-    assert committed.read_bytes() == before  # the smoke writes a throwaway report, not the committed one
+    assert (committed.read_bytes() if committed.exists() else None) == before  # the smoke writes a throwaway report
 
 
 def test_screens():

@@ -43,6 +43,10 @@ def test_a_checkpoint_clearly_apart_is_screened_out_and_trains_nothing(tmp_path,
     assert verdicts[str(dead)]["kept"] is False and "clearly below" in verdicts[str(dead)]["reason"]
     assert verdicts[str(dead)]["score"] < verdicts[str(bert_dir)]["low"]
     assert all(v["seconds"] > 0 and v["examples"] == 64 for v in verdicts.values())
+    # every screen scored from the same pass (no validation split here: no probe), the dead checkpoint lowest
+    for column in ("logme", "hscore", "hscore_layers"):
+        assert verdicts[str(dead)][column] < verdicts[str(bert_dir)][column]
+    assert all(v["probe"] is None for v in verdicts.values())
     assert {row["checkpoint"] for row in read_results(report)} == {str(bert_dir)}
     # a rerun reads the verdicts instead of scoring again, and has nothing left to run
     assert main(["--suite", str(suite), "--output", str(report)]) == 0

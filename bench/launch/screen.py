@@ -39,9 +39,10 @@ def checkpoints_to_train(suite, data, device: torch.device, mixed_precision: str
     count = min(suite.screen.examples or len(data.splits["train"]), len(data.splits["train"]))
     rows = earlier_screen(path, suite, revisions, count)
     if rows is None:
-        validation = data.splits["validation"] if "validation" in data.splits else None
-        rows = score_checkpoints(suite, data.splits["train"].select(range(count)), validation, len(data.labels), device,
-                                 mixed_precision, revisions, say)
+        sample = {"train": data.splits["train"].select(range(count))}
+        if "validation" in data.splits:
+            sample["validation"] = data.splits["validation"]
+        rows = score_checkpoints(suite, sample, len(data.labels), device, mixed_precision, revisions, say)
         if write:
             write_screen(path, rows)
         say(f"screening ({suite.screen.score}, {rows[0]['examples']} train examples, {suite.screen.pooling} pooling, "
@@ -54,20 +55,19 @@ def checkpoints_to_train(suite, data, device: torch.device, mixed_precision: str
     return [row["checkpoint"] for row in rows if row["kept"]]
 
 
-def score_checkpoints(suite, examples, validation, num_labels: int, device, mixed_precision: str, revisions: dict,
+def score_checkpoints(suite, sample: dict, num_labels: int, device, mixed_precision: str, revisions: dict,
                       say) -> list[dict]:
-    """Score every checkpoint on `examples` (the first of the train subset, already the suite's
-    fixed shuffle) by every screen, from one frozen forward pass each (with `validation` for the
-    probe), and apply the screening rule to the suite's score; one row per checkpoint."""
-    spec = suite.screen
+    """Score every checkpoint by every screen on `sample` (train: the first of the train subset,
+    already the suite's fixed shuffle; validation, where the suite has it, for the probe), from one
+    frozen forward pass each, and apply the screening rule to the suite's score; one row per checkpoint."""
+    spec, examples = suite.screen, sample["train"]
     labels = np.array(examples["labels"])
     candidates, rows = [], []
     for checkpoint in suite.checkpoints:
         start = time.perf_counter()
-        sets = {"train": examples, "validation": validation} if validation is not None else {"train": examples}
         features = {name: frozen_features(checkpoint, num_labels, split, spec, suite.defaults.max_length, device,
-                                          mixed_precision) for name, split in sets.items()}
-        scores = screen_scores(features, labels, np.array(validation["labels"]) if validation is not None else None)
+                                          mixed_precision) for name, split in sample.items()}
+        scores = screen_scores(features, labels, np.array(sample["validation"]["labels"]) if "validation" in sample else None)
         value, low, high = chosen_score(spec, features, labels, scores, suite.dataset.shuffle_seed)
         size = parameter_counts(Checkpoint(checkpoint, num_labels, meta=True).classifier())["total_params"]
         candidates.append(Candidate(checkpoint, value, low, high, float(size)))

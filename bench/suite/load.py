@@ -183,10 +183,16 @@ def load_suite(source, overrides: dict | None = None) -> Suite:
     )
     if suite.halving is not None:
         _check_halving(suite, f"{where}: halving")
-    if suite.screen is not None and suite.screen.score == "probe" and not suite.dataset.has_validation:
-        raise BenchError(f"{where}: screen: the probe scores on validation examples and this dataset has none; "
-                         "set dataset: validation_size (carved from train) or choose another score")
+    if suite.screen is not None:
+        _check_screen(suite, f"{where}: screen")
     return suite
+
+
+def _check_screen(suite: Suite, where: str) -> None:
+    """The probe scores on validation examples: a dataset without them cannot be screened by it."""
+    if suite.screen.score == "probe" and not suite.dataset.has_validation:
+        raise BenchError(f"{where}: the probe scores on validation examples and this dataset has none; "
+                         "set dataset: validation_size (carved from train) or choose another score")
 
 
 def _check_halving(suite: Suite, where: str) -> None:

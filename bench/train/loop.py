@@ -39,12 +39,7 @@ from bench.inputs.strategies import Prepared
 from bench.results.outcomes import pack_outcomes
 from bench.suite.cells import Cell
 from bench.train.batches import ExampleTensors, IndexBatches, length_buckets
-from bench.train.compiled import (
-    capture_shapes,
-    compile_forward,
-    one_step_no_update,
-    resolve_compile,
-)
+from bench.train.compiled import capture_shapes, compile_forward, one_step_no_update, resolve_compile
 from bench.train.features import device_examples, to_whole_model
 from bench.train.measure import (
     Measurements,
