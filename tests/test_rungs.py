@@ -11,7 +11,7 @@ import yaml
 from conftest import write_suite
 
 from bench.decision.selection import RungPoint, rung_decision
-from bench.decision.stats import worse_test
+from bench.decision.stats import paired_example_test
 from bench.launch.halving import Action, next_step
 from bench.results.outcomes import majority_rate, pack_outcomes, unpack_outcomes
 from bench.suite.load import load_suite
@@ -75,14 +75,18 @@ def test_a_tie_in_the_cut_goes_to_the_earlier_point():
     assert rung_decision(points, eta=3, level=0.1, majority=0.5).cut == ["a"]
 
 
+def worse(a, b):
+    return paired_example_test(a, b, alternative="less")
+
+
 def test_the_one_sided_test_is_mcnemars_exact_on_discordant_pairs():
     a = np.array([1, 0, 0, 0, 0, 0, 1, 1], dtype=bool)  # right on 3
     b = np.array([1, 1, 1, 1, 1, 1, 0, 1], dtype=bool)  # right on 7; discordant: 5 for b, 1 for a
-    test = worse_test(a[None, :], b[None, :])
+    test = worse(a[None, :], b[None, :])
     assert test.p_value == pytest.approx(7 / 64)  # P(X >= 5), X ~ Binomial(6, 1/2)
-    assert worse_test(b[None, :], a[None, :]).p_value == pytest.approx(63 / 64)
+    assert worse(b[None, :], a[None, :]).p_value == pytest.approx(63 / 64)
     assert test.difference == pytest.approx(-0.5)
-    several = worse_test(np.stack([a, a]), np.stack([b, b]))
+    several = worse(np.stack([a, a]), np.stack([b, b]))
     assert several.test == "paired bootstrap, one-sided" and several.p_value < 0.1
 
 

@@ -31,7 +31,7 @@ import json
 
 import numpy as np
 
-from bench.decision.stats import above_rate_p_value, holm, worse_test
+from bench.decision.stats import above_rate_p_value, holm, paired_example_test
 
 
 @dataclasses.dataclass
@@ -173,7 +173,7 @@ def rung_decision(points: list[RungPoint], eta: int, level: float, majority: flo
     ranked = sorted(scored, key=lambda entry: (-entry[1].accuracy, entry[0]))
     cut = [p for _, p in ranked[: max(1, len(points) // eta)]]
     weakest, below = cut[-1], [p for _, p in ranked[len(cut):]]
-    tests = {p.config_id: worse_test(p.correct, weakest.correct) for p in below
+    tests = {p.config_id: paired_example_test(p.correct, weakest.correct, alternative="less") for p in below
              if p.correct is not None and weakest.correct is not None}
     adjusted = dict(zip(tests, holm([t.p_value for t in tests.values()]))) if tests else {}
     reasons, stopped = {}, set()

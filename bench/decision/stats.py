@@ -74,53 +74,40 @@ class PairedTest:
     examples: int
 
 
-def paired_example_test(correct_a: np.ndarray, correct_b: np.ndarray) -> PairedTest:
+def paired_example_test(correct_a: np.ndarray, correct_b: np.ndarray, alternative: str = "two-sided") -> PairedTest:
     """`correct_x`: seeds x examples, True where a run got the example right (the same examples,
     in the same order, for both). One seed each: McNemar's exact test on the discordant pairs.
     Several: a paired bootstrap over examples of the difference in accuracy, each example's
-    correctness averaged over the configuration's seeds (two-sided p, from the resamples)."""
+    correctness averaged over the configuration's seeds (p from the resamples).
+    `alternative="less"`: one-sided, is A's accuracy below B's? (McNemar's exact one-sided is the
+    binomial test of B's share of the discordant pairs above one half; the bootstrap's p is the
+    share of resamples where A is not below B.)"""
     a, b = np.atleast_2d(correct_a).astype(float), np.atleast_2d(correct_b).astype(float)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"the configurations were scored on different examples ({a.shape[1]} vs {b.shape[1]})")
-    examples = a.shape[1]
+    one_sided, examples = alternative == "less", a.shape[1]
+    suffix = ", one-sided" if one_sided else ""
     per_example = a.mean(axis=0) - b.mean(axis=0)
     difference = float(per_example.mean())
     if a.shape[0] == 1 and b.shape[0] == 1:
         a_only = int(((a[0] == 1) & (b[0] == 0)).sum())
         b_only = int(((a[0] == 0) & (b[0] == 1)).sum())
-        p_value = 1.0 if a_only + b_only == 0 else float(mcnemar([[0, a_only], [b_only, 0]], exact=True).pvalue)
-        return PairedTest("McNemar exact", p_value, difference, examples)
+        if a_only + b_only == 0:
+            p_value = 1.0
+        elif one_sided:
+            p_value = float(stats.binomtest(b_only, a_only + b_only, 0.5, alternative="greater").pvalue)
+        else:
+            p_value = float(mcnemar([[0, a_only], [b_only, 0]], exact=True).pvalue)
+        return PairedTest("McNemar exact" + suffix, p_value, difference, examples)
     if not per_example.any():
-        return PairedTest("paired bootstrap", 1.0, 0.0, examples)
+        return PairedTest("paired bootstrap" + suffix, 1.0, 0.0, examples)
     rng = np.random.default_rng(RANDOM_SEED)
     means = np.array([per_example[rng.integers(0, examples, examples)].mean() for _ in range(RESAMPLES)])
-    tail = min((means <= 0).sum(), (means >= 0).sum())
-    p_value = min(1.0, 2 * (tail + 1) / (RESAMPLES + 1))
-    return PairedTest("paired bootstrap", float(p_value), difference, examples)
-
-
-def worse_test(correct_a: np.ndarray, correct_b: np.ndarray) -> PairedTest:
-    """One-sided: is A's accuracy below B's on the same examples? `correct_x` as for
-    `paired_example_test`. One run each: the exact binomial test on the discordant pairs (McNemar's
-    exact, one-sided: of the examples exactly one got right, B's share above one half). Several:
-    the paired bootstrap's one-sided p (the share of resamples where A is not below B)."""
-    a, b = np.atleast_2d(correct_a).astype(float), np.atleast_2d(correct_b).astype(float)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"the points were scored on different examples ({a.shape[1]} vs {b.shape[1]})")
-    examples = a.shape[1]
-    per_example = a.mean(axis=0) - b.mean(axis=0)
-    difference = float(per_example.mean())
-    if a.shape[0] == 1 and b.shape[0] == 1:
-        a_only = int(((a[0] == 1) & (b[0] == 0)).sum())
-        b_only = int(((a[0] == 0) & (b[0] == 1)).sum())
-        p_value = 1.0 if a_only + b_only == 0 else stats.binomtest(b_only, a_only + b_only, 0.5, alternative="greater").pvalue
-        return PairedTest("McNemar exact, one-sided", float(p_value), difference, examples)
-    if not per_example.any():
-        return PairedTest("paired bootstrap, one-sided", 1.0, 0.0, examples)
-    rng = np.random.default_rng(RANDOM_SEED)
-    means = np.array([per_example[rng.integers(0, examples, examples)].mean() for _ in range(RESAMPLES)])
-    p_value = ((means >= 0).sum() + 1) / (RESAMPLES + 1)
-    return PairedTest("paired bootstrap, one-sided", float(p_value), difference, examples)
+    if one_sided:
+        p_value = ((means >= 0).sum() + 1) / (RESAMPLES + 1)
+    else:
+        p_value = min(1.0, 2 * (min((means <= 0).sum(), (means >= 0).sum()) + 1) / (RESAMPLES + 1))
+    return PairedTest("paired bootstrap" + suffix, float(p_value), difference, examples)
 
 
 def above_rate_p_value(correct: np.ndarray, rate: float) -> float:
