@@ -65,8 +65,8 @@ def score_checkpoints(suite, sample: dict, num_labels: int, device, mixed_precis
     candidates, rows = [], []
     for checkpoint in suite.checkpoints:
         start = time.perf_counter()
-        features = {name: frozen_features(checkpoint, num_labels, split, spec, suite.defaults.max_length, device,
-                                          mixed_precision) for name, split in sample.items()}
+        features = frozen_features(checkpoint, num_labels, sample, spec, suite.defaults.max_length, device,
+                                   mixed_precision)
         scores = screen_scores(features, labels, np.array(sample["validation"]["labels"]) if "validation" in sample else None)
         value, low, high = chosen_score(spec, features, labels, scores, suite.dataset.shuffle_seed)
         size = parameter_counts(Checkpoint(checkpoint, num_labels, meta=True).classifier())["total_params"]
@@ -105,14 +105,22 @@ def chosen_score(spec, features: dict, labels: np.ndarray, scores: dict, seed: i
 
 
 @torch.no_grad()
-def frozen_features(spec: str, num_labels: int, examples, screen, max_length: int, device: torch.device,
-                    mixed_precision: str) -> dict[str, np.ndarray]:
-    """From one pass of the checkpoint's frozen backbone over `examples`, in the run's compute
-    dtype: `pooled`, one vector per example by the screen's pooling (what a head strategy with
-    this pooling reads), and `layers`, the mean over every layer's mean-pooled tokens."""
+def frozen_features(spec: str, num_labels: int, sample: dict, screen, max_length: int, device: torch.device,
+                    mixed_precision: str) -> dict[str, dict[str, np.ndarray]]:
+    """split -> features, from the checkpoint loaded once (`split_features` for each split of `sample`)."""
     checkpoint = Checkpoint(spec, num_labels)
     model = build_model("head", checkpoint, {"hidden": [], "pooling": screen.pooling}).model.to(device).eval()
     tokenizer = checkpoint.tokenizer()
+    return {name: split_features(model, tokenizer, examples, screen, max_length, device, mixed_precision)
+            for name, examples in sample.items()}
+
+
+@torch.no_grad()
+def split_features(model, tokenizer, examples, screen, max_length: int, device: torch.device,
+                   mixed_precision: str) -> dict[str, np.ndarray]:
+    """From one pass of the frozen backbone over `examples`, in the run's compute dtype: `pooled`,
+    one vector per example by the screen's pooling (what a head strategy with this pooling reads),
+    and `layers`, the mean over every layer's mean-pooled tokens."""
     dtype = COMPUTE_DTYPES.get(mixed_precision)
     pairs = examples["text_pair"] if "text_pair" in examples.column_names else None
     texts, pooled, layers = examples["text"], [], []
