@@ -29,7 +29,7 @@ from bench.decision.decide import decide  # noqa: E402
 from bench.decision.screening import agreement  # noqa: E402
 from bench.errors import BenchError  # noqa: E402
 from bench.inputs.data import load_splits  # noqa: E402
-from bench.launch.screen import score_checkpoints  # noqa: E402
+from bench.launch.screen import ScreenLaunch, score_checkpoints  # noqa: E402
 from bench.results.screening import SCREEN_COLUMNS  # noqa: E402
 from bench.suite.load import load_suite  # noqa: E402
 from bench.train.hardware import resolve_mixed_precision  # noqa: E402
@@ -47,12 +47,8 @@ def main() -> None:
     suite = load_suite(str(write(shipped_suite(args.suite, smoke=args.smoke), folder)))
     data = load_splits(suite.dataset)
     count = min(suite.screen.examples or len(data.splits["train"]), len(data.splits["train"]))
-    sample = {"train": data.splits["train"].select(range(count))}
-    if "validation" in data.splits:
-        sample["validation"] = data.splits["validation"]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    rows = score_checkpoints(suite, sample, len(data.labels), device, resolve_mixed_precision(suite.mixed_precision),
-                             {}, print)
+    rows = score_checkpoints(suite, data, count, {}, ScreenLaunch(device, resolve_mixed_precision(suite.mixed_precision), print))
     names = [*SCREEN_COLUMNS.values(), "parameters"]
     print(f"\n{'checkpoint':<48} {'seconds':>8} " + " ".join(f"{n:>13}" for n in names))
     for row in rows:

@@ -79,3 +79,31 @@ def test_a_pool_of_workers_screens_once_before_dispatching(tmp_path, bert_dir, d
     rows = read_results(report)
     assert len(rows) == 2 and {row["checkpoint"] for row in rows} == {str(bert_dir)}
     assert not next(v for v in read_screen(screening_path(report)) if v["checkpoint"] == str(dead))["kept"]
+
+
+def test_head_runs_train_on_the_screens_features(tmp_path, bert_dir, distilbert_dir, data_dir):
+    """The screen's pass is the head runs' feature cache (same examples, chunks and dtype): a
+    screened launch's head rows are the unscreened launch's, bit for bit, and its head runs
+    computed no train or validation features themselves (the screen's seconds are theirs)."""
+    head = [{"name": "head", "kind": "head", "hidden": [8], "pooling": "mean", "sweep": {"learning_rate": [1e-3, 1e-2]}}]
+    suite = write_suite(tmp_path, [bert_dir, distilbert_dir], data_dir, strategies=head, serving={"measure": False},
+                        dataset={"validation_size": 20}, epochs=2)
+    suite.write_text(suite.read_text() + "screen: {score: hscore-layers, keep: 2, resamples: 20}\n")
+    screened, grid = tmp_path / "screened.csv", tmp_path / "grid.csv"
+    assert main(["--suite", str(suite), "--output", str(screened)]) == 0
+    assert main(["--suite", str(suite), "--output", str(grid), "--no-screen"]) == 0
+    rows, expected = read_results(screened), {r["run_id"]: r for r in read_results(grid)}
+    assert len(rows) == len(expected) == 4
+    same = ("train_loss", "validation_loss", "validation_accuracy", "test_loss", "test_accuracy", "selected_epoch")
+
+    def figures(row):  # each epoch's figures, not its clocks
+        return [{k: v for k, v in epoch.items() if not k.endswith("seconds")} for epoch in row["history"]]
+
+    for row in rows:
+        assert {k: row[k] for k in same} == {k: expected[row["run_id"]][k] for k in same}
+        assert figures(row) == figures(expected[row["run_id"]])
+        assert (tmp_path / row["predictions_file"]).read_text() == (tmp_path / expected[row["run_id"]]["predictions_file"]).read_text()
+    first = [rows[0], rows[2]]  # each checkpoint's first head run: in the grid it computed the features, here the screen did
+    assert all(r["reused_cache_seconds"] > 0 for r in first)
+    assert all(expected[r["run_id"]]["reused_cache_seconds"] is None for r in first)
+    assert all(r["cache_seconds"] < expected[r["run_id"]]["cache_seconds"] for r in first)  # the test split's only

@@ -46,7 +46,7 @@ from bench.launch.plan import (
     screened,
     selected_cells,
 )
-from bench.launch.screen import checkpoints_to_train
+from bench.launch.screen import ScreenLaunch, checkpoints_to_train
 from bench.options import RunOptions, worker_argv
 from bench.results.columns import Status
 from bench.results.row import RunOutcome, build_row, row_summary
@@ -284,7 +284,9 @@ def run_with_workers(options: RunOptions, suite, output: Path) -> int:
     say_plan(suite, cells, data, f"{len(slots)} workers of 1 process on {kind}", print)
     preflight(suite, len(data.labels))
     device = torch.device("cuda" if kind == "cuda" else "cpu")
-    kept = checkpoints_to_train(suite, data, device, resolve_mixed_precision(suite.mixed_precision), output, revisions, print)
+    # the runs happen in the workers: the screen's features stay here
+    kept = checkpoints_to_train(suite, data, output, revisions,
+                                ScreenLaunch(device, resolve_mixed_precision(suite.mixed_precision), print))
     every_cell, cells = screened(every_cell, kept), screened(cells, kept)
     context = run_context(suite, data, slot_device(slots[0]), None, "", revisions)
     return run_pool(pending_cells(cells, output, options.force, print), every_cell, options, output, context, slots, print,

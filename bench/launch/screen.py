@@ -6,44 +6,63 @@ the suite's shuffle) and the validation examples, every screen's score of those 
 probe's validation accuracy), the suite's score with its interval, and its size; then the rule of
 bench/decision/screening.py
 keeps the checkpoints that could be the recommendation and drops the rest, each with its reason.
-The verdicts go to `<report stem>.screening.csv` beside the report, with the seconds each score
-took (what the screen cost); a rerun with the same settings reads them instead of scoring again,
+The pass is the one a head run's feature cache makes (bench/train/features.py: the same examples,
+chunks and compute dtype), so in a sequential launch the head runs of a kept checkpoint train on
+the screen's pooled vectors instead of computing them again, and are charged nothing for them
+(their rows say what they reused). The verdicts go to `<report stem>.screening.csv` beside the
+report, with the seconds each checkpoint's pass and scores took (what the screen cost); a rerun with the same settings reads them instead of scoring again,
 so a resumed or sharded suite fine-tunes the same checkpoints.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import datasets
 import numpy as np
 import torch
 
 from bench.decision.screening import Candidate, screen
 from bench.decision.transferability import h_score, logme, probe, shrunk_h_score, spread
 from bench.inputs.checkpoints import Checkpoint
+from bench.inputs.data import tokenize
 from bench.inputs.heads import pool_tokens
 from bench.inputs.strategies import build_model, parameter_counts
 from bench.results.screening import SCREEN_COLUMNS, read_screen, screening_path, write_screen
-from bench.train.features import COMPUTE_DTYPES
+from bench.train.batches import ExampleTensors
+from bench.train.cell import Reuse
+from bench.train.features import COMPUTE_DTYPES, feature_key, frozen_batches
 
 
-def checkpoints_to_train(suite, data, device: torch.device, mixed_precision: str, report: Path, revisions: dict,
-                         say, write: bool = True) -> list[str]:
+@dataclasses.dataclass
+class ScreenLaunch:
+    """Where and how a launch screens: its device and compute dtype, how it speaks, whether this
+    process writes the screening file (the main one), and where the screen's pooled features go
+    so that the launch's head runs train on them instead of computing them again (`reuse`, with
+    `cells`, every cell of the suite; None where the runs happen in other processes)."""
+    device: torch.device
+    mixed_precision: str
+    say: Callable
+    write: bool = True
+    reuse: Reuse | None = None
+    cells: list = dataclasses.field(default_factory=list)
+
+
+def checkpoints_to_train(suite, data, report: Path, revisions: dict, launch: ScreenLaunch) -> list[str]:
     """The checkpoints this suite fine-tunes: all of them without a `screen:` section (or with
     one checkpoint); else those the screen keeps, scored now or read from an earlier screen of
-    the same settings. `write`: this process writes the screening file (the main one)."""
+    the same settings."""
     if suite.screen is None or len(suite.checkpoints) < 2:
         return list(suite.checkpoints)
-    path = screening_path(report)
+    path, say = screening_path(report), launch.say
     count = min(suite.screen.examples or len(data.splits["train"]), len(data.splits["train"]))
     rows = earlier_screen(path, suite, revisions, count)
     if rows is None:
-        sample = {"train": data.splits["train"].select(range(count))}
-        if "validation" in data.splits:
-            sample["validation"] = data.splits["validation"]
-        rows = score_checkpoints(suite, sample, len(data.labels), device, mixed_precision, revisions, say)
-        if write:
+        rows = score_checkpoints(suite, data, count, revisions, launch)
+        if launch.write:
             write_screen(path, rows)
         say(f"screening ({suite.screen.score}, {rows[0]['examples']} train examples, {suite.screen.pooling} pooling, "
             f"{sum(r['seconds'] for r in rows):.1f} s): written to {path}")
@@ -52,33 +71,38 @@ def checkpoints_to_train(suite, data, device: torch.device, mixed_precision: str
     for row in rows:
         say(f"    {'kept   ' if row['kept'] else 'DROPPED'} {row['checkpoint']}: {row['score_name']} "
             f"{row['score']:.4g} [{row['low']:.4g}, {row['high']:.4g}]; {row['reason']}")
-    return [row["checkpoint"] for row in rows if row["kept"]]
+    kept = [row["checkpoint"] for row in rows if row["kept"]]
+    if launch.reuse is not None:  # a dropped checkpoint's features would only hold memory
+        launch.reuse.features = {k: v for k, v in launch.reuse.features.items() if k[0] in kept}
+    return kept
 
 
-def score_checkpoints(suite, sample: dict, num_labels: int, device, mixed_precision: str, revisions: dict,
-                      say) -> list[dict]:
-    """Score every checkpoint by every screen on `sample` (train: the first of the train subset,
-    already the suite's fixed shuffle; validation, where the suite has it, for the probe), from one
-    frozen forward pass each, and apply the screening rule to the suite's score; one row per checkpoint."""
-    spec, examples = suite.screen, sample["train"]
-    labels = np.array(examples["labels"])
+def score_checkpoints(suite, data, count: int, revisions: dict, launch: ScreenLaunch) -> list[dict]:
+    """Score every checkpoint by every screen on the first `count` train examples (already the
+    suite's fixed shuffle) and, where the suite has them, the validation examples (for the
+    probe), from one frozen forward pass each, and apply the screening rule to the suite's
+    score; one row per checkpoint."""
+    spec = suite.screen
+    sample = {"train": data.splits["train"].select(range(count))}
+    if "validation" in data.splits:
+        sample["validation"] = data.splits["validation"]
+    labels = {name: np.array(split["labels"]) for name, split in sample.items()}
     candidates, rows = [], []
     for checkpoint in suite.checkpoints:
         start = time.perf_counter()
-        features = frozen_features(checkpoint, num_labels, sample, spec, suite.defaults.max_length, device,
-                                   mixed_precision)
-        scores = screen_scores(features, labels, np.array(sample["validation"]["labels"]) if "validation" in sample else None)
-        value, low, high = chosen_score(spec, features, labels, scores, suite.dataset.shuffle_seed)
-        size = parameter_counts(Checkpoint(checkpoint, num_labels, meta=True).classifier())["total_params"]
+        features = frozen_features(checkpoint, suite, data.labels, sample, launch)
+        scores = screen_scores(features, labels["train"], labels.get("validation"))
+        value, low, high = chosen_score(spec, features, labels["train"], scores, suite.dataset.shuffle_seed)
+        size = parameter_counts(Checkpoint(checkpoint, len(data.labels), meta=True).classifier())["total_params"]
         candidates.append(Candidate(checkpoint, value, low, high, float(size)))
         rows.append({"checkpoint": checkpoint, "seconds": round(time.perf_counter() - start, 3),
                      **{SCREEN_COLUMNS[name]: round(v[0] if isinstance(v, tuple) else v, 6) for name, v in scores.items()}})
-        say(f"    scored {checkpoint}: {spec.score} {value:.4g} in {rows[-1]['seconds']:.1f} s")
+        launch.say(f"    scored {checkpoint}: {spec.score} {value:.4g} in {rows[-1]['seconds']:.1f} s")
     verdicts = {v.candidate.checkpoint: v for v in screen(candidates, spec.keep)}
     return [{
         **row, "checkpoint_revision": revisions.get(c.checkpoint, ""), "score_name": spec.score,
         "score": round(c.score, 6), "low": round(c.low, 6), "high": round(c.high, 6), "parameters": int(c.cost),
-        "examples": len(examples), "pooling": spec.pooling, "max_length": suite.defaults.max_length,
+        "examples": count, "pooling": spec.pooling, "max_length": suite.defaults.max_length,
         "kept": verdicts[c.checkpoint].kept, "reason": verdicts[c.checkpoint].reason,
     } for c, row in zip(candidates, rows)]
 
@@ -105,36 +129,48 @@ def chosen_score(spec, features: dict, labels: np.ndarray, scores: dict, seed: i
 
 
 @torch.no_grad()
-def frozen_features(spec: str, num_labels: int, sample: dict, screen, max_length: int, device: torch.device,
-                    mixed_precision: str) -> dict[str, dict[str, np.ndarray]]:
-    """split -> features, from the checkpoint loaded once (`split_features` for each split of `sample`)."""
-    checkpoint = Checkpoint(spec, num_labels)
-    model = build_model("head", checkpoint, {"hidden": [], "pooling": screen.pooling}).model.to(device).eval()
-    tokenizer = checkpoint.tokenizer()
-    return {name: split_features(model, tokenizer, examples, screen, max_length, device, mixed_precision)
-            for name, examples in sample.items()}
+def frozen_features(spec: str, suite, labels: list, sample: dict, launch: ScreenLaunch) -> dict[str, dict[str, np.ndarray]]:
+    """split -> features, from the checkpoint loaded once and one pass over each split of
+    `sample` (`split_features`). Where the launch has head runs of this checkpoint on the same
+    examples, their frozen features are left in `launch.reuse` with the seconds they took."""
+    checkpoint = Checkpoint(spec, len(labels))
+    plan = build_model("head", checkpoint, {"hidden": [], "pooling": suite.screen.pooling})
+    model = plan.model.to(launch.device).eval()
+    tokenizer, max_length = checkpoint.tokenizer(), suite.defaults.max_length
+    tokenized = tokenize(datasets.DatasetDict(sample), tokenizer, max_length)
+    head_cell = next((c for c in launch.cells if c.checkpoint == spec and c.strategy.kind == "head"
+                      and c.hparams.max_length == max_length), None)
+    features = {}
+    for name in sample:
+        examples = ExampleTensors.from_tokenized(tokenized[name], tokenizer.pad_token_id, max_length, launch.device)
+        start = time.perf_counter()
+        pooled, features[name] = split_features(model, examples, launch)  # on the host: the GPU's work is done
+        if launch.reuse is not None and head_cell is not None:  # what build_cache would compute for these runs, bit for bit
+            key = feature_key(head_cell, plan, name, len(examples))
+            cached = ExampleTensors({"features": pooled, "labels": examples.tensors["labels"]}, examples.lengths)
+            launch.reuse.features[key] = (cached, time.perf_counter() - start)
+    return features
 
 
-@torch.no_grad()
-def split_features(model, tokenizer, examples, screen, max_length: int, device: torch.device,
-                   mixed_precision: str) -> dict[str, np.ndarray]:
-    """From one pass of the frozen backbone over `examples`, in the run's compute dtype: `pooled`,
-    one vector per example by the screen's pooling (what a head strategy with this pooling reads),
-    and `layers`, the mean over every layer's mean-pooled tokens."""
-    dtype = COMPUTE_DTYPES.get(mixed_precision)
-    pairs = examples["text_pair"] if "text_pair" in examples.column_names else None
-    texts, pooled, layers = examples["text"], [], []
-    for start in range(0, len(texts), screen.batch_size):
-        chunk = slice(start, start + screen.batch_size)
-        encoded = tokenizer(texts[chunk], pairs[chunk] if pairs else None, truncation=True, max_length=max_length,
-                            padding=True, return_tensors="pt")
-        inputs = {k: v.to(device) for k, v in encoded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            out = model.backbone_output(**inputs, all_layers=True)
-            pooled.append(model.pool_output(out, inputs["attention_mask"]).float().cpu())
-            every = [pool_tokens(h, inputs["attention_mask"], "mean").float() for h in out.hidden_states[1:]]
-            layers.append(torch.stack(every).mean(0).cpu())
-    return {"pooled": torch.cat(pooled).numpy(), "layers": torch.cat(layers).numpy()}
+def split_features(model, examples: ExampleTensors, launch: ScreenLaunch) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+    """One pass of the frozen backbone over `examples`, in the chunks and compute dtype the head
+    runs' cache uses (bench/train/features.py): the pooled vectors as the cache holds them (the
+    head runs' features), and for the scores `pooled`, one vector per example by the screen's
+    pooling, and `layers`, the mean over every layer's mean-pooled tokens."""
+    compute = COMPUTE_DTYPES.get(launch.mixed_precision)
+    dtype = compute or torch.float32
+    pooled, layers = None, None
+    for idx, batch in frozen_batches(examples, launch.device):
+        with torch.autocast(launch.device.type, dtype=compute, enabled=compute is not None):
+            out = model.backbone_output(**batch, all_layers=True)
+            values = model.pool_output(out, batch["attention_mask"]).to(dtype)
+            every = [pool_tokens(h, batch["attention_mask"], "mean").float() for h in out.hidden_states[1:]]
+        if pooled is None:
+            pooled = torch.zeros((len(examples), values.shape[1]), dtype=dtype, device=launch.device)
+            layers = torch.zeros((len(examples), every[0].shape[1]), device=launch.device)
+        pooled[idx] = values
+        layers[idx] = torch.stack(every).mean(0)
+    return pooled, {"pooled": pooled.float().cpu().numpy(), "layers": layers.cpu().numpy()}
 
 
 def earlier_screen(path: Path, suite, revisions: dict, count: int) -> list[dict] | None:

@@ -30,7 +30,7 @@ from bench.launch.plan import (
     screened,
     selected_cells,
 )
-from bench.launch.screen import checkpoints_to_train
+from bench.launch.screen import ScreenLaunch, checkpoints_to_train
 from bench.options import RunOptions
 from bench.results.columns import Status
 from bench.results.row import row_summary
@@ -89,14 +89,16 @@ def run_here(options: RunOptions, suite, output: Path) -> int:
             say(f"halving: each sweep's points pause at the rungs (epochs {', '.join(map(str, sorted({r for c in cells for r in suite.rungs(c)})))}); "
                 f"the best 1/{suite.halving.eta} go on at each, the others stop there")
         return 0
+    reuse = Reuse()  # what the runs of this launch compute once: the screen leaves its features there
     with accelerator.main_process_first():  # the main process screens and writes; the others read its verdicts
-        kept = checkpoints_to_train(suite, data, accelerator.device, accelerator.mixed_precision, output, revisions, say,
-                                    write=accelerator.is_main_process)
+        screening = ScreenLaunch(accelerator.device, accelerator.mixed_precision, say, accelerator.is_main_process, reuse,
+                                 every_cell)
+        kept = checkpoints_to_train(suite, data, output, revisions, screening)
     every_cell, cells = screened(every_cell, kept), screened(cells, kept)
     peak, peak_source = peak_tflops(accelerator.device, matmul_dtype(accelerator.mixed_precision, accelerator.device))
     context = run_context(suite, data, device_name(accelerator.device, threads), peak, peak_source, revisions)
     pending = pending_cells(cells, output, options.force, say)
-    failures, waiting = run_cells(pending, Launch(accelerator, data, output, context, options, suite, every_cell, say))
+    failures, waiting = run_cells(pending, Launch(accelerator, data, output, context, options, suite, every_cell, say, reuse))
     accelerator.wait_for_everyone()  # a rank ending early can abort its peers (see NOTES)
     accelerator.end_training()
     if waiting:
@@ -185,8 +187,9 @@ def train_cell(cell, step: Step, launch: Launch) -> dict:
     """One run, or one segment of a halved run, trained and its row appended."""
     accelerator, data, output, context, suite, reuse = (launch.accelerator, launch.data, launch.output, launch.context,
                                                         launch.suite, launch.reuse)
-    if reuse.features and next(iter(reuse.features))[0] != cell.checkpoint:
-        reuse.features.clear()  # frozen outputs of the previous checkpoint: no later cell needs them
+    if any(key[0] != cell.checkpoint for key in reuse.features):  # earlier checkpoints' frozen outputs: no later cell needs them
+        later = suite.checkpoints[suite.checkpoints.index(cell.checkpoint):]  # the screen's, of the checkpoints to come, stay
+        reuse.features = {key: value for key, value in reuse.features.items() if key[0] in later}
     segment = Segment(state_folder(output, cell), step.start, step.until) if suite.rungs(cell) else None
     point = f" | {cell.point_label()}" if cell.point else ""
     part = f" | epochs {step.start + 1}-{step.until} of {cell.hparams.epochs} (halving)" if segment else ""

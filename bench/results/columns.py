@@ -104,7 +104,7 @@ COLUMNS: tuple[Column, ...] = (
     Column('test_seconds', float, 'wall time of the one test pass (+ computing cached frozen outputs of the test set); measurement, not charged', unit='s', group='speed'),
     Column('tokenize_seconds', float, 'time spent tokenizing for this run; ~0 when an earlier run of the suite used the same tokenizer and length', unit='s', group='speed'),
     Column('cache_seconds', float, 'time this run spent computing frozen outputs once (head and cnn runs; freeze runs with cache_frozen): 0 when it reused them all; empty for runs without a frozen part', unit='s', group='speed'),
-    Column('reused_cache_seconds', float, "time an earlier run of the suite spent computing the train and validation frozen outputs this run reused (charged to that run; the report adds it to this run's standalone cost)", unit='s', group='speed'),
+    Column('reused_cache_seconds', float, "time an earlier run of the suite, or the screen, spent computing the train and validation frozen outputs this run reused (charged to that run or to the screening; the report adds it to this run's standalone cost)", unit='s', group='speed'),
     Column('compile', str, 'torch.compile mode: reduce-overhead (CUDA graphs, static shapes), default, or off', group='speed'),
     Column('compile_seconds', float, 'compiling and capturing every batch shape before training (compiled runs); not in train_seconds', unit='s', group='speed'),
     Column('padding_waste', float, 'padded tokens / real tokens over the training steps (1.0 = no padding computed); empty for head runs on cached features', group='speed'),

@@ -163,7 +163,6 @@ class ScreenSpec(Strict):
     examples: Positive | None = None  # a fixed-seed sample of the train examples (default: all of them)
     pooling: Literal["pooler", "cls", "mean", "max", "last"] = "mean"  # which frozen features are scored
     resamples: Positive = 200  # bootstrap resamples of the score's interval
-    batch_size: Positive = 64  # examples per forward pass of the frozen backbone
 
 
 class HalvingSpec(Strict):

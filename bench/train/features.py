@@ -38,14 +38,8 @@ def build_cache(plan, accelerator, examples: ExampleTensors, dtype: torch.dtype)
     plan.model.eval()  # frozen parts run without dropout, as in evaluation
     frozen = plan.features if plan.features is not None else FrozenPrefix(plan.model, plan.frozen_prefix)
     width = examples.tensors["input_ids"].shape[1]
-    # Longest first and each chunk cut to its own longest example: little padding computed.
-    order = sorted(range(len(examples)), key=lambda i: -examples.lengths[i])
     out = None
-    for start in range(0, len(order), BUILD_BATCH):
-        chunk = order[start : start + BUILD_BATCH]
-        idx = torch.tensor(chunk, device=accelerator.device)
-        batch = examples.batch(idx, examples.lengths[chunk[0]])
-        batch.pop("labels")  # the frozen part takes no labels
+    for idx, batch in frozen_batches(examples, accelerator.device):
         with accelerator.autocast():
             values = frozen(**batch).to(dtype)
         per_token = values.dim() == 3  # token states (frozen prefix, CNN head) rather than one vector per example
@@ -66,6 +60,20 @@ def build_cache(plan, accelerator, examples: ExampleTensors, dtype: torch.dtype)
         {"inputs_embeds": out["values"], "attention_mask": mask, "labels": out["labels"]},
         examples.lengths,
     )
+
+
+def frozen_batches(examples: ExampleTensors, device):
+    """(indices, batch without labels) over every example: longest first and each chunk cut to
+    its own longest example, so little padding is computed. The screen's pass
+    (bench/launch/screen.py) walks the same chunks, so the pooled vectors it hands the head runs
+    are the ones `build_cache` would compute, bit for bit."""
+    order = sorted(range(len(examples)), key=lambda i: -examples.lengths[i])
+    for start in range(0, len(order), BUILD_BATCH):
+        chunk = order[start : start + BUILD_BATCH]
+        idx = torch.tensor(chunk, device=device)
+        batch = examples.batch(idx, examples.lengths[chunk[0]])
+        batch.pop("labels")  # the frozen part takes no labels
+        yield idx, batch
 
 
 class FrozenPrefix:
