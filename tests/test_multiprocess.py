@@ -32,6 +32,7 @@ def launch_two_cpu_processes(*args, timeout=600):
         sys.executable, "-m", "accelerate.commands.launch",
         "--config_file", str(ROOT / "accelerate_config.yaml"),
         "--num_processes", "2",
+        "--main_process_port", str(_free_port()),  # another test process may be launching two beside this one
         str(ROOT / "bench" / "run.py"), *map(str, args),
     ]
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout)
