@@ -6,7 +6,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/compare.py`: make the package importable, not bench/'s files
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench.decision.compare import main  # noqa: E402
+from bench.decision.compare import main
 
 if __name__ == "__main__":
     sys.exit(main())

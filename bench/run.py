@@ -22,9 +22,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`: make the package importable, not bench/'s files
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench.cli import one_line_errors  # noqa: E402
-from bench.options import from_argv, suite_overrides  # noqa: E402
-from bench.suite.load import load_suite  # noqa: E402
+from bench.cli import one_line_errors
+from bench.options import from_argv, suite_overrides
+from bench.suite.load import load_suite
 
 
 class Terminated(BaseException):

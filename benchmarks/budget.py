@@ -34,17 +34,17 @@ from shipped import ROOT, shipped_suite, write
 
 sys.path.insert(0, str(ROOT))
 
-from bench.decision.budget import budget_rows  # noqa: E402
-from bench.decision.decide import decide  # noqa: E402
-from bench.decision.rows import load_runs  # noqa: E402
-from bench.decision.selection import choose  # noqa: E402
-from bench.decision.text import short_checkpoint  # noqa: E402
-from bench.errors import BenchError  # noqa: E402
-from bench.launch.halving import replay, sweep_points  # noqa: E402
-from bench.results.store import read_results  # noqa: E402
-from bench.run import main as launch  # noqa: E402
-from bench.suite.load import load_suite  # noqa: E402
-from bench.train.hardware import device_kind, resolve_mixed_precision  # noqa: E402
+from bench.decision.budget import budget_rows
+from bench.decision.decide import decide
+from bench.decision.rows import load_runs
+from bench.decision.selection import choose
+from bench.decision.text import short_checkpoint
+from bench.errors import BenchError
+from bench.launch.halving import replay, sweep_points
+from bench.results.store import read_results
+from bench.run import main as launch
+from bench.suite.load import load_suite
+from bench.train.hardware import device_kind, resolve_mixed_precision
 
 
 def run(*args: str) -> float:

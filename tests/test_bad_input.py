@@ -28,7 +28,7 @@ def _as_torch_bin(folder):
 
 def _cases(tmp, bert_dir, roberta_dir, data_dir):
     good = make_examples(20, seed=1)
-    suite = lambda name, **kw: write_suite(tmp, [bert_dir], data_dir, name=name, **kw)  # noqa: E731
+    suite = lambda name, **kw: write_suite(tmp, [bert_dir], data_dir, name=name, **kw)
     blank = [(t if i != 3 else "   ", y) for i, (t, y) in enumerate(good)]
     duplicate_key = tmp / "dupkey.yaml"
     duplicate_key.write_text(suite("dk").read_text() + "name: again\n")

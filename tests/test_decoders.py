@@ -27,19 +27,19 @@ from bench.run import main
 from bench.suite.load import load_suite
 
 EOT = "<|endoftext|>"
-SIZE = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=512,
-            initializer_range=0.2)
-HEADS_OF = dict(head_dim=16, num_key_value_heads=2)  # families whose head size is set apart from hidden / heads
+SIZE = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "max_position_embeddings": 512,
+            "initializer_range": 0.2}
+HEADS_OF = {"head_dim": 16, "num_key_value_heads": 2}  # families whose head size is set apart from hidden / heads
 FAMILIES = {
     "llama": (T.LlamaConfig, HEADS_OF),
-    "qwen2": (T.Qwen2Config, dict(num_key_value_heads=2)),
+    "qwen2": (T.Qwen2Config, {"num_key_value_heads": 2}),
     "qwen3": (T.Qwen3Config, HEADS_OF),
     "gemma": (T.GemmaConfig, HEADS_OF),
     "mistral": (T.MistralConfig, HEADS_OF),
-    "phi3": (T.Phi3Config, dict(num_key_value_heads=2)),
-    "gpt2": (T.GPT2Config, dict(n_embd=32, n_layer=2, n_head=2, n_positions=128)),
+    "phi3": (T.Phi3Config, {"num_key_value_heads": 2}),
+    "gpt2": (T.GPT2Config, {"n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 128}),
     "gpt_neox": (T.GPTNeoXConfig, {}),
-    "opt": (T.OPTConfig, dict(ffn_dim=64, word_embed_proj_dim=32)),
+    "opt": (T.OPTConfig, {"ffn_dim": 64, "word_embed_proj_dim": 32}),
 }
 # Where each family keeps its blocks; its final norm (frozen under top/bottom/layers, as
 # ModernBERT's is: it is part of the backbone); the head outside the backbone is `score`.
@@ -68,7 +68,7 @@ def build_decoder(folder, family: str, padding_side: str = "right", tokenizer=No
     config_class, extra = FAMILIES[family]
     tokenizer = tokenizer or decoder_tokenizer()
     eot = tokenizer.convert_tokens_to_ids(EOT)
-    size = {k: v for k, v in SIZE.items() if family != "gpt2" or k in ("initializer_range",)}
+    size = {k: v for k, v in SIZE.items() if family != "gpt2" or k == "initializer_range"}
     config = config_class(**size, **extra, vocab_size=len(tokenizer), bos_token_id=eot, eos_token_id=eot, pad_token_id=None,
                           num_labels=2)
     torch.manual_seed(0)

@@ -7,9 +7,9 @@ import csv
 
 import pytest
 import torch
-from transformers import AutoConfig
 from conftest import build_checkpoint, rounding_tolerance, write_suite
 from safetensors import safe_open
+from transformers import AutoConfig
 
 from bench.inputs.checkpoints import Checkpoint
 from bench.inputs.data import load_splits, tokenize

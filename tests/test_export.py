@@ -1,7 +1,7 @@
 """--save exports each run in the format its kind allows (bench/deploy/export.py), and plain
 transformers / peft code loads it and predicts exactly what the run recorded on the test
 split: `pipeline` for full and freeze runs and merged adapters, AutoPeftModel for adapters.
-Heads on a frozen backbone are rebuilt by bench.export.load_saved; bench.predict loads all."""
+Heads on a frozen backbone are rebuilt by bench.deploy.export.load_saved; bench.predict loads all."""
 
 import csv
 import json
@@ -125,7 +125,7 @@ def test_bench_predict_loads_every_kind_and_predicts_what_the_run_recorded(saved
 
 def test_only_what_trained_is_kept_where_the_checkpoint_is_unchanged(saved):
     output, rows = saved
-    size = lambda strategy, name: (folder_of(output, rows[strategy]) / name).stat().st_size  # noqa: E731
+    size = lambda strategy, name: (folder_of(output, rows[strategy]) / name).stat().st_size
     whole = size("full", "model.safetensors")
     assert size("freeze-cached", "model.safetensors") == pytest.approx(whole, rel=0.01)  # pretrained weights changed
     for strategy, name in (("lora", "adapter_model.safetensors"), ("prompt", "adapter_model.safetensors"),

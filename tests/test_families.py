@@ -16,20 +16,20 @@ from bench.inputs.checkpoints import Checkpoint
 from bench.inputs.strategies import build_model, parameter_counts
 from bench.train.features import FrozenPrefix, to_suffix_model
 
-TINY = dict(vocab_size=1000, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-            max_position_embeddings=128, initializer_range=0.5)  # large weights: a wrong cache shows
+TINY = {"vocab_size": 1000, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+            "max_position_embeddings": 128, "initializer_range": 0.5}  # large weights: a wrong cache shows
 # The BERT WordPiece test tokenizer serves every family: [PAD]=0, [CLS]=2, [SEP]=3.
-SPECIAL_IDS = dict(pad_token_id=0, bos_token_id=2, eos_token_id=3, cls_token_id=2, sep_token_id=3)
+SPECIAL_IDS = {"pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3, "cls_token_id": 2, "sep_token_id": 3}
 FAMILIES = {
     "bert": (T.BertConfig, T.BertForSequenceClassification, {}),
     "roberta": (T.RobertaConfig, T.RobertaForSequenceClassification, {}),
     "xlm-roberta": (T.XLMRobertaConfig, T.XLMRobertaForSequenceClassification, {}),
-    "distilbert": (T.DistilBertConfig, T.DistilBertForSequenceClassification, dict(dim=32, n_layers=2, n_heads=2, hidden_dim=64)),
-    "albert": (T.AlbertConfig, T.AlbertForSequenceClassification, dict(embedding_size=16)),
-    "deberta-v2": (T.DebertaV2Config, T.DebertaV2ForSequenceClassification, dict(relative_attention=True, pos_att_type=["p2c", "c2p"])),
-    "electra": (T.ElectraConfig, T.ElectraForSequenceClassification, dict(embedding_size=16)),
+    "distilbert": (T.DistilBertConfig, T.DistilBertForSequenceClassification, {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64}),
+    "albert": (T.AlbertConfig, T.AlbertForSequenceClassification, {"embedding_size": 16}),
+    "deberta-v2": (T.DebertaV2Config, T.DebertaV2ForSequenceClassification, {"relative_attention": True, "pos_att_type": ["p2c", "c2p"]}),
+    "electra": (T.ElectraConfig, T.ElectraForSequenceClassification, {"embedding_size": 16}),
     "mpnet": (T.MPNetConfig, T.MPNetForSequenceClassification, {}),
-    "modernbert": (T.ModernBertConfig, T.ModernBertForSequenceClassification, dict(global_attn_every_n_layers=1, local_attention=16)),
+    "modernbert": (T.ModernBertConfig, T.ModernBertForSequenceClassification, {"global_attn_every_n_layers": 1, "local_attention": 16}),
 }
 # Where each family keeps its transformer layers, and what sits outside its backbone (the head).
 LAYERS = {

@@ -5,7 +5,10 @@ one line each, with nothing half-written."""
 import contextlib
 import csv
 import dataclasses
+import importlib
+import importlib.util
 import os
+import re
 import shutil
 import subprocess
 
@@ -160,3 +163,41 @@ def test_the_docs_options_table_is_the_declared_options():
     start, end = DOCS_OPTIONS
     assert page.split(start, 1)[1].split(end, 1)[0].strip() == options_markdown(), \
         "docs/running.md is out of date: python -m bench.options docs/running.md"
+
+
+DOTTED = re.compile(r"\bbench(?:\.[A-Za-z_]\w*)+")
+FILE = re.compile(r"\bbench/[\w/]+\.py\b")
+
+
+def resolves(name: str) -> bool:
+    """A dotted name: its longest importable module prefix, then attributes for the rest."""
+    parts = name.split(".")
+    for end in range(len(parts), 0, -1):
+        try:
+            spec = importlib.util.find_spec(".".join(parts[:end]))
+        except ModuleNotFoundError:
+            spec = None
+        if spec is not None:
+            found = importlib.import_module(".".join(parts[:end]))
+            for attr in parts[end:]:
+                if not hasattr(found, attr):
+                    return False
+                found = getattr(found, attr)
+            return True
+    return False
+
+
+def test_every_bench_name_in_the_code_docs_and_reports_exists():
+    """A module moved or renamed leaves no stale dotted name or file path under bench behind: in the code
+    (where the messages and the instructions written into exports live), the docs, the suites
+    and the committed reports."""
+    listed = subprocess.run(["git", "ls-files", "*.py", "*.md", "*.yaml", "*.toml", "*.sh", "*.sbatch"], cwd=ROOT,
+                            capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout: the tracked files are not known")
+    stale = set()
+    for name in listed.stdout.split():
+        text = (ROOT / name).read_text(errors="replace")
+        stale |= {f"{name}: {n}" for n in set(DOTTED.findall(text)) if not resolves(n)}
+        stale |= {f"{name}: {p}" for p in set(FILE.findall(text)) if not (ROOT / p).is_file()}
+    assert not stale, sorted(stale)

@@ -8,8 +8,8 @@ import sys
 
 import pandas as pd
 import pytest
-from transformers import AutoConfig
 from conftest import ROOT, rounding_tolerance, write_suite
+from transformers import AutoConfig
 
 from bench.run import main
 
@@ -104,7 +104,7 @@ def launch_two_machines_on_loopback(*args, timeout=600):
         ]
         core = {cores[rank % len(cores)]}
         processes.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                          cwd=ROOT, preexec_fn=lambda core=core: os.sched_setaffinity(0, core)))
+                                          cwd=ROOT, preexec_fn=lambda core=core: os.sched_setaffinity(0, core)))  # noqa: PLW1509
     outputs = [p.communicate(timeout=timeout)[0] for p in processes]
     return [p.returncode for p in processes], outputs
 

@@ -90,7 +90,7 @@ def test_a_sweep_is_one_cell_per_point_each_validated(tmp_path, bert_dir, data_d
     bad = [{"name": "lora", "kind": "lora", "sweep": {"r": [4, 0]}}]
     from bench.errors import BenchError
 
-    with pytest.raises(BenchError, match="sweep point r=0.*'r' must be positive"):
+    with pytest.raises(BenchError, match=r"sweep point r=0.*'r' must be positive"):
         load_suite(str(write_suite(tmp_path, [bert_dir], data_dir, strategies=bad, name="bad", dataset={"validation_size": 20})))
     with pytest.raises(BenchError, match="a sweep is chosen on validation data, and the dataset has none"):
         load_suite(str(write_suite(tmp_path, [bert_dir], data_dir, strategies=strategies, name="noval")))

@@ -367,7 +367,7 @@ def test_the_recommendation_switches_at_the_traffic_a_constructed_case_predicts(
     exact = break_even_traffic((train_small, serve_small), (train_big, serve_big), months)
     assert exact == pytest.approx((train_big - train_small) / ((serve_small - serve_big) * months / 1e6))
     # with the tie band: big_total = (1 + tie) x small_total
-    per = lambda usd_per_million: usd_per_million * months / 1e6  # noqa: E731
+    per = lambda usd_per_million: usd_per_million * months / 1e6
     tied = (train_big - (1 + COST_TIE) * train_small) / ((1 + COST_TIE) * per(serve_small) - per(serve_big))
 
     for traffic, expected in ((tied * 0.99, "small"), (tied * 1.01, "big"), (tied / 100, "small"), (tied * 100, "big")):

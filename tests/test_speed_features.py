@@ -77,7 +77,7 @@ def test_every_process_trains_every_example_every_epoch_when_batches_are_sharded
                 shards.append(list(BatchSamplerShard(sampler, 2, index, split_batches=False, even_batches=True)))
                 sampler.passes = epoch if index == 0 else sampler.passes
             assert len(shards[0]) == len(shards[1]) == 5
-            assert set(i for shard in shards for batch in shard for i in batch) == set(range(75)), seed
+            assert {i for shard in shards for batch in shard for i in batch} == set(range(75)), seed
     plain = list(LengthGroupedBatches(lengths, 8, shuffle=True, seed=1))
     kept_last = list(LengthGroupedBatches(lengths, 8, shuffle=True, seed=1, short_last=True))
     assert [b for b in plain if len(b) == 8] == kept_last[:-1] and len(kept_last[-1]) == 3

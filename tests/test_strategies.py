@@ -51,7 +51,7 @@ def test_tiny_bert_has_the_documented_size(bert_dir):
     ],
 )
 def test_freeze_counts(bert_dir, params, expected):
-    c, model = counts(bert_dir, "freeze", **params)
+    c, _model = counts(bert_dir, "freeze", **params)
     assert c["trainable_params"] == expected
     assert c["total_params"] == BERT_TOTAL
 
@@ -118,7 +118,7 @@ def test_freeze_on_roberta_and_distilbert(roberta_dir, distilbert_dir):
     ],
 )
 def test_head_counts(bert_dir, params, expected):
-    c, model = counts(bert_dir, "head", **params)
+    c, _model = counts(bert_dir, "head", **params)
     assert c["trainable_params"] == expected
     assert c["total_params"] == BERT_TOTAL - CLASSIFIER + expected  # backbone with pooler + new head
 

@@ -168,7 +168,7 @@ def test_malformed_suites_fail_with_one_clear_line(tmp_path, data_dir, changes, 
 
 
 def test_unknown_suite_lists_the_available_ones():
-    with pytest.raises(BenchError, match="unknown suite 'nope'; available: .*freezing.*offline"):
+    with pytest.raises(BenchError, match=r"unknown suite 'nope'; available: .*freezing.*offline"):
         load_suite("nope")
 
 

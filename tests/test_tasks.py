@@ -36,7 +36,6 @@ def test_sentence_pairs_train_on_both_texts_and_string_labels_are_recorded(tmp_p
     assert predictions[0] == "idx,label,prediction,loss" and predictions[1].split(",")[1] in ("neg", "pos")
 
 
-
 def test_the_seed_notebooks_cnn_head_learns_on_cached_token_states(tmp_path, bert_dir):
     data_dir = tmp_path / "data"  # more examples than the shared fixture: a frozen random backbone generalises slowly
     write_csv(data_dir / "train.csv", make_examples(600, seed=5))

@@ -7,7 +7,6 @@ worked out by hand."""
 import numpy as np
 import pytest
 from scipy import optimize, stats
-
 from sklearn.covariance import ledoit_wolf_shrinkage
 
 from bench.decision.transferability import h_score, logme, probe, shrunk_h_score, spread
@@ -72,7 +71,7 @@ def test_the_shrunk_h_score_ranks_where_the_plain_one_cannot():
 def test_the_probe_is_a_validation_accuracy_with_its_wilson_interval():
     rng = np.random.default_rng(9)
     labels, held_out = rng.integers(0, 2, size=200), rng.integers(0, 2, size=100)
-    separable = lambda y: rng.normal(size=(len(y), 6)) + 4.0 * y[:, None]  # noqa: E731
+    separable = lambda y: rng.normal(size=(len(y), 6)) + 4.0 * y[:, None]
     accuracy, low, high = probe(separable(labels), labels, separable(held_out), held_out)
     assert accuracy == 1.0 and low < 1.0 == high
     accuracy, low, high = probe(rng.normal(size=(200, 6)), labels, rng.normal(size=(100, 6)), held_out)

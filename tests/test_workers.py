@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, a_workers_cores, run_cli, write_suite
@@ -62,7 +63,7 @@ def _children(pid: int) -> list[int]:
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                stat = open(f"/proc/{entry}/stat").read()
+                stat = Path(f"/proc/{entry}/stat").read_text()
             except OSError:
                 continue
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
@@ -123,7 +124,7 @@ def test_sigterm_stops_every_worker_without_a_row_and_a_rerun_finishes(tmp_path,
     out, _ = process.communicate(timeout=120)
     assert process.returncode == 143, out[-3000:]
     assert not output.exists() or read_rows(output) == []  # the runs in flight wrote nothing
-    assert not any(os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z" for pid in workers)
+    assert not any(os.path.exists(f"/proc/{pid}") and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z" for pid in workers)
     # the rerun, shortened, finishes the suite; each run once
     short = write_suite(tmp_path, [bert_dir], data_dir, strategies=[{**s, "epochs": 1} for s in slow] + [STRATEGIES[0]])
     result = run_cli("--suite", short, "--output", output, "--workers", "2")

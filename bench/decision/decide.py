@@ -197,7 +197,7 @@ class Decision:
             return str(folder / "merged")
         if not (folder / "config.json").is_file():
             raise BenchError(f"{config.label}'s saved run {folder} holds no transformers model (saved by an earlier "
-                             "version?); load it with bench.export.load_saved")
+                             "version?); load it with bench.deploy.export.load_saved")
         return str(folder)
 
 
@@ -222,7 +222,7 @@ def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = 
     judged = against_grid(budgeted, choice, ALPHA, COST_TIE) if budgeted is not None else None
     if spent is not None:
         why += " " + budget_clause(spent, judged)
-    size = lambda t: int(t.chosen.rows[0].get("train_examples") or 0)  # noqa: E731
+    size = lambda t: int(t.chosen.rows[0].get("train_examples") or 0)
     curves = {}
     if len({size(t) for t in tuned}) > 1:
         for config in build_configs(tuned, prices):
@@ -241,7 +241,7 @@ def choose_and_recommend(ok: list, stopped: list, prices: dict, traffic, months:
         tuned = choose(ok, stopped)
     except ValueError as err:
         raise BenchError(str(err)) from None
-    size = lambda t: int(t.chosen.rows[0].get("train_examples") or 0)  # noqa: E731
+    size = lambda t: int(t.chosen.rows[0].get("train_examples") or 0)
     largest = max(size(t) for t in tuned)
     configs = sorted(build_configs([t for t in tuned if size(t) == largest], prices), key=lambda c: -c.accuracy.mean)
     pool_serving(configs)  # one serving figure per served computation: drift between runs is not a difference

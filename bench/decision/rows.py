@@ -13,7 +13,6 @@ from bench.results.store import one_row_per_run, read_results
 NEEDED_COLUMNS = ("run_id", "config_id", "status", "checkpoint", "strategy", "seed", "test_accuracy", "train_seconds")
 
 
-
 def load_runs(paths: list[Path]) -> tuple[list[dict], list[dict], list[dict]]:
     """(ok rows, rows of runs that did not finish, stopped rows), one per run_id across all the
     CSVs (the latest ok row wins; a run that failed and later finished counts as finished).
@@ -44,14 +43,12 @@ def load_runs(paths: list[Path]) -> tuple[list[dict], list[dict], list[dict]]:
     return ok, not_ok, list(stopped.values())
 
 
-
 def group_by_config(rows: list[dict]) -> dict:
     """config_id -> its rows (one per seed)."""
     groups = {}
     for row in rows:
         groups.setdefault(row["config_id"], []).append(row)
     return groups
-
 
 
 def check_devices(rows: list[dict], mixed_ok: bool) -> list[str]:

@@ -81,9 +81,9 @@ class Tuned:
         edges = []
         for key, value in self.chosen.values.items():
             values = {p.values.get(key) for p in self.points + self.stopped_points}
-            if len(values) > 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-                if value in (min(values), max(values)):
-                    edges.append((key, "smallest" if value == min(values) else "largest"))
+            numeric = len(values) > 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+            if numeric and value in (min(values), max(values)):
+                edges.append((key, "smallest" if value == min(values) else "largest"))
         return edges
 
     @property
@@ -164,12 +164,12 @@ def rung_decision(points: list[RungPoint], eta: int, level: float, majority: flo
     scored = [(i, p) for i, p in enumerate(points) if p.accuracy is not None]
     if not scored:
         return RungDecision(True, [], [], {})
-    if majority is not None and all(p.correct is not None for _, p in scored):
-        if not any(above_rate_p_value(p.correct, majority) < level for _, p in scored):
-            best = max(p.accuracy for _, p in scored)
-            why = (f"no point is above the majority class's rate {majority:.4f} yet (best {best:.4f}; one-sided binomial "
-                   f"p >= {level:g}): the decision moves one epoch on")
-            return RungDecision(False, [p.config_id for _, p in scored], [], {p.config_id: why for _, p in scored})
+    outcomes = majority is not None and all(p.correct is not None for _, p in scored)
+    if outcomes and not any(above_rate_p_value(p.correct, majority) < level for _, p in scored):
+        best = max(p.accuracy for _, p in scored)
+        why = (f"no point is above the majority class's rate {majority:.4f} yet (best {best:.4f}; one-sided binomial "
+               f"p >= {level:g}): the decision moves one epoch on")
+        return RungDecision(False, [p.config_id for _, p in scored], [], {p.config_id: why for _, p in scored})
     ranked = sorted(scored, key=lambda entry: (-entry[1].accuracy, entry[0]))
     cut = [p for _, p in ranked[: max(1, len(points) // eta)]]
     weakest, below = cut[-1], [p for _, p in ranked[len(cut):]]

@@ -171,7 +171,7 @@ def load_line(form: str, num_labels: int, has_merged: bool, pad_token_id: int | 
         return line + ('; or the merged model: transformers.pipeline("text-classification", model=FOLDER + "/merged")'
                        if has_merged else "")
     return ('transformers.pipeline("text-classification", model=FOLDER + "/merged", trust_remote_code=True)  '
-            "# or bench.export.load_saved(FOLDER): the checkpoint's backbone + this folder's head.safetensors")
+            "# or bench.deploy.export.load_saved(FOLDER): the checkpoint's backbone + this folder's head.safetensors")
 
 
 def load_saved(folder: Path):

@@ -15,7 +15,7 @@ from bench.decision.stats import CONFIDENCE
 from bench.decision.text import accuracy, short_checkpoint, usd
 
 
-def intro(paths, decision: "Decision") -> str:
+def intro(paths, decision: Decision) -> str:
     configs = decision.configs
     first = configs[0].first
     runs = sum(len(p.rows) for t in decision.tuned for p in t.points)
@@ -39,7 +39,6 @@ def intro(paths, decision: "Decision") -> str:
     return text
 
 
-
 def weights(configs: list[Config]) -> str:
     """Which weights were compared: each checkpoint's revision (hub commit or weights hash),
     and a warning where one configuration's runs trained different weights (an unpinned hub
@@ -60,8 +59,7 @@ def weights(configs: list[Config]) -> str:
     return text
 
 
-
-def protocol(decision: "Decision") -> str:
+def protocol(decision: Decision) -> str:
     first = decision.configs[0].first
     if not first.get("validation_examples"):
         return ("These rows have no validation split: nothing was chosen on held-out data, and the test figures are those "
@@ -73,7 +71,6 @@ def protocol(decision: "Decision") -> str:
         "once per run, after training, and only the chosen points are compared on it. Cost per run is the chosen point's "
         "(training + validation time); the tuning cost is what every point and seed of its sweep used, shown beside it."
     )
-
 
 
 def tuning_note(swept: list[Config]) -> str:
@@ -88,7 +85,6 @@ def tuning_note(swept: list[Config]) -> str:
                "used is in the tuning cost." if any(c.tuned.stopped for c in swept) else ""))
 
 
-
 def reading(configs, best, args) -> str:
     same = [c.label for c in configs if c.indistinguishable and c is not best]
     worse = [c.label for c in configs if c.p_holm is not None and c.p_holm < ALPHA]
@@ -100,7 +96,6 @@ def reading(configs, best, args) -> str:
     if degenerate:
         parts.append(f"Degenerate (one class predicted, or accuracy at the majority rate), never recommended: {', '.join(degenerate)}.")
     return " ".join(parts)
-
 
 
 def tradeoffs(configs: list[Config], choice: Config) -> str:
@@ -117,7 +112,6 @@ def tradeoffs(configs: list[Config], choice: Config) -> str:
     return f"Cheaper, on the accuracy-vs-money frontier, against {choice.label}: {'; '.join(trades)}."
 
 
-
 def legend(args) -> str:
     return (
         f"Means over seeds with {CONFIDENCE:.0%} bootstrap intervals of the mean (scipy.stats.bootstrap, BCa; with few seeds "
@@ -131,7 +125,6 @@ def legend(args) -> str:
     )
 
 
-
 def significance_note(args) -> str:
     return (
         "Each chosen configuration against the best on the same test examples: McNemar's exact test when both ran one "
@@ -140,7 +133,6 @@ def significance_note(args) -> str:
         f"Indistinguishable means Holm-adjusted p >= {ALPHA}: the data cannot tell the two apart, not that they are equal. "
         "The t-test over seeds asks whether the difference exceeds seed-to-seed variation (seeds paired by number)."
     )
-
 
 
 def cost_note(configs, args) -> str:
@@ -154,7 +146,6 @@ def cost_note(configs, args) -> str:
         "loading, tokenizing, the test pass and compilation are not counted. The projection to the whole train split "
         "scales the cost per run by the number of examples (same epochs)."
     )
-
 
 
 def serving_note(configs: list, serve_at: str) -> str:
@@ -226,8 +217,8 @@ def screening_note(decision: Decision) -> str:
 def budget_note(decision: Decision) -> str:
     """How the bill was made, and whether the budgeted decision is the grid's."""
     bill = decision.bill
-    parts = ["The decision's bill: what the screen's scoring, the runs that finished and the points halving stopped "
-             "used (training + validation device-seconds, at the prices above)."]
+    parts = [("The decision's bill: what the screen's scoring, the runs that finished and the points halving stopped "
+             "used (training + validation device-seconds, at the prices above).")]
     if bill.grid_measured:
         parts.append("The full grid's cost is measured: its rows are in this report too (the suite run again with "
                      "--no-screen --no-halving).")

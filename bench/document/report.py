@@ -58,8 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-
-def build_document(paths, decision: "Decision", plots, sweep_plots, curve_plots, args, serving_plots=()) -> list[tuple[str, list]]:
+def build_document(paths, decision: Decision, plots, sweep_plots, curve_plots, args, serving_plots=()) -> list[tuple[str, list]]:
     """The report as sections of blocks (text, Table, Image), rendered to Markdown and HTML."""
     configs, best, choice, not_ok = decision.configs, decision.best, decision.choice, decision.not_ok
     sections = [
@@ -91,8 +90,7 @@ def build_document(paths, decision: "Decision", plots, sweep_plots, curve_plots,
     return sections
 
 
-
-def serving_section(decision: "Decision") -> list:
+def serving_section(decision: Decision) -> list:
     """The serving table, how the choice changes with traffic, and what was measured."""
     configs, months, serve_at = decision.configs, decision.months, decision.serve_at
     blocks = [tables.serving_table(configs, decision.traffic, months, serve_at)]
@@ -103,7 +101,6 @@ def serving_section(decision: "Decision") -> list:
                       + ("" if decision.traffic else " Pass --traffic N (predictions a month) to recommend on it."))
     blocks.append(prose.serving_note(configs, serve_at))
     return blocks
-
 
 
 def make_report(args) -> tuple[Path, Path, Path]:
@@ -129,7 +126,6 @@ def make_report(args) -> tuple[Path, Path, Path]:
     return md_path, html_path, plot_dir
 
 
-
 def make_sweep_plots(configs: list[Config], plot_dir: Path, stem: str) -> list[tuple[Path, str]]:
     out = []
     for config in configs:
@@ -140,7 +136,6 @@ def make_sweep_plots(configs: list[Config], plot_dir: Path, stem: str) -> list[t
     return out
 
 
-
 def make_curve_plots(curves: dict, plot_dir: Path, stem: str) -> list[tuple[Path, str]]:
     if not curves:
         return []
@@ -148,7 +143,6 @@ def make_curve_plots(curves: dict, plot_dir: Path, stem: str) -> list[tuple[Path
     path = plot_dir / "learning-curves.png"
     plot_learning_curves(curves, path, f"{stem}: how many labels do we need?")
     return [(path, "Test accuracy (chosen points, mean over seeds) and cost per run against the number of labelled training examples")]
-
 
 
 def pareto_plots(configs: list[Config], plot_dir: Path, stem: str, chosen: Config) -> list[tuple[Path, str]]:
@@ -172,8 +166,7 @@ def pareto_plots(configs: list[Config], plot_dir: Path, stem: str, chosen: Confi
     return plots
 
 
-
-def serving_pareto_plot(decision: "Decision", plot_dir: Path, stem: str) -> list[tuple[Path, str]]:
+def serving_pareto_plot(decision: Decision, plot_dir: Path, stem: str) -> list[tuple[Path, str]]:
     """Accuracy against serving cost per million predictions, beside the training-cost plot."""
     configs = decision.configs
     if not any(c.serving for c in configs):
@@ -187,7 +180,6 @@ def serving_pareto_plot(decision: "Decision", plot_dir: Path, stem: str) -> list
         frontier_label="Pareto frontier (nothing cheaper to serve is as accurate)", x_format=lambda v: f"${v:.2g}")
     names = ", ".join(configs[i].label for i in front)
     return [(path, f"Accuracy vs serving cost per million predictions; Pareto frontier: {names}")]
-
 
 
 @one_line_errors

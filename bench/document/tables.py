@@ -3,6 +3,8 @@ tuning, learning curves, serving. Numbers are written by bench/decision/text.py.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from bench.decision.budget import Bill, seconds
@@ -23,14 +25,13 @@ from bench.document.render import Table
 
 def fit_flag(loss_ratio: float, overfit_below: float, fine_above: float) -> str:
     """The seed notebook's reading of train loss / validation loss."""
-    if loss_ratio != loss_ratio:  # NaN: no held-out loss to compare with
+    if math.isnan(loss_ratio):  # no held-out loss to compare with
         return "n/a"
     if loss_ratio < overfit_below:
         return "overfits"
     if loss_ratio <= fine_above:
         return "watch"
     return "fine"
-
 
 
 def configuration_table(configs: list[Config], best: Config, choice: Config, args) -> Table:
@@ -63,7 +64,6 @@ def configuration_table(configs: list[Config], best: Config, choice: Config, arg
     )
 
 
-
 def significance_table(configs: list[Config], best: Config) -> Table:
     rows = []
     for c in configs:
@@ -88,7 +88,6 @@ def significance_table(configs: list[Config], best: Config) -> Table:
                   f"indistinguishable (p >= {ALPHA})", "paired t-test over seeds (Holm)"], rows)
 
 
-
 def cost_table(configs: list[Config]) -> Table:
     rows = []
     for c in sorted(configs, key=lambda c: c.cost_usd.mean):
@@ -108,7 +107,6 @@ def cost_table(configs: list[Config]) -> Table:
                   "test accuracy points above the majority class per $",
                   f"projected cost on the whole train split ({int(whole):,} examples)" if whole else "projected cost on the whole split"],
                  rows)
-
 
 
 def budget_table(bill: Bill, screened: int) -> Table:
@@ -153,7 +151,6 @@ def tuning_table(swept: list[Config]) -> Table:
     return Table(["configuration", "point", "seeds run", "validation accuracy (seeds compared)", "choice"], rows)
 
 
-
 def learning_curve_table(curves: dict) -> Table:
     sizes = sorted({size for points in curves.values() for size in points})
     rows = []
@@ -162,19 +159,16 @@ def learning_curve_table(curves: dict) -> Table:
     return Table(["configuration"] + [f"{s:,} labels: test accuracy (cost per run)" for s in sizes], rows)
 
 
-
 def with_interval(summary: Summary, fmt) -> str:
     if summary.low is None:
         return fmt(summary.mean)
     return f"{fmt(summary.mean)} [{fmt(summary.low)}, {fmt(summary.high)}]"
 
 
-
 def per_seed(summary: Summary, fmt) -> str:
     if summary.n >= 6:
         return f"sd {summary.std:.3f}"
     return ", ".join(fmt(v) for v in summary.values) + (f" (sd {summary.std:.3f})" if summary.std is not None else "")
-
 
 
 def serving_table(configs: list, traffic: float | None, months: float, serve_at: str) -> Table:
@@ -202,7 +196,6 @@ def serving_table(configs: list, traffic: float | None, months: float, serve_at:
     if traffic is not None:
         headers.append(f"total at {count(traffic)}/month x {months:g} months")
     return Table(headers, rows)
-
 
 
 def megabytes(value: float | None) -> str:

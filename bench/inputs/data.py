@@ -7,6 +7,7 @@ evaluation subset (`idx`), so per-example predictions can be paired across runs.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -146,7 +147,7 @@ def _check_texts(splits: dict, spec: DatasetSpec) -> None:
 def check_labels(found: set, column: str) -> list:
     """The sorted label values (label id i stands for values[i]). Strings are class names;
     numbers must be the integers 0..K-1 (floats, NaN, gaps or negatives are refused)."""
-    if any(v is None or (isinstance(v, float) and v != v) for v in found):
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in found):
         raise BenchError(f"dataset column '{column}' has empty labels; fill or drop those rows")
     numbers = [v for v in found if isinstance(v, (int, float)) and not isinstance(v, bool)]
     if numbers and len(numbers) != len(found):
@@ -204,7 +205,7 @@ def _load_raw(spec: DatasetSpec) -> dict:
     check_config(spec)
     try:
         hub = datasets.load_dataset(spec.name, spec.config)
-    except Exception as err:  # the hub raises many types: ConnectionError, DatasetNotFoundError, ...
+    except Exception as err:  # noqa: BLE001 - the hub raises many types: ConnectionError, DatasetNotFoundError, ...
         raise BenchError(
             f"cannot load dataset '{_named(spec)}' from the hub ({first_line(err)}); for local files pass "
             f"--data-dir DIR or set BENCH_DATA_DIR to a folder holding {spec.train_split}.csv and {spec.eval_split}.csv"
@@ -260,7 +261,7 @@ def _load_files(files: dict) -> dict:
         raise BenchError(f"dataset files must all be .csv, .json/.jsonl or .parquet, got {', '.join(files.values())}")
     try:
         loaded = datasets.load_dataset(kinds.pop(), data_files=files)
-    except Exception as err:  # datasets wraps the reader's error; its cause says what is wrong
+    except Exception as err:  # noqa: BLE001 - datasets wraps the reader's error; its cause says what is wrong
         cause = err
         while cause.__cause__ is not None or cause.__context__ is not None:
             cause = cause.__cause__ or cause.__context__
@@ -291,7 +292,7 @@ class LengthGroupedBatches(torch.utils.data.Sampler):
         self.passes = 0
 
     def __len__(self):
-        return -(-len(self.lengths) // self.batch_size)
+        return math.ceil(len(self.lengths) / self.batch_size)
 
     def __iter__(self):
         if not self.shuffle:

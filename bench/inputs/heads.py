@@ -9,6 +9,8 @@ part of this project installed. The training code and the exported model are the
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
@@ -18,7 +20,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 def mlp(size_in: int, hidden: list[int], num_labels: int, dropout: float) -> nn.Sequential:
     """Linear -> ReLU (-> Dropout) per hidden size, then Linear to the labels."""
     sizes, layers = [size_in, *hidden], []
-    for a, b in zip(sizes, sizes[1:]):
+    for a, b in itertools.pairwise(sizes):
         layers += [nn.Linear(a, b), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
     return nn.Sequential(*layers, nn.Linear(sizes[-1], num_labels))
 

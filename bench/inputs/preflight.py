@@ -35,7 +35,6 @@ def check_checkpoints(suite) -> dict:
     return revisions
 
 
-
 def check_room_for_text(tokenizer, suite, spec: str) -> None:
     """A max_length that the special tokens alone fill leaves no room for the text."""
     pairs = bool(suite.dataset.text_pair_column)
@@ -44,7 +43,6 @@ def check_room_for_text(tokenizer, suite, spec: str) -> None:
     if shortest <= special:
         raise BenchError(f"max_length {shortest} leaves no room for text: {spec}'s tokenizer adds {special} special tokens "
                          f"to each {'pair' if pairs else 'example'}; set max_length > {special}")
-
 
 
 def preflight(suite, num_labels: int) -> dict:
@@ -66,7 +64,7 @@ def preflight(suite, num_labels: int) -> dict:
                 plan = build_model(strategy.kind, checkpoint, strategy.params)
             except BenchError:
                 raise
-            except Exception as err:  # e.g. peft rejecting an option value
+            except Exception as err:  # noqa: BLE001 - e.g. peft rejecting an option value
                 raise BenchError(
                     f"strategy '{strategy.name}' cannot be applied to {spec}: {type(err).__name__}: {first_line(err)}"
                 ) from None
@@ -74,7 +72,6 @@ def preflight(suite, num_labels: int) -> dict:
             if strategy.name in checkpointed:
                 check_checkpointing(plan.model, spec, strategy.name)
     return counts
-
 
 
 def check_checkpointing(model, spec: str, strategy: str) -> None:
@@ -96,7 +93,6 @@ def position_limit(config) -> int | None:
     return limit
 
 
-
 def go_offline_if_hub_unreachable(suite) -> None:
     """If the suite needs the Hugging Face Hub and it cannot be reached, switch to offline
     mode: cached files still load, and anything uncached fails at once with our one-line
@@ -116,7 +112,6 @@ def go_offline_if_hub_unreachable(suite) -> None:
     except OSError:
         os.environ["HF_HUB_OFFLINE"] = "1"
         print(f"note: the Hugging Face Hub ({host}) is unreachable; using only locally cached files", file=sys.stderr)
-
 
 
 def check_processes_connected(accelerator) -> None:

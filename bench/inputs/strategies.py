@@ -15,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 import re
 import warnings
-from typing import Annotated, Callable
+from collections.abc import Callable
+from typing import Annotated
 
 from pydantic import Field
 from torch import nn

@@ -32,7 +32,6 @@ def selected_cells(options: RunOptions, cells: list, suite) -> list:
     return cells
 
 
-
 def screened(cells: list, kept: list[str]) -> list:
     """The cells of the checkpoints a screen kept (bench/launch/screen.py)."""
     return [cell for cell in cells if cell.checkpoint in kept]
@@ -44,7 +43,6 @@ def pending_cells(cells: list, output: Path, force: bool, say) -> list:
     if done:
         say(f"{len(done)} of {len(cells)} runs already have an ok row in {output}: skipped (--force reruns them)")
     return [cell for cell in cells if cell.run_id() not in done]
-
 
 
 def chosen_point(report_rows: list, cell, cells) -> str | None:
@@ -65,7 +63,6 @@ def chosen_point(report_rows: list, cell, cells) -> str | None:
     return choose(ok)[0].chosen.config_id if ok else ""
 
 
-
 def say_plan(suite, cells: list, data, where: str, say) -> None:
     splits, labels = data.splits, data.labels
     say(f"suite {suite.name}: {suite.description}" if suite.description else f"suite {suite.name}")
@@ -73,7 +70,6 @@ def say_plan(suite, cells: list, data, where: str, say) -> None:
     deferred = sum(cell.needs_choice for cell in cells)
     say(f"{len(cells) - deferred} runs" + (f" (+ {deferred} later seeds, run for each sweep's chosen point only)" if deferred else "")
         + f"; {len(splits['train'])} train / {validation}{len(splits['eval'])} test examples, {len(labels)} labels; {where}")
-
 
 
 def print_cells(cells, counts: dict, accelerator, say) -> None:
@@ -90,10 +86,8 @@ def print_cells(cells, counts: dict, accelerator, say) -> None:
         )
 
 
-
 def _short(text: str, width: int) -> str:
     return text if len(text) <= width else "..." + text[-(width - 3):]
-
 
 
 def validation_source(dataset) -> str:
@@ -102,7 +96,6 @@ def validation_source(dataset) -> str:
     if dataset.files and "validation" in dataset.files:
         return "validation file"
     return f"carved from {dataset.train_split}" if dataset.validation_size else ""
-
 
 
 def run_context(suite, data, device: str, peak, peak_source: str, revisions: dict):

@@ -132,7 +132,8 @@ def start(slot: Slot, task: Task, options: RunOptions, output: Path, log_dir: Pa
     process = subprocess.Popen(
         worker_command(options, output, [c.run_id() for c in task.cells]),
         stdout=handle, stderr=subprocess.STDOUT, env=env,
-        preexec_fn=(lambda: os.sched_setaffinity(0, slot.cores)) if hasattr(os, "sched_setaffinity") else None,
+        # between fork and exec only a system call runs (no lock a thread could hold): safe with threads
+        preexec_fn=(lambda: os.sched_setaffinity(0, slot.cores)) if hasattr(os, "sched_setaffinity") else None,  # noqa: PLW1509
         start_new_session=True,  # a Ctrl-C reaches the pool, which stops the workers itself
     )
     handle.close()

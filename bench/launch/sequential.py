@@ -49,7 +49,7 @@ from bench.train.tracking import CellTracking, tracking_folder
 
 def quiet_bars_when_logging() -> None:
     """Output to a file (a SLURM log, a worker's log): datasets' and transformers' loading bars
-    say nothing a log needs; the training bar updates every 10 s (bench.progress_interval) and each run's
+    say nothing a log needs; the training bar updates every 10 s (bench.cli.progress_interval) and each run's
     summary line stays."""
     if not sys.stderr.isatty():
         datasets.disable_progress_bars()
@@ -107,7 +107,6 @@ def run_here(options: RunOptions, suite, output: Path) -> int:
     if failures:
         say(f"{failures} of {len(cells)} runs did not finish ok; see the status and error columns of {output}")
     return 1 if failures else 0
-
 
 
 @dataclasses.dataclass

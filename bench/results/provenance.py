@@ -26,7 +26,6 @@ def write_predictions(output: Path, run_id: str, started: str, predictions: list
     return str(path.relative_to(output.parent))
 
 
-
 def library_versions() -> str:
     parts = []
     for name in ("torch", "transformers", "accelerate", "peft", "datasets", "evaluate"):
@@ -35,7 +34,6 @@ def library_versions() -> str:
         except PackageNotFoundError:
             parts.append(f"{name}=missing")
     return " ".join(parts)
-
 
 
 def git_commit() -> str:

@@ -30,7 +30,6 @@ class RunContext:
     validation_majority_rate: float | None = None  # the validation split's most frequent label's share
 
 
-
 @dataclasses.dataclass(frozen=True)
 class RunOutcome:
     """How one run went, besides what it measured: a wrong field fails when the run starts,
@@ -47,7 +46,6 @@ class RunOutcome:
     predictions_file: str = ""
     saved_model: str = ""
     pad_token: str = ""
-
 
 
 def build_row(cell, context: RunContext, run: RunOutcome, result=None) -> dict:
@@ -95,7 +93,6 @@ def build_row(cell, context: RunContext, run: RunOutcome, result=None) -> dict:
     return row
 
 
-
 def row_summary(row: dict) -> str:
     if row["status"] == Status.PAUSED:
         return f"paused at epoch {row['epochs_run']} (halving): validation {row['validation_accuracy']:.4f}, its state kept"
@@ -107,7 +104,6 @@ def row_summary(row: dict) -> str:
             + _serving_summary(row))
 
 
-
 def _serving_summary(row: dict) -> str:
     if row.get("serving_error"):
         return f"; serving not measured: {row['serving_error']}"
@@ -115,7 +111,6 @@ def _serving_summary(row: dict) -> str:
         return ""
     return (f"; served {row['serving_form']}: p50 {float(row['serving_latency_p50_ms']):.1f} ms at batch 1, "
             f"{float(row['serving_samples_per_s']):,.0f}/s at batch {row['serving_batch_size']}")
-
 
 
 def _ratio(value) -> str:

@@ -65,7 +65,6 @@ def storage_error(err: OSError, path: Path) -> BenchError:
     return BenchError(f"cannot write beside the report {path}: {err.strerror or err}")
 
 
-
 def _header_and_complete_end(path: Path, tail: int = 1 << 16) -> tuple[list | None, int]:
     """The report's header and where its last complete line ends, reading only the first
     line and the file's tail (appends stay cheap however long the report grows)."""
@@ -86,7 +85,6 @@ def _header_and_complete_end(path: Path, tail: int = 1 << 16) -> tuple[list | No
     return header, end
 
 
-
 def read_rows(path: Path) -> list[dict]:
     """The report's complete rows (a torn last line is not a row)."""
     if not path.exists():
@@ -95,14 +93,12 @@ def read_rows(path: Path) -> list[dict]:
     return list(csv.DictReader(io.StringIO(data[: data.rfind(b"\n") + 1].decode())))
 
 
-
 def read_results(path: Path) -> list[Row]:
     """The report's complete rows, typed (`Row.parse`); a malformed row is a BenchError."""
     try:
         return [Row.parse(row, f"{path}: ") for row in read_rows(path)]
     except (UnicodeDecodeError, csv.Error) as err:
         raise BenchError(f"{path} is not a CSV report ({err})") from None
-
 
 
 def one_row_per_run(rows: list[dict]) -> dict:
@@ -117,10 +113,8 @@ def one_row_per_run(rows: list[dict]) -> dict:
     return kept
 
 
-
 def ok_run_ids(path: Path) -> set[str]:
     return {row["run_id"] for row in read_rows(path) if row.get("status") == Status.OK}
-
 
 
 @contextlib.contextmanager
@@ -133,7 +127,6 @@ def locked(path: Path):
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
 
 
 def _csv_lines(with_header: bool, record: dict) -> str:

@@ -25,7 +25,6 @@ class StrategySpec:
     params: dict  # the kind's own options (patterns, r, hidden, ...)
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Cell:
     """One run of the suite."""
@@ -97,7 +96,6 @@ class Cell:
         return path
 
 
-
 # Fields added after reports with run_ids existed: hashed only when a suite sets them, so a
 # suite that does not use them keeps its run_ids (and resume keeps working).
 HASHED_ONLY_WHEN_SET = {
@@ -107,20 +105,16 @@ HASHED_ONLY_WHEN_SET = {
 }
 
 
-
 # Fields that name things without changing what a run computes: never hashed.
 NOT_HASHED = {"dataset": {"label_names"}}
-
 
 
 def _drop_unset(values: dict, unset: dict) -> dict:
     return {k: v for k, v in values.items() if not (k in unset and v == unset[k])}
 
 
-
 def _hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
 
 
 def _short_value(value) -> str:

@@ -51,8 +51,8 @@ class Suite:
     sweep_seeds: str  # all, or first: sweep points on the first seed, the chosen point on every seed
     mixed_precision: str
     path: Path
-    serving: ServingSpec = ServingSpec()
-    tracking: TrackingSpec = TrackingSpec()
+    serving: ServingSpec = dataclasses.field(default_factory=ServingSpec)
+    tracking: TrackingSpec = dataclasses.field(default_factory=TrackingSpec)
     screen: ScreenSpec | None = None  # None: every checkpoint is fine-tuned
     halving: HalvingSpec | None = None  # None: every sweep point trains to the last epoch
 

@@ -40,7 +40,7 @@ class ExampleTensors:
         self.has_sequence = any(k in tensors for k in SEQUENCE_KEYS)
 
     @classmethod
-    def from_tokenized(cls, split, pad_token_id: int, max_length: int, device) -> "ExampleTensors":
+    def from_tokenized(cls, split, pad_token_id: int, max_length: int, device) -> ExampleTensors:
         """Token ids padded to max_length (right side, attention mask 0 on padding)."""
         lengths = [len(ids) for ids in split["input_ids"]]
         real = torch.arange(max_length) < torch.tensor(lengths)[:, None]  # where each row's tokens go

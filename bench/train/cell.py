@@ -75,7 +75,7 @@ def run_cell(cell, accelerator, checkpoint, splits, reuse: Reuse, output: Path, 
         if err.errno == errno.ENOSPC:
             raise storage_error(err, output) from None
         return failed_row(cell, context, run, err, accelerator)
-    except Exception as err:  # a run that did not finish is recorded as what happened, never given numbers
+    except Exception as err:  # noqa: BLE001 - a run that did not finish is recorded as what happened, never given numbers
         return failed_row(cell, context, run, err, accelerator)
     return build_row(cell, context, replace(run, ended_at=now()), result)
 
@@ -160,7 +160,6 @@ def write_run_files(cell, result, model, tokenizer, output: Path, context, start
     return files
 
 
-
 def tokenized_for(cell, checkpoint, splits, tokenized_cache: dict, accelerator):
     """(tokenized splits, tokenizer, seconds spent): tokenized once per tokenizer and length,
     reused by every strategy and seed of the suite."""
@@ -178,7 +177,6 @@ def tokenized_for(cell, checkpoint, splits, tokenized_cache: dict, accelerator):
     return tokenized, tokenizer, round(time.perf_counter() - start, 3)
 
 
-
 def failure_status(err: Exception, batch_size: int) -> tuple[Status, str]:
     """(status, error) for a run that raised `err`: diverged, oom or failed."""
     if isinstance(err, Diverged):
@@ -188,14 +186,12 @@ def failure_status(err: Exception, batch_size: int) -> tuple[Status, str]:
     return Status.FAILED, f"{type(err).__name__}: {first_line(err)}"
 
 
-
 def release_memory(accelerator) -> None:
     """After a run that raised: drop what it held so the next cell starts with free memory."""
     accelerator.free_memory()
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
 
 
 def now() -> str:

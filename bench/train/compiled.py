@@ -12,7 +12,6 @@ import torch._dynamo
 CAPTURE_CALLS = 3  # CUDA graph trees: a warm-up run, the recording, a first replay
 
 
-
 def resolve_compile(setting, device) -> str | None:
     """The torch.compile mode for this run, or None. `auto` compiles on CUDA, where CUDA
     graphs remove the per-kernel launch cost that bounds small-batch steps (measured:
@@ -25,9 +24,7 @@ def resolve_compile(setting, device) -> str | None:
     return None
 
 
-
 _COMPILED: dict = {}
-
 
 
 def compile_forward(model: torch.nn.Module, mode: str) -> None:
@@ -46,7 +43,6 @@ def compile_forward(model: torch.nn.Module, mode: str) -> None:
     model.forward = MethodType(_COMPILED[key], model)
 
 
-
 def one_step_no_update(model, examples, width, batch_size, rows, accelerator) -> None:
     """Forward + backward on the first examples, eagerly, then the gradients are dropped:
     nothing trains and the random state is restored, so the run is the same with or without it."""
@@ -57,7 +53,6 @@ def one_step_no_update(model, examples, width, batch_size, rows, accelerator) ->
         accelerator.backward(model(**examples.batch(idx, width, rows)).loss)
     for p in model.parameters():
         p.grad = None
-
 
 
 def capture_shapes(model, train_set, widths, rows, accelerator) -> None:

@@ -131,7 +131,6 @@ class PassThroughEmbeddings(nn.Module):
 COMPUTE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-
 def device_examples(cell, plan: Prepared, tokenized, tokenizer, accelerator, measure, shared_features):
     """The examples as tensors on the device and the model that trains on them. Where the plan
     has a frozen part, its outputs are computed once (or taken from `shared_features`, where an
@@ -166,14 +165,12 @@ def device_examples(cell, plan: Prepared, tokenized, tokenizer, accelerator, mea
     return model, sets, True, reused
 
 
-
 def feature_key(cell: Cell, plan: Prepared, split: str, examples: int) -> tuple:
     """What a cached frozen output depends on: the checkpoint, the examples, their length,
     the compute dtype and what the frozen part computes. Not the seed, the learning rate or
     anything else that only the trained part sees."""
     return (cell.checkpoint, cell.dataset.model_dump_json(exclude={"train_size"}), split, examples,
             cell.hparams.max_length, cell.mixed_precision, plan.cache_key)
-
 
 
 def set_problem_type(model: torch.nn.Module) -> None:

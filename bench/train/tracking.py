@@ -20,6 +20,7 @@ own defaults.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def final_values(row: dict) -> dict:
             number = float(row.get(key))
         except (TypeError, ValueError):
             continue
-        if number == number:  # not NaN
+        if not math.isnan(number):
             out[f"final/{key}"] = number
     return out
 
