@@ -145,6 +145,14 @@ def make_curve_plots(curves: dict, plot_dir: Path, stem: str) -> list[tuple[Path
     return [(path, "Test accuracy (chosen points, mean over seeds) and cost per run against the number of labelled training examples")]
 
 
+def parameters(value: float) -> str:
+    """A parameter count as a tick label: 25k, 1.2M, 110M."""
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
 def pareto_plots(configs: list[Config], plot_dir: Path, stem: str, chosen: Config) -> list[tuple[Path, str]]:
     measures = {r.get("memory_measure", "") for c in configs for r in c.rows}
     memory = "CPU: peak RSS of the whole process" if any(m.startswith("cpu") for m in measures) else "CUDA max allocated"
@@ -152,7 +160,7 @@ def pareto_plots(configs: list[Config], plot_dir: Path, stem: str, chosen: Confi
         ("pareto-cost.png", lambda c: c.cost_usd.mean, "cost per run: training + validation (USD, log scale; prices: see Cost)",
          "accuracy vs money", "nothing cheaper is as accurate", lambda v: f"${v:.2g}"),
         ("pareto-params.png", lambda c: c.trainable_params, "trainable parameters (log scale)",
-         "accuracy vs trainable parameters", "nothing with fewer trainable parameters is as accurate", None),
+         "accuracy vs trainable parameters", "nothing with fewer trainable parameters is as accurate", parameters),
         ("pareto-memory.png", lambda c: c.peak_memory_mb, f"peak memory per process (MB; {memory})",
          "accuracy vs peak memory", "nothing using less memory is as accurate", None),
     ]
