@@ -7,6 +7,7 @@ import torch
 from conftest import make_examples, rounding_tolerance
 
 from bench.deploy.serving import (
+    Requests,
     batch1_latency,
     merged_adapter,
     model_input_tokens,
@@ -27,11 +28,11 @@ def _model(bert_dir, kind, params=None):
 
 def test_batch1_latency_percentiles_are_ordered_over_at_least_the_stated_calls(bert_dir):
     model, tokenizer = _model(bert_dir, "full")
-    latency = batch1_latency(model, tokenizer, TEXTS, 32, CPU, min_calls=30, min_seconds=0.2, warmup=3)
+    latency = batch1_latency(model, Requests(TEXTS, tokenizer, 32, CPU), min_calls=30, min_seconds=0.2, warmup=3)
     assert latency.calls >= 30
     assert 0 < latency.p50_ms <= latency.p95_ms <= latency.p99_ms
     assert latency.tokenize_ms > 0 and 0 < latency.input_tokens <= 32
-    rate = throughput(model, tokenizer, TEXTS, 32, CPU, batch_size=8, min_calls=5, min_seconds=0.2)
+    rate = throughput(model, Requests(TEXTS, tokenizer, 32, CPU), batch_size=8, min_calls=5, min_seconds=0.2)
     assert rate.calls >= 5 and rate.samples_per_s > 0 and rate.batch_size == 8
 
 

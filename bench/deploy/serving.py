@@ -21,6 +21,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import time
 
 import numpy as np
@@ -65,27 +66,40 @@ def model_input_tokens(model, encoded: dict) -> int:
     return int(encoded["attention_mask"].sum(dim=1).median().item()) + int(virtual)
 
 
-def encode(tokenizer, requests: list, max_length: int, padding: bool | str = True) -> dict:
-    """Requests (a text, or a text and its pair) as one batch of tensors."""
-    texts = [request if isinstance(request, str) else request[0] for request in requests]
-    pairs = None if all(isinstance(r, str) or len(r) == 1 for r in requests) else [r[1] for r in requests]
-    return tokenizer(texts, pairs, truncation=True, max_length=max_length, padding=padding, return_tensors="pt")
+@dataclasses.dataclass(frozen=True)
+class Requests:
+    """What a server receives and how it turns it into tensors: the requests (texts, or (text,
+    pair) tuples), the run's tokenizer and max length, the padding (True: to the batch's longest;
+    "max_length": one static shape per batch size, for a compiled model) and the device the
+    model runs on."""
+    texts: list
+    tokenizer: object
+    max_length: int
+    device: torch.device
+    padding: bool | str = True
+
+    def encode(self, batch: list) -> dict:
+        """Some requests as one batch of tensors, as the server's tokenizer makes them."""
+        texts = [request if isinstance(request, str) else request[0] for request in batch]
+        pairs = None if all(isinstance(r, str) or len(r) == 1 for r in batch) else [r[1] for r in batch]
+        return self.tokenizer(texts, pairs, truncation=True, max_length=self.max_length, padding=self.padding,
+                              return_tensors="pt")
 
 
-def batch1_latency(model, tokenizer, texts: list, max_length: int, device: torch.device,
-                   min_calls: int = 100, min_seconds: float = 10.0, warmup: int = 10, padding: bool | str = True) -> Latency:
-    """One request at a time, cycling through `texts` (strings, or (text, pair) tuples), until
-    both minimums are met."""
+def batch1_latency(model, requests: Requests, min_calls: int = 100, min_seconds: float = 10.0,
+                   warmup: int = 10) -> Latency:
+    """One request at a time, cycling through the requests, until both minimums are met."""
     model.eval()
+    texts, device = requests.texts, requests.device
     for text in texts[:max(warmup, 1)]:
-        _forward(model, encode(tokenizer, [text], max_length, padding), device)
+        _forward(model, requests.encode([text]), device)
     _sync(device)
     model_ms, tokenize_ms, tokens = [], [], []
     start = time.perf_counter()
     while len(model_ms) < min_calls or time.perf_counter() - start < min_seconds:
         text = texts[len(model_ms) % len(texts)]
         t0 = time.perf_counter()
-        encoded = encode(tokenizer, [text], max_length, padding)
+        encoded = requests.encode([text])
         t1 = time.perf_counter()
         _forward(model, encoded, device)
         _sync(device)
@@ -97,15 +111,14 @@ def batch1_latency(model, tokenizer, texts: list, max_length: int, device: torch
     return Latency(float(p50), float(p95), float(p99), len(model_ms), float(np.median(tokenize_ms)), int(np.median(tokens)))
 
 
-def throughput(model, tokenizer, texts: list, max_length: int, device: torch.device, batch_size: int,
-               min_calls: int = 10, min_seconds: float = 10.0, padding: bool | str = True) -> Throughput:
-    """Samples per second of the model alone at `batch_size`, over batches of consecutive texts
+def throughput(model, requests: Requests, batch_size: int, min_calls: int = 10, min_seconds: float = 10.0) -> Throughput:
+    """Samples per second of the model alone at `batch_size`, over batches of consecutive requests
     (tokenized beforehand: a server batches what its tokenizer workers already encoded). With
-    fewer texts than `batch_size`, they are repeated to fill the batch."""
+    fewer requests than `batch_size`, they are repeated to fill the batch."""
     model.eval()
-    texts = list(texts) * -(-batch_size // len(texts)) if len(texts) < batch_size else list(texts)
-    batches = [encode(tokenizer, texts[i:i + batch_size], max_length, padding)
-               for i in range(0, len(texts) - batch_size + 1, batch_size)]
+    texts, device = list(requests.texts), requests.device
+    texts = texts * math.ceil(batch_size / len(texts)) if len(texts) < batch_size else texts
+    batches = [requests.encode(texts[i:i + batch_size]) for i in range(0, len(texts) - batch_size + 1, batch_size)]
     _forward(model, batches[0], device)  # warm-up: allocator, kernels
     _sync(device)
     samples, calls = 0, 0
@@ -167,55 +180,53 @@ def served_computation(model, max_length: int, device: torch.device, settings, d
     return hashlib.sha256(json.dumps(served, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def measure_serving(model, tokenizer, requests: list, max_length: int, device: torch.device, settings, autocast=None,
-                    compile_mode: str | None = None, pretrained_changed: bool = True, carried: dict | None = None) -> dict:
-    """The serving columns of a run's row. `requests`: texts (or (text, pair) tuples) as a
-    server receives them; `settings`: the suite's ServingSpec; `autocast`: the run's autocast
-    context (its compute dtype); `compile_mode`: the run's torch.compile mode (its forward is
-    already compiled; a merged copy is compiled the same way); `pretrained_changed`: whether
-    any pretrained weight trained (then the whole model must be stored to serve it);
-    `carried`: the timed figures (TIMED) of an earlier run that served the same computation,
-    used instead of timing this model again."""
+def measure_serving(model, requests: Requests, settings, autocast=None, compile_mode: str | None = None,
+                    pretrained_changed: bool = True, carried: dict | None = None) -> dict:
+    """The serving columns of a run's row. `requests`: what a server receives (its padding is
+    set here from `compile_mode`); `settings`: the suite's ServingSpec; `autocast`: the run's
+    autocast context (its compute dtype); `compile_mode`: the run's torch.compile mode (its
+    forward is already compiled; a merged copy is compiled the same way, and both are fed one
+    static shape per batch size); `pretrained_changed`: whether any pretrained weight trained
+    (then the whole model must be stored to serve it); `carried`: the timed figures (TIMED) of
+    an earlier run that served the same computation, used instead of timing this model again."""
     start = time.perf_counter()
-    padding = "max_length" if compile_mode else True  # compiled: one static shape per batch size
+    requests = dataclasses.replace(requests, padding="max_length" if compile_mode else True)
     deployed = merged_adapter(model)
     is_merged = deployed is not model
     if is_merged and compile_mode and carried is None:
         compile_forward(deployed, compile_mode)
     with autocast or contextlib.nullcontext():
         if carried is None:
-            columns = timed_figures(model, deployed, tokenizer, requests, max_length, device, settings, padding)
+            columns = timed_figures(model, deployed, requests, settings)
         else:
             columns = {name: carried[name] for name in TIMED if carried.get(name) not in (None, "")}
         columns["serving_stored_mb"] = stored_mb(deployed, whole=pretrained_changed or is_merged)
         if is_merged:
             columns["unmerged_stored_mb"] = stored_mb(model, whole=False)
-            columns["merged_agreement"] = agreement(model, deployed, tokenizer, requests, max_length, device,
-                                                    settings.batch_sizes[0], padding)
+            columns["merged_agreement"] = agreement(model, deployed, requests, settings.batch_sizes[0])
     del deployed
     columns["serving_seconds"] = time.perf_counter() - start
     return columns
 
 
-def timed_figures(model, deployed, tokenizer, requests, max_length, device, settings, padding) -> dict:
+def timed_figures(model, deployed, requests: Requests, settings) -> dict:
     """Latency and throughput of the deployed form (and, for a merged adapter, of the adapter
     model as trained)."""
-    form = measure_form(deployed, tokenizer, requests, max_length, device, settings, padding)
+    form = measure_form(deployed, requests, settings)
     columns = form_columns(form, "merged" if deployed is not model else "as trained")
     columns["serving_input_tokens"] = form.latency.input_tokens
     if deployed is not model:
-        trained = measure_form(model, tokenizer, requests, max_length, device, settings, padding)
+        trained = measure_form(model, requests, settings)
         columns.update(unmerged_latency_p50_ms=trained.latency.p50_ms, unmerged_samples_per_s=trained.best.samples_per_s)
     return columns
 
 
-def measure_form(model, tokenizer, requests, max_length, device, settings, padding) -> Form:
+def measure_form(model, requests: Requests, settings) -> Form:
     """Batch-1 latency and throughput at every listed batch size, and the memory they took."""
-    with peak_memory_above_baseline(device) as peak:
-        latency = batch1_latency(model, tokenizer, requests, max_length, device, settings.min_calls,
-                                 settings.min_seconds, settings.warmup_calls, padding)
-        rates = [throughput(model, tokenizer, requests, max_length, device, size, settings.throughput_min_calls,
-                            settings.min_seconds, padding) for size in settings.batch_sizes]
+    with peak_memory_above_baseline(requests.device) as peak:
+        latency = batch1_latency(model, requests, settings.min_calls, settings.min_seconds, settings.warmup_calls)
+        rates = [throughput(model, requests, size, settings.throughput_min_calls, settings.min_seconds)
+                 for size in settings.batch_sizes]
     return Form(latency, rates, weights_mb(model) + peak())
 
 
@@ -235,13 +246,14 @@ def form_columns(form: Form, name: str) -> dict:
     }
 
 
-def agreement(model, deployed, tokenizer, requests, max_length, device, batch_size: int, padding) -> float:
+def agreement(model, deployed, requests: Requests, batch_size: int) -> float:
     """The fraction of requests on which both models predict the same class."""
-    same = 0
-    for i in range(0, len(requests), batch_size):
-        encoded = encode(tokenizer, requests[i:i + batch_size], max_length, padding)
-        same += int((_forward(model, encoded, device).argmax(-1) == _forward(deployed, encoded, device).argmax(-1)).sum())
-    return same / len(requests)
+    same, texts = 0, requests.texts
+    for i in range(0, len(texts), batch_size):
+        encoded = requests.encode(texts[i:i + batch_size])
+        same += int((_forward(model, encoded, requests.device).argmax(-1)
+                     == _forward(deployed, encoded, requests.device).argmax(-1)).sum())
+    return same / len(texts)
 
 
 def weights_mb(model) -> float:

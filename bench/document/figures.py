@@ -6,7 +6,9 @@ curves (test accuracy and cost against the number of labelled examples).
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -19,12 +21,23 @@ from matplotlib import ticker
 from bench.decision.decide import pareto_front
 
 
-def plot_pareto(configs: list, cost_of, x_label: str, title: str, path: Path, log_x: bool = False, chosen=None,
-                frontier_label: str = "Pareto frontier", x_format=None) -> list[int]:
-    """One plot: each configuration at (cost_of(config), mean accuracy) with its interval as
-    an error bar; the frontier joined and every point named; degenerate configurations drawn
-    as red crosses and kept off the frontier; the recommended one starred. Returns the
-    frontier's indices."""
+@dataclasses.dataclass(frozen=True)
+class CostAxis:
+    """The cost a Pareto plot puts across: how a configuration's cost is read, the axis label, the
+    frontier's name in the legend, how ticks are written (None: matplotlib's), a log scale."""
+    cost_of: Callable
+    label: str
+    frontier_label: str = "Pareto frontier"
+    tick_format: Callable | None = None
+    log: bool = False
+
+
+def plot_pareto(configs: list, axis: CostAxis, title: str, path: Path, chosen=None) -> list[int]:
+    """One plot: each configuration at (its cost, mean accuracy) with its interval as an error
+    bar; the frontier joined and every point named; degenerate configurations drawn as red
+    crosses and kept off the frontier; the recommended one starred. Returns the frontier's
+    indices."""
+    cost_of, log_x, x_format = axis.cost_of, axis.log, axis.tick_format
     points = [(cost_of(c), c.accuracy.mean) for c in configs]
     usable = [i for i, (x, _) in enumerate(points) if x is not None and x > 0]
     healthy = [i for i in usable if not configs[i].degenerate]
@@ -51,7 +64,7 @@ def plot_pareto(configs: list, cost_of, x_label: str, title: str, path: Path, lo
         labels[-1].set_in_layout(False)  # placed inside the axes below, once the layout is fixed
     if len(front) > 1:
         ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "--", color="tab:blue", lw=1, zorder=2,
-                label=frontier_label)
+                label=axis.frontier_label)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", fontsize=8)
     if log_x:
@@ -61,7 +74,7 @@ def plot_pareto(configs: list, cost_of, x_label: str, title: str, path: Path, lo
         if log_x:  # labelled ticks at 1, 2 and 5 of each decade: a decade or two of range still gets several
             ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: x_format(value)))
-    ax.set_xlabel(x_label)
+    ax.set_xlabel(axis.label)
     several = any(c.accuracy.low is not None for c in configs)
     ax.set_ylabel("test accuracy (mean over seeds, 95% CI)" if several else "test accuracy (one seed each)")
     ax.set_title(title, fontsize=10)

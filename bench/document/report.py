@@ -21,7 +21,7 @@ from bench.decision.decide import COST_TIE, Decision, decide
 from bench.decision.serving_cost import SERVE_AT, served_candidates, traffic_sentence
 from bench.decision.text import short_checkpoint
 from bench.document import prose, tables
-from bench.document.figures import plot_learning_curves, plot_pareto, plot_sweep
+from bench.document.figures import CostAxis, plot_learning_curves, plot_pareto, plot_sweep
 from bench.document.render import (
     README_MARKERS,
     Image,
@@ -167,8 +167,8 @@ def pareto_plots(configs: list[Config], plot_dir: Path, stem: str, chosen: Confi
     plots = []
     for name, cost_of, x_label, what, frontier, x_format in specs:
         path = plot_dir / name
-        front = plot_pareto(configs, cost_of, x_label, f"{stem}: {what}", path, log_x="log scale" in x_label,
-                            chosen=chosen, frontier_label=f"Pareto frontier ({frontier})", x_format=x_format)
+        axis = CostAxis(cost_of, x_label, f"Pareto frontier ({frontier})", x_format, log="log scale" in x_label)
+        front = plot_pareto(configs, axis, f"{stem}: {what}", path, chosen=chosen)
         names = ", ".join(configs[i].label for i in front)
         plots.append((path, f"{what.capitalize()}; Pareto frontier: {names}"))
     return plots
@@ -181,11 +181,10 @@ def serving_pareto_plot(decision: Decision, plot_dir: Path, stem: str) -> list[t
         return []
     batch1 = decision.serve_at == "batch1"
     path = plot_dir / "pareto-serving.png"
-    front = plot_pareto(
-        configs, lambda c: c.serving.usd_per_million(decision.serve_at) if c.serving else None,
-        f"serving cost per million predictions ({'one request at a time' if batch1 else 'batched'}; USD, log scale)",
-        f"{stem}: accuracy vs serving cost", path, log_x=True, chosen=decision.choice,
-        frontier_label="Pareto frontier (nothing cheaper to serve is as accurate)", x_format=lambda v: f"${v:.2g}")
+    axis = CostAxis(lambda c: c.serving.usd_per_million(decision.serve_at) if c.serving else None,
+                    f"serving cost per million predictions ({'one request at a time' if batch1 else 'batched'}; USD, log scale)",
+                    "Pareto frontier (nothing cheaper to serve is as accurate)", lambda v: f"${v:.2g}", log=True)
+    front = plot_pareto(configs, axis, f"{stem}: accuracy vs serving cost", path, chosen=decision.choice)
     names = ", ".join(configs[i].label for i in front)
     return [(path, f"Accuracy vs serving cost per million predictions; Pareto frontier: {names}")]
 

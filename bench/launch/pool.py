@@ -181,7 +181,7 @@ def finish(worker: Worker, output: Path, context, say) -> list[Task]:
     return [Task(rest, worker.task.attempt + 1)] if rest else []
 
 
-def run_pool(cells: list, every_cell: list, options: RunOptions, output: Path, context, slots: list[Slot], say,
+def run_pool(cells: list, every_cell: list, options: RunOptions, output: Path, context, slots: list[Slot],
              suite) -> int:
     """Run `cells` (pending, in suite order) on `slots`; returns 1 if any run did not finish ok.
     `every_cell`: the whole suite's, among which sweeps' first-seed points are found. A halved
@@ -194,7 +194,7 @@ def run_pool(cells: list, every_cell: list, options: RunOptions, output: Path, c
     halved = [c for c in first if suite.rungs(c)]
     queue, dispatched = tasks_for(first), list(first)
     running: list[Worker] = []
-    say(f"{len(first)} runs" + (" (+ later seeds of chosen points)" if later else "") + f" on {len(slots)} workers ("
+    print(f"{len(first)} runs" + (" (+ later seeds of chosen points)" if later else "") + f" on {len(slots)} workers ("
         + ", ".join(f"{'GPU ' + str(s.gpu) + ' + ' if s.gpu is not None else ''}{len(s.cores)} core(s)" for s in slots)
         + f"); each worker's output in {log_dir}/")
     bar = tqdm(total=len(first), desc="runs", unit="run", mininterval=progress_interval(), dynamic_ncols=True)
@@ -235,7 +235,7 @@ def run_pool(cells: list, every_cell: list, options: RunOptions, output: Path, c
     latest = one_row_per_run(read_results(output)) if output.exists() else {}
     failures = sum(c.run_id() not in latest or latest[c.run_id()]["status"] in FAILURES for c in dispatched)
     if failures:
-        say(f"{failures} of {len(dispatched)} runs did not finish ok; see the status and error columns of {output}")
+        print(f"{failures} of {len(dispatched)} runs did not finish ok; see the status and error columns of {output}")
     return 1 if failures else 0
 
 
@@ -290,6 +290,5 @@ def run_with_workers(options: RunOptions, suite, output: Path) -> int:
                                 ScreenLaunch(device, resolve_mixed_precision(suite.mixed_precision), print))
     every_cell, cells = screened(every_cell, kept), screened(cells, kept)
     context = run_context(suite, data, slot_device(slots[0]), None, "", revisions)
-    return run_pool(pending_cells(cells, output, options.force, print), every_cell, options, output, context, slots, print,
-                    suite)
+    return run_pool(pending_cells(cells, output, options.force, print), every_cell, options, output, context, slots, suite)
 

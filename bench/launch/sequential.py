@@ -35,7 +35,7 @@ from bench.options import RunOptions
 from bench.results.columns import Status
 from bench.results.row import row_summary
 from bench.results.store import append_row, check_writable, read_results
-from bench.train.cell import Reuse, now, run_cell
+from bench.train.cell import Reuse, Runs, now, run_cell
 from bench.train.hardware import (
     device_name,
     matmul_dtype,
@@ -198,8 +198,8 @@ def train_cell(cell, step: Step, launch: Launch) -> dict:
     tracking = CellTracking(accelerator, suite.tracking, tracking_folder(suite.tracking, output), suite.name, cell,
                             context.checkpoint_revisions.get(cell.checkpoint, ""))
     try:
-        row = run_cell(cell, accelerator, Checkpoint(cell.checkpoint, len(data.labels)), data.splits, reuse, output,
-                       context, launch.options.save, tracking, segment)
+        runs = Runs(accelerator, data.splits, output, context, reuse, launch.options.save)
+        row = run_cell(cell, Checkpoint(cell.checkpoint, len(data.labels)), runs, tracking, segment)
         tracking.finish(row)
     finally:
         tracking.close()

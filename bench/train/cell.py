@@ -17,7 +17,7 @@ import torch
 from accelerate.utils import set_seed
 
 from bench.deploy.export import save_run
-from bench.deploy.serving import TIMED, measure_serving, served_computation
+from bench.deploy.serving import TIMED, Requests, measure_serving, served_computation
 from bench.errors import BenchError, first_line
 from bench.inputs.checkpoints import pad_description
 from bench.inputs.data import tokenize
@@ -26,7 +26,7 @@ from bench.results.columns import Status
 from bench.results.provenance import write_predictions
 from bench.results.row import RunOutcome, build_row
 from bench.results.store import read_results, storage_error
-from bench.train.loop import Diverged, train_one
+from bench.train.loop import Diverged, RunAids, train_one
 from bench.train.segments import Paused
 
 
@@ -41,17 +41,30 @@ class Reuse:
     served: dict = dataclasses.field(default_factory=dict)
 
 
-def run_cell(cell, accelerator, checkpoint, splits, reuse: Reuse, output: Path, context, save: bool = False,
-             tracking=None, segment=None) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Runs:
+    """What every run of a launch shares: its processes, the data's splits, the report the rows
+    go to, the row context (RunContext), what earlier runs computed, and whether each trained
+    model is exported (--save, bench/deploy/export.py)."""
+
+    accelerator: object
+    splits: dict
+    output: Path
+    context: object
+    reuse: Reuse
+    save: bool = False
+
+
+def run_cell(cell, checkpoint, runs: Runs, tracking=None, segment=None) -> dict:
     """Train one cell; returns its CSV row. A run that raises becomes a diverged, oom or failed row.
-    `reuse`: what earlier runs of the launch computed. `context`: the launch's RunContext.
-    `save`: export the trained model (bench/deploy/export.py). `segment`: a halved run's part
-    (bench/train/loop.py); a segment that ends at a rung is a `paused` row.
+    `tracking`: the cell's tracker runs. `segment`: a halved run's part (bench/train/loop.py); a
+    segment that ends at a rung is a `paused` row.
     A full disk is not the run's failure: it stops the suite with one line (nothing is recorded
     for this run, and a rerun after freeing space runs it)."""
     run, result = RunOutcome(started_at=now()), None
+    accelerator, context, reuse, output = runs.accelerator, runs.context, runs.reuse, runs.output
     try:
-        tokenized, tokenizer, seconds = tokenized_for(cell, checkpoint, splits, reuse.tokenized, accelerator)
+        tokenized, tokenizer, seconds = tokenized_for(cell, checkpoint, runs.splits, reuse.tokenized, accelerator)
         run = replace(run, tokenize_seconds=seconds, pad_token=pad_description(tokenizer))
         set_seed(cell.seed)  # before the model: new heads and adapters are initialised from it
         plan = build_model(cell.strategy.kind, checkpoint, cell.strategy.params)
@@ -59,15 +72,14 @@ def run_cell(cell, accelerator, checkpoint, splits, reuse: Reuse, output: Path, 
             checkpoint_activations(plan.model)
         run = replace(run, **parameter_counts(plan.model))
         pretrained_changed = changes_pretrained(plan.model)
-        result = train_one(cell, accelerator, plan, tokenized, tokenizer, context.peak_tflops, reuse.features, tracking,
-                           segment)
+        result = train_one(cell, accelerator, plan, tokenized, tokenizer,
+                           RunAids(context.peak_tflops, reuse.features, tracking, segment))
         if isinstance(result, Paused):
             return build_row(cell, context, replace(run, status=Status.PAUSED, ended_at=now()), result)
         if context.serving is not None:
             served = Served(plan.model, tokenizer, result.compile_mode, pretrained_changed)
-            result.serving = serving_figures(cell, accelerator, served, splits, context.serving, reuse.served, output)
-        files = write_run_files(cell, result, plan.model, tokenizer, output, context, run.started_at, save) \
-            if accelerator.is_main_process else {}
+            result.serving = serving_figures(cell, accelerator, served, runs.splits, context.serving, reuse.served, output)
+        files = write_run_files(cell, result, plan.model, tokenizer, runs, run.started_at) if accelerator.is_main_process else {}
         run = replace(run, status=Status.OK, **files)
     except BenchError:
         raise
@@ -127,8 +139,9 @@ def serving_figures(cell, accelerator, served: Served, splits, settings, timings
         rows = source.select(range(min(settings.texts, len(source))))
         requests = list(zip(rows["text"], rows["text_pair"])) if "text_pair" in rows.column_names else list(rows["text"])
         try:
-            columns = measure_serving(served.model, served.tokenizer, requests, cell.hparams.max_length, accelerator.device,
-                                      settings, accelerator.autocast(), served.compile_mode, served.pretrained_changed, carried)
+            received = Requests(requests, served.tokenizer, cell.hparams.max_length, accelerator.device)
+            columns = measure_serving(served.model, received, settings, accelerator.autocast(), served.compile_mode,
+                                      served.pretrained_changed, carried)
             columns.update(serving_computation=key, serving_measured_by=measured_by)
             timings.setdefault(key, (measured_by, {name: columns.get(name) for name in TIMED}))
         except Exception as err:  # noqa: BLE001 -- the run trained; a serving failure must not lose it
@@ -149,11 +162,12 @@ def timing_in_report(output: Path, key: str) -> tuple[str, dict] | None:
     return None
 
 
-def write_run_files(cell, result, model, tokenizer, output: Path, context, started_at: str, save: bool) -> dict:
+def write_run_files(cell, result, model, tokenizer, runs: Runs, started_at: str) -> dict:
     """A finished run's files beside the report: its test predictions, and with --save the
     trained model in the ecosystem's formats (bench/deploy/export.py). Returns their paths for the row."""
+    output, context = runs.output, runs.context
     files = {"predictions_file": write_predictions(output, cell.run_id(), started_at, result.predictions, context.labels)}
-    if save:
+    if runs.save:
         folder = output.parent / f"{output.stem}.models" / cell.run_id()
         save_run(folder, cell, model, tokenizer, context.class_names, context.checkpoint_revisions.get(cell.checkpoint, ""))
         files["saved_model"] = str(folder.relative_to(output.parent))

@@ -83,16 +83,27 @@ class Loop:
     train_batches: object = None  # the training LengthGroupedBatches
 
 
-def train_one(cell: Cell, accelerator: Accelerator, plan: Prepared, tokenized, tokenizer, peak_tflops=None,
-              shared_features: dict | None = None, tracking=None, segment: Segment | None = None) -> RunResult | Paused:
+@dataclasses.dataclass(frozen=True)
+class RunAids:
+    """What a run is given beside its cell, model and tokens. `peak_tflops`: this process's peak
+    for the run's matmul dtype (bench/train/hardware.py), for MFU. `shared_features`: frozen
+    outputs computed by earlier runs of the suite or by the screen, reused when they are the same
+    computation (bench/train/features.py). `tracking`: the cell's tracker runs
+    (bench/train/tracking.py), given the loss, learning rate and validation. `segment`: a halved
+    run's part (module docstring)."""
+
+    peak_tflops: float | None = None
+    shared_features: dict | None = None
+    tracking: object = None
+    segment: Segment | None = None
+
+
+def train_one(cell: Cell, accelerator: Accelerator, plan: Prepared, tokenized, tokenizer,
+              aids: RunAids = RunAids()) -> RunResult | Paused:
     """Train one cell, choosing its epoch on validation, then score the test split once on the
-    weights it keeps. `peak_tflops`: this process's peak for the run's matmul dtype
-    (bench/train/hardware.py), for MFU. `shared_features`: frozen outputs computed by earlier runs
-    of the suite, reused when they are the same computation (bench/train/features.py). `tracking`:
-    the cell's tracker runs (bench/train/tracking.py), given the loss, learning rate and validation.
-    `segment`: a halved run's part (module docstring); `Paused` when it ends at a rung."""
-    hp = cell.hparams
-    loop = prepare_loop(cell, accelerator, plan, tokenized, tokenizer, shared_features)
+    weights it keeps; `Paused` when a halved run's segment ends at a rung."""
+    hp, peak_tflops, tracking, segment = cell.hparams, aids.peak_tflops, aids.tracking, aids.segment
+    loop = prepare_loop(cell, accelerator, plan, tokenized, tokenizer, aids.shared_features)
     if tracking is not None and tracking.every:
         loop.tracking, loop.window = tracking, torch.zeros(1, device=accelerator.device)
     warm_up(loop)
