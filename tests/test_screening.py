@@ -106,4 +106,3 @@ def test_head_runs_train_on_the_screens_features(tmp_path, bert_dir, distilbert_
     first = [rows[0], rows[2]]  # each checkpoint's first head run: in the grid it computed the features, here the screen did
     assert all(r["reused_cache_seconds"] > 0 for r in first)
     assert all(expected[r["run_id"]]["reused_cache_seconds"] is None for r in first)
-    assert all(r["cache_seconds"] < expected[r["run_id"]]["cache_seconds"] for r in first)  # the test split's only

@@ -222,15 +222,19 @@ def decide(paths: list[Path], prices: dict | None = None, mixed_devices: bool = 
     judged = against_grid(budgeted, choice, ALPHA, COST_TIE) if budgeted is not None else None
     if spent is not None:
         why += " " + budget_clause(spent, judged)
-    size = lambda t: int(t.chosen.rows[0].get("train_examples") or 0)
     curves = {}
-    if len({size(t) for t in tuned}) > 1:
+    if len({train_size(t) for t in tuned}) > 1:
         for config in build_configs(tuned, prices):
             name = config.first["strategy"] if len({c.first["checkpoint"] for c in configs}) == 1 else (
                 f"{short_checkpoint(config.first['checkpoint'])} / {config.first['strategy']}")
             curves.setdefault(name, {})[int(config.first.get("train_examples") or 0)] = config
     return Decision(configs, best, choice, why, tuned, curves, not_ok, devices, traffic, months, serve_at, screen,
                     agreement(screen, configs) if screen else {}, spent, budgeted, judged)
+
+
+def train_size(tuned) -> int:
+    """The train examples a sweep's chosen point trained on (a learning curve has several sizes)."""
+    return int(tuned.chosen.rows[0].get("train_examples") or 0)
 
 
 def choose_and_recommend(ok: list, stopped: list, prices: dict, traffic, months: float, serve_at: str):
@@ -241,9 +245,8 @@ def choose_and_recommend(ok: list, stopped: list, prices: dict, traffic, months:
         tuned = choose(ok, stopped)
     except ValueError as err:
         raise BenchError(str(err)) from None
-    size = lambda t: int(t.chosen.rows[0].get("train_examples") or 0)
-    largest = max(size(t) for t in tuned)
-    configs = sorted(build_configs([t for t in tuned if size(t) == largest], prices), key=lambda c: -c.accuracy.mean)
+    largest = max(train_size(t) for t in tuned)
+    configs = sorted(build_configs([t for t in tuned if train_size(t) == largest], prices), key=lambda c: -c.accuracy.mean)
     pool_serving(configs)  # one serving figure per served computation: drift between runs is not a difference
     best = compare_with_best(configs)
     if traffic is None:

@@ -39,7 +39,7 @@ def load_runs(paths: list[Path]) -> tuple[list[dict], list[dict], list[dict]]:
     if not ok:
         raise BenchError(f"no ok runs in {', '.join(map(str, paths))}: nothing to compare (see their status and error columns)")
     stopped = {r["run_id"]: r for r in rows if r["status"] == Status.STOPPED}
-    not_ok = [r for r in latest.values() if r["status"] not in (Status.OK, Status.STOPPED, Status.PAUSED)]
+    not_ok = [r for r in latest.values() if Status(r["status"]).failed]
     return ok, not_ok, list(stopped.values())
 
 

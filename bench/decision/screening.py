@@ -80,7 +80,7 @@ def agreement(screen_rows: list[dict], configs: list) -> dict:
             best[checkpoint] = (key, config)
     scored = [(r, best[r["checkpoint"]][1]) for r in screen_rows if r["checkpoint"] in best]
     chosen = screen_rows[0]["score_name"] if screen_rows else None
-    columns = {name: SCREEN_COLUMNS[name] for name in SCREEN_COLUMNS} | {SIZE_PRIOR: "parameters"}
+    columns = SCREEN_COLUMNS | {SIZE_PRIOR: "parameters"}
     out = {"checkpoints": len(scored), "chosen": chosen, "screens": {}, "validation": None, "test": None}
     if len(scored) < 3:
         return out

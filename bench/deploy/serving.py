@@ -27,6 +27,7 @@ import time
 import numpy as np
 import torch
 
+from bench.results.columns import COLUMNS
 from bench.train.compiled import compile_forward
 from bench.train.hardware import device_name
 from bench.train.measure import process_memory_mb, reset_peak_rss
@@ -158,10 +159,7 @@ class Form:
 # The figures that depend only on what is served (architecture and size, form, dtype, device,
 # lengths, batch sizes): measured once per served computation, carried by every run that serves
 # the same one. The rest (what must be stored, merged-vs-unmerged agreement) is the run's own.
-TIMED = ("serving_form", "serving_latency_p50_ms", "serving_latency_p95_ms", "serving_latency_p99_ms",
-         "serving_latency_calls", "serving_tokenize_ms", "serving_input_tokens", "serving_samples_per_s",
-         "serving_batch_size", "serving_throughput", "serving_memory_mb", "unmerged_latency_p50_ms",
-         "unmerged_samples_per_s")
+TIMED = tuple(column.name for column in COLUMNS if column.timed)
 
 
 def served_computation(model, max_length: int, device: torch.device, settings, dtype: str, compile_mode: str | None) -> str:

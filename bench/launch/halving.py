@@ -30,7 +30,6 @@ from bench.results.outcomes import unpack_outcomes
 from bench.results.store import append_row
 from bench.train.cell import now
 
-FAILURES = (Status.FAILED, Status.DIVERGED, Status.OOM)
 WAITING = object()  # a point's figures at a rung while one of its runs has not reached the rung
 
 
@@ -130,7 +129,7 @@ def next_step(cell, cells: list, rows: list[dict], rungs: tuple[int, ...], halvi
         if rung.decision is None:  # waiting for points of the sweep to reach it
             if reached >= rung.at:
                 return Step(Action.WAIT)
-            if any(r["status"] in FAILURES for r in mine):
+            if any(Status(r["status"]).failed for r in mine):
                 return Step(Action.DONE)  # out: it failed before this rung
             return Step(Action.TRAIN, reached, rung.at)
         if cell.config_id() not in rung.decision.continuing:
@@ -161,7 +160,7 @@ def point_at(runs: list, by_run: dict[str, list], rung: int):
         found = [f for f in found if f is not None]
         if found:
             found_all.append(found[0])
-        elif any(r["status"] in FAILURES for r in rows):
+        elif any(Status(r["status"]).failed for r in rows):
             return None
         else:
             return WAITING

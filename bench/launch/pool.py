@@ -37,7 +37,7 @@ from bench.cli import progress_interval
 from bench.errors import BenchError
 from bench.inputs.data import load_splits
 from bench.inputs.preflight import check_checkpoints, preflight
-from bench.launch.halving import FAILURES, Action, next_step, settle
+from bench.launch.halving import Action, next_step, settle
 from bench.launch.plan import (
     chosen_point,
     pending_cells,
@@ -233,7 +233,7 @@ def run_pool(cells: list, every_cell: list, options: RunOptions, output: Path, c
     finally:
         bar.close()
     latest = one_row_per_run(read_results(output)) if output.exists() else {}
-    failures = sum(c.run_id() not in latest or latest[c.run_id()]["status"] in FAILURES for c in dispatched)
+    failures = sum(c.run_id() not in latest or Status(latest[c.run_id()]["status"]).failed for c in dispatched)
     if failures:
         print(f"{failures} of {len(dispatched)} runs did not finish ok; see the status and error columns of {output}")
     return 1 if failures else 0

@@ -35,6 +35,11 @@ class Status(str, enum.Enum):
     def __str__(self) -> str:  # written and shown as its value, on every Python version
         return self.value
 
+    @property
+    def failed(self) -> bool:
+        """The run did not finish: it diverged, ran out of memory or raised (its error says which)."""
+        return self in (Status.DIVERGED, Status.OOM, Status.FAILED)
+
     __format__ = str.__format__
 
 
@@ -49,6 +54,9 @@ class Column:
     unit: str = ""
     group: str = ""  # identity, configuration, data, launch, model, accuracy, speed, serving, files, provenance
     tracked: bool = False  # trackers get it at the end of the run, under final/<name>
+    # a serving figure that depends only on what is served: timed once per served computation and
+    # carried by every run that serves the same one (bench/deploy/serving.py)
+    timed: bool = False
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -115,20 +123,20 @@ COLUMNS: tuple[Column, ...] = (
     Column('mfu', float, 'model FLOPs utilisation: achieved_tflops / peak_tflops', group='speed', tracked=True),
     Column('peak_memory_mb', float, 'cuda: max allocated, max over processes; cpu: peak RSS during the run, max over processes', unit='MB', group='speed', tracked=True),
     Column('memory_measure', str, 'cuda_max_allocated or cpu_peak_rss', group='speed'),
-    Column('serving_form', str, 'what the serving figures measured: merged (a peft adapter merged into its base with merge_and_unload, what a deployment runs) or as trained; empty when serving was not measured (--no-serving, serving.measure: false, or an older row)', group='serving'),
-    Column('serving_latency_p50_ms', float, "batch-1 latency of the model alone (tokenization apart), median over serving_latency_calls requests after a warm-up, on the run's device in its compute dtype and compile setting; GPU synchronised per call", unit='ms', group='serving', tracked=True),
-    Column('serving_latency_p95_ms', float, '95th percentile of the same calls', unit='ms', group='serving'),
-    Column('serving_latency_p99_ms', float, '99th percentile of the same calls', unit='ms', group='serving', tracked=True),
-    Column('serving_latency_calls', int, "batch-1 calls timed: at least the suite's serving.min_calls and serving.min_seconds of them", group='serving'),
-    Column('serving_tokenize_ms', float, 'tokenizing one request (truncated at max_length), median; a server pays it per request, beside the model', unit='ms', group='serving'),
-    Column('serving_input_tokens', int, "tokens the model computes over per request, median: the request's plus a prompt method's virtual tokens", group='serving'),
-    Column('serving_samples_per_s', float, 'throughput of the model alone at serving_batch_size (the best of serving.batch_sizes), requests pre-tokenized and padded per batch; one device', unit='/s', group='serving', tracked=True),
-    Column('serving_batch_size', int, 'the batch size of serving_samples_per_s', group='serving'),
-    Column('serving_throughput', dict, 'JSON: samples/s at every batch size of serving.batch_sizes', group='serving'),
-    Column('serving_memory_mb', float, "the served model's weights + the most memory serving took above them (cuda: allocated bytes; cpu: resident set growth, a lower bound)", unit='MB', group='serving', tracked=True),
+    Column('serving_form', str, 'what the serving figures measured: merged (a peft adapter merged into its base with merge_and_unload, what a deployment runs) or as trained; empty when serving was not measured (--no-serving, serving.measure: false, or an older row)', group='serving', timed=True),
+    Column('serving_latency_p50_ms', float, "batch-1 latency of the model alone (tokenization apart), median over serving_latency_calls requests after a warm-up, on the run's device in its compute dtype and compile setting; GPU synchronised per call", unit='ms', group='serving', tracked=True, timed=True),
+    Column('serving_latency_p95_ms', float, '95th percentile of the same calls', unit='ms', group='serving', timed=True),
+    Column('serving_latency_p99_ms', float, '99th percentile of the same calls', unit='ms', group='serving', tracked=True, timed=True),
+    Column('serving_latency_calls', int, "batch-1 calls timed: at least the suite's serving.min_calls and serving.min_seconds of them", group='serving', timed=True),
+    Column('serving_tokenize_ms', float, 'tokenizing one request (truncated at max_length), median; a server pays it per request, beside the model', unit='ms', group='serving', timed=True),
+    Column('serving_input_tokens', int, "tokens the model computes over per request, median: the request's plus a prompt method's virtual tokens", group='serving', timed=True),
+    Column('serving_samples_per_s', float, 'throughput of the model alone at serving_batch_size (the best of serving.batch_sizes), requests pre-tokenized and padded per batch; one device', unit='/s', group='serving', tracked=True, timed=True),
+    Column('serving_batch_size', int, 'the batch size of serving_samples_per_s', group='serving', timed=True),
+    Column('serving_throughput', dict, 'JSON: samples/s at every batch size of serving.batch_sizes', group='serving', timed=True),
+    Column('serving_memory_mb', float, "the served model's weights + the most memory serving took above them (cuda: allocated bytes; cpu: resident set growth, a lower bound)", unit='MB', group='serving', tracked=True, timed=True),
     Column('serving_stored_mb', float, 'MB (fp32) to keep beside the public checkpoint to serve the run: the whole model when pretrained weights changed (full, freeze, merged adapters), else the trained parameters (adapter + head, a head on a frozen backbone)', unit='MB', group='serving'),
-    Column('unmerged_latency_p50_ms', float, 'peft runs served merged: batch-1 p50 of the adapter model as trained (unmerged)', unit='ms', group='serving'),
-    Column('unmerged_samples_per_s', float, 'peft runs served merged: throughput of the unmerged model at its best batch size', unit='/s', group='serving'),
+    Column('unmerged_latency_p50_ms', float, 'peft runs served merged: batch-1 p50 of the adapter model as trained (unmerged)', unit='ms', group='serving', timed=True),
+    Column('unmerged_samples_per_s', float, 'peft runs served merged: throughput of the unmerged model at its best batch size', unit='/s', group='serving', timed=True),
     Column('unmerged_stored_mb', float, 'peft runs served merged: MB (fp32) of the adapter and head alone', unit='MB', group='serving'),
     Column('merged_agreement', float, 'peft runs served merged: fraction of the serving requests on which merged and unmerged predict the same class (1.0 expected; below it under fp16/bf16 rounding)', group='serving'),
     Column('serving_computation', str, "hash of what serving this run computes and how it is timed: the model's class, every parameter's name and shape, merged or not, compute dtype, device, max_length and the suite's serving settings (not learning rates, seeds or weights)", group='serving'),

@@ -5,16 +5,43 @@ and whether the screen kept it and why (bench/launch/screen.py writes it; the de
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 from pathlib import Path
 
-# every screen's score of the checkpoint, beside the one the suite screens by: the report ranks them all
-SCREEN_COLUMNS = {"logme": "logme", "hscore": "hscore", "hscore-layers": "hscore_layers", "probe": "probe"}
-COLUMNS = ["checkpoint", "checkpoint_revision", "score_name", "score", "low", "high", "parameters", "examples", "pooling",
-           "max_length", "seconds", "kept", "reason", *SCREEN_COLUMNS.values()]
-TYPES = {"score": float, "low": float, "high": float, "parameters": int, "examples": int, "max_length": int,
-         "seconds": float, "kept": lambda text: text == "True",
-         **{column: lambda text: float(text) if text else None for column in SCREEN_COLUMNS.values()}}  # the rest: text
+
+@dataclasses.dataclass(frozen=True)
+class ScreenRow:
+    """One checkpoint's line of the screening file: the one declaration of its columns, their
+    order and their types (a row is checked against it when written, and typed by it when read)."""
+
+    checkpoint: str
+    checkpoint_revision: str
+    score_name: str  # the screen the suite screens by, and its score with its interval
+    score: float
+    low: float
+    high: float
+    parameters: int
+    examples: int
+    pooling: str
+    max_length: int
+    seconds: float  # the checkpoint's frozen pass and every score: what screening it cost
+    kept: bool
+    reason: str
+    # every screen's score beside the chosen one (empty where a screen could not be computed,
+    # or in files from before it existed): the report ranks them all
+    logme: float | None = None
+    hscore: float | None = None
+    hscore_layers: float | None = None
+    probe: float | None = None
+
+
+FIELDS = dataclasses.fields(ScreenRow)
+COLUMNS = [field.name for field in FIELDS]
+# a screen's name in a suite (`screen: {score: hscore-layers}`) -> its column
+SCREEN_COLUMNS = {field.name.replace("_", "-"): field.name for field in FIELDS if field.default is None}
+READERS = {"float": float, "int": int, "str": str, "bool": lambda text: text == "True",
+           "float | None": lambda text: float(text) if text else None}
 
 
 def screening_path(report: Path) -> Path:
@@ -28,7 +55,7 @@ def write_screen(path: Path, rows: list[dict]) -> None:
     with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(dataclasses.asdict(ScreenRow(**row)) for row in rows)  # a missing or unknown column raises
     os.replace(tmp, path)
 
 
@@ -37,4 +64,5 @@ def read_screen(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     with path.open(newline="") as f:
-        return [{k: TYPES.get(k, str)(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        types = {field.name: READERS[field.type] for field in FIELDS}
+        return [{k: types[k](v) if k in types else v for k, v in row.items()} for row in csv.DictReader(f)]
