@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import datasets
 import numpy as np
 import torch
 
@@ -72,8 +71,9 @@ def checkpoints_to_train(suite, data, report: Path, revisions: dict, launch: Scr
         say(f"    {'kept   ' if row['kept'] else 'DROPPED'} {row['checkpoint']}: {row['score_name']} "
             f"{row['score']:.4g} [{row['low']:.4g}, {row['high']:.4g}]; {row['reason']}")
     kept = [row["checkpoint"] for row in rows if row["kept"]]
-    if launch.reuse is not None:  # a dropped checkpoint's features would only hold memory
+    if launch.reuse is not None:  # a dropped checkpoint's tokens and features would only hold memory
         launch.reuse.features = {k: v for k, v in launch.reuse.features.items() if k[0] in kept}
+        launch.reuse.tokenized = {k: v for k, v in launch.reuse.tokenized.items() if k[0] in kept}
     return kept
 
 
@@ -83,14 +83,13 @@ def score_checkpoints(suite, data, count: int, revisions: dict, launch: ScreenLa
     probe), from one frozen forward pass each, and apply the screening rule to the suite's
     score; one row per checkpoint."""
     spec = suite.screen
-    sample = {"train": data.splits["train"].select(range(count))}
+    labels = {"train": np.array(data.splits["train"]["labels"][:count])}
     if "validation" in data.splits:
-        sample["validation"] = data.splits["validation"]
-    labels = {name: np.array(split["labels"]) for name, split in sample.items()}
+        labels["validation"] = np.array(data.splits["validation"]["labels"])
     candidates, rows = [], []
     for checkpoint in suite.checkpoints:
         start = time.perf_counter()
-        features = frozen_features(checkpoint, suite, data.labels, sample, launch)
+        features = frozen_features(checkpoint, suite, data, count, launch)
         scores = screen_scores(features, labels["train"], labels.get("validation"))
         value, low, high = chosen_score(spec, features, labels["train"], scores, suite.dataset.shuffle_seed)
         size = parameter_counts(Checkpoint(checkpoint, len(data.labels), meta=True).classifier())["total_params"]
@@ -129,20 +128,29 @@ def chosen_score(spec, features: dict, labels: np.ndarray, scores: dict, seed: i
 
 
 @torch.no_grad()
-def frozen_features(spec: str, suite, labels: list, sample: dict, launch: ScreenLaunch) -> dict[str, dict[str, np.ndarray]]:
-    """split -> features, from the checkpoint loaded once and one pass over each split of
-    `sample` (`split_features`). Where the launch has head runs of this checkpoint on the same
-    examples, their frozen features are left in `launch.reuse` with the seconds they took."""
-    checkpoint = Checkpoint(spec, len(labels))
+def frozen_features(spec: str, suite, data, count: int, launch: ScreenLaunch) -> dict[str, dict[str, np.ndarray]]:
+    """split -> features, from the checkpoint loaded once and one pass over its first `count`
+    train examples and its validation examples (`split_features`). The splits are tokenized as
+    the runs tokenize them, once: in a sequential launch the runs take the tokens from
+    `launch.reuse`, and a head run of this checkpoint on the same examples its frozen features,
+    with the seconds they took."""
+    checkpoint = Checkpoint(spec, len(data.labels))
     plan = build_model("head", checkpoint, {"hidden": [], "pooling": suite.screen.pooling})
     model = plan.model.to(launch.device).eval()
-    tokenizer, max_length = checkpoint.tokenizer(), suite.defaults.max_length
-    tokenized = tokenize(datasets.DatasetDict(sample), tokenizer, max_length)
+    max_length = suite.defaults.max_length
+    shared = launch.reuse.tokenized if launch.reuse is not None else {}
+    if (spec, max_length) not in shared:  # the key and value bench/train/cell.py `tokenized_for` keeps
+        tokenizer = checkpoint.tokenizer()
+        shared[(spec, max_length)] = (tokenize(data.splits, tokenizer, max_length), tokenizer)
+    tokenized, tokenizer = shared[(spec, max_length)]
+    sample = {"train": tokenized["train"].select(range(count))}
+    if "validation" in tokenized:
+        sample["validation"] = tokenized["validation"]
     head_cell = next((c for c in launch.cells if c.checkpoint == spec and c.strategy.kind == "head"
                       and c.hparams.max_length == max_length), None)
     features = {}
-    for name in sample:
-        examples = ExampleTensors.from_tokenized(tokenized[name], tokenizer.pad_token_id, max_length, launch.device)
+    for name, split in sample.items():
+        examples = ExampleTensors.from_tokenized(split, tokenizer.pad_token_id, max_length, launch.device)
         start = time.perf_counter()
         pooled, features[name] = split_features(model, examples, launch)  # on the host: the GPU's work is done
         if launch.reuse is not None and head_cell is not None:  # what build_cache would compute for these runs, bit for bit

@@ -85,17 +85,12 @@ class Loop:
 
 @dataclasses.dataclass(frozen=True)
 class RunAids:
-    """What a run is given beside its cell, model and tokens. `peak_tflops`: this process's peak
-    for the run's matmul dtype (bench/train/hardware.py), for MFU. `shared_features`: frozen
-    outputs computed by earlier runs of the suite or by the screen, reused when they are the same
-    computation (bench/train/features.py). `tracking`: the cell's tracker runs
-    (bench/train/tracking.py), given the loss, learning rate and validation. `segment`: a halved
-    run's part (module docstring)."""
+    """What a run is given beside its cell, model and tokens."""
 
-    peak_tflops: float | None = None
-    shared_features: dict | None = None
-    tracking: object = None
-    segment: Segment | None = None
+    peak_tflops: float | None = None  # this process's peak for the run's matmul dtype (hardware.py): MFU
+    shared_features: dict | None = None  # frozen outputs earlier runs or the screen computed (features.py)
+    tracking: object = None  # the cell's tracker runs (tracking.py): loss, learning rate, validation
+    segment: Segment | None = None  # a halved run's part (module docstring)
 
 
 def train_one(cell: Cell, accelerator: Accelerator, plan: Prepared, tokenized, tokenizer,
@@ -110,13 +105,10 @@ def train_one(cell: Cell, accelerator: Accelerator, plan: Prepared, tokenized, t
     first, last = (segment.start + 1, segment.until) if segment else (1, hp.epochs)
     if first > 1:
         resume(loop, segment.state(segment.start))  # after the warm-up: its eager step drew random numbers
-    progress = tqdm(
-        total=len(loop.loaders["train"]) * (last - first + 1),
-        desc=f"{cell.checkpoint.rsplit('/', 1)[-1]} | {cell.strategy.name} | seed {cell.seed}" + (f" | epochs {first}-{last}" if segment else ""),
-        disable=not accelerator.is_local_main_process,
-        leave=False,
-        mininterval=progress_interval(),  # a log file (SLURM, a worker) gets a line every 10 s, not every step
-    )
+    name = f"{cell.checkpoint.rsplit('/', 1)[-1]} | {cell.strategy.name} | seed {cell.seed}"
+    # a log file (SLURM, a worker) gets a line every 10 s, not every step
+    progress = tqdm(total=len(loop.loaders["train"]) * (last - first + 1), leave=False, mininterval=progress_interval(),
+                    desc=name + (f" | epochs {first}-{last}" if segment else ""), disable=not accelerator.is_local_main_process)
     for epoch in range(first, last + 1):
         with loop.measure.timed("train_steps") as interval:
             loss_sum, seen = fit_epoch(loop, progress, interval.start)
