@@ -111,7 +111,9 @@ def test_every_ok_run_is_measured_as_served_and_no_serving_turns_it_off(tmp_path
         assert row["status"] == "ok" and not row.get("serving_error"), name
         assert row["serving_latency_calls"] >= 12
         assert 0 < row["serving_latency_p50_ms"] <= row["serving_latency_p95_ms"] <= row["serving_latency_p99_ms"]
-        assert set(row["serving_throughput"]) == {"4", "8"} and row["serving_samples_per_s"] == pytest.approx(max(row["serving_throughput"].values()), rel=1e-4)
+        assert set(row["serving_throughput"]) == {"4", "8"}
+        best = max(row["serving_throughput"].values())  # the JSON keeps 2 decimals
+        assert row["serving_samples_per_s"] == pytest.approx(best, abs=0.005)
         assert row["serving_memory_mb"] > 0 and row["serving_stored_mb"] > 0
     whole_mb = rows["full"]["total_params"] * 4 / 2**20
     assert rows["full"]["serving_stored_mb"] == pytest.approx(whole_mb, rel=1e-4)
