@@ -114,6 +114,35 @@ def test_exact_trainable_counts_and_preflight_counts_equal_a_real_build(decoders
     assert not any(p.requires_grad for n, p in top.named_parameters() if n.startswith(frozen_norm))
 
 
+# Every kind a run trains, the seed notebook's CNN head over token states included.
+FLOP_KINDS = {**KINDS, "cnn": ("cnn", {"kernel_sizes": [1, 2], "channels": 8}), "prompt": ("peft", {"method": "prompt_tuning", "options": {"num_virtual_tokens": 2}})}
+
+
+@pytest.mark.parametrize("family", [*FAMILIES, "bert"])
+def test_a_steps_flops_are_its_rows_times_one_rows(decoders, bert_dir, family):
+    """A run counts one row's FLOPs and multiplies by the step's rows (bench/train/measure.py):
+    exact only while every operation FlopCounterMode counts works row by row."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    folder = bert_dir if family == "bert" else decoders[family]
+    torch.manual_seed(0)
+    ids = torch.randint(5, 300, (5, 12))
+    mask = torch.ones_like(ids)
+    mask[2, 7:] = 0  # rows of a real batch differ in their padding
+
+    def count(model, rows: int) -> int:
+        with FlopCounterMode(display=False) as counter:
+            model(input_ids=ids[:rows], attention_mask=mask[:rows], labels=torch.zeros(rows, dtype=torch.long)).loss.backward()
+        return counter.get_total_flops()
+
+    for kind, (strategy, params) in FLOP_KINDS.items():
+        if kind == "prompt" and family != "bert":
+            continue  # refused for decoders (test_decoders_refuse_what_they_cannot_do_in_one_line)
+        model = build_model(strategy, Checkpoint(str(folder), 2), params).model.train()
+        one = count(model, 1)
+        assert one > 0 and count(model, 5) == 5 * one, kind
+
+
 # peft methods beside LoRA: (method, options); where peft itself cannot apply one to a family, the
 # message names what to do (Phi-3 is not in peft's IA3 table; peft's LoHa cannot wrap GPT-2's Conv1D).
 OTHER_PEFT = {"ia3": {}, "loha": {"r": 4}}

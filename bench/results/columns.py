@@ -116,7 +116,7 @@ COLUMNS: tuple[Column, ...] = (
     Column('compile', str, 'torch.compile mode: reduce-overhead (CUDA graphs, static shapes), default, or off', group='speed'),
     Column('compile_seconds', float, 'compiling and capturing every batch shape before training (compiled runs); not in train_seconds', unit='s', group='speed'),
     Column('padding_waste', float, 'padded tokens / real tokens over the training steps (1.0 = no padding computed); empty for head runs on cached features', group='speed'),
-    Column('train_flops_per_step', float, "FLOPs of one training step (forward + backward, one process's batch at the widest batch width), counted by torch FlopCounterMode on the uncompiled model", unit='FLOP', group='speed'),
+    Column('train_flops_per_step', float, "FLOPs of one training step (forward + backward, one process's batch at the widest batch width), counted by torch FlopCounterMode on one row of the uncompiled model, times the rows", unit='FLOP', group='speed'),
     Column('achieved_tflops', float, 'steady state: FLOPs per padded token of that step x padded tokens processed per second / 1e12', unit='TFLOP/s', group='speed'),
     Column('peak_tflops', float, 'peak of the devices used (x processes): GPU table by dtype, or CPU matmul measured at start', unit='TFLOP/s', group='speed'),
     Column('peak_source', str, 'where peak_tflops comes from', group='speed'),

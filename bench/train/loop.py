@@ -156,13 +156,13 @@ def prepare_loop(cell, accelerator, plan, tokenized, tokenizer, shared_features)
 
 
 def warm_up(loop: Loop) -> None:
-    """Count one step's FLOPs (eager, nothing trains), compile and capture every batch shape
-    when compiled, then start the clocks and the memory peak."""
+    """Count one step's FLOPs (eager, on one row: nothing trains), compile and capture every
+    batch shape when compiled, then start the clocks and the memory peak."""
     hp, train_set, accelerator = loop.cell.hparams, loop.sets["train"], loop.accelerator
     widths = loop.loaders["train"].collate_fn.widths() if loop.compile_mode else None
     widest = max(widths) if widths else max(train_set.lengths)
     loop.measure.count_flops(
-        lambda: one_step_no_update(loop.model, train_set, widest, hp.batch_size, loop.rows, accelerator),
+        lambda: one_step_no_update(loop.model, train_set, widest, 1, None, accelerator),
         loop.rows or min(hp.batch_size, len(train_set)),
         width_of(train_set, widest),
     )
