@@ -25,6 +25,7 @@ from shipped import ROOT, shipped_suite, write
 
 sys.path.insert(0, str(ROOT))
 
+from bench.cli import show_progress
 from bench.decision.decide import decide
 from bench.decision.screening import agreement
 from bench.errors import BenchError
@@ -48,7 +49,8 @@ def main() -> None:
     data = load_splits(suite.dataset)
     count = min(suite.screen.examples or len(data.splits["train"]), len(data.splits["train"]))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    rows = score_checkpoints(suite, data, count, {}, ScreenLaunch(device, resolve_mixed_precision(suite.mixed_precision), print))
+    show_progress(main_process=True)  # each checkpoint's line as it is scored
+    rows = score_checkpoints(suite, data, count, {}, ScreenLaunch(device, resolve_mixed_precision(suite.mixed_precision)))
     names = [*SCREEN_COLUMNS.values(), "parameters"]
     print(f"\n{'checkpoint':<48} {'seconds':>8} " + " ".join(f"{n:>13}" for n in names))
     for row in rows:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.cli import log
 from bench.decision.selection import RungPoint, rung_decision
 from bench.results.columns import Status
 from bench.results.outcomes import unpack_outcomes
@@ -177,20 +178,20 @@ def stopped_row(paused: dict, at: int, epochs: int, decision) -> dict:
                      f"{len(decision.continuing)} point(s) went on"}
 
 
-def settle(step: Step, output: Path, cell, say, main: bool = True) -> bool:
+def settle(step: Step, output: Path, cell, main: bool = True) -> bool:
     """Carry out a step that trains nothing, the same way in both launchers: STOP appends the
     stopped row (the main process; written once whoever gets there first) and removes the
     point's state, DONE removes it. True when the cell has nothing more to do."""
     if step.action is Action.STOP and main:
-        stop_point(output, cell, step.row, say)
+        stop_point(output, cell, step.row)
     elif step.action is Action.DONE and main:
         remove_state(output, cell)
     return step.action in (Action.STOP, Action.DONE)
 
 
-def stop_point(output: Path, cell, row: dict, say) -> None:
+def stop_point(output: Path, cell, row: dict) -> None:
     """A halved point not kept at a rung: its stopped row, written once whoever gets there first
     (decided under the report's lock), and its folder gone."""
     if append_row(output, row, unless_run_has=(Status.OK, Status.STOPPED)):
-        say(f"    {cell.run_id()} {cell.strategy.name} {cell.point_label()} seed {cell.seed}: {row['error']}")
+        log.info(f"    {cell.run_id()} {cell.strategy.name} {cell.point_label()} seed {cell.seed}: {row['error']}")
     remove_state(output, cell)

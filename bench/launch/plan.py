@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.cli import log
 from bench.decision.selection import choose
 from bench.options import RunOptions
 from bench.results.columns import Status
@@ -37,11 +38,11 @@ def screened(cells: list, kept: list[str]) -> list:
     return [cell for cell in cells if cell.checkpoint in kept]
 
 
-def pending_cells(cells: list, output: Path, force: bool, say) -> list:
+def pending_cells(cells: list, output: Path, force: bool) -> list:
     """The cells without an ok row in the report (all of them with --force)."""
     done = set() if force else ok_run_ids(output) & {cell.run_id() for cell in cells}
     if done:
-        say(f"{len(done)} of {len(cells)} runs already have an ok row in {output}: skipped (--force reruns them)")
+        log.info(f"{len(done)} of {len(cells)} runs already have an ok row in {output}: skipped (--force reruns them)")
     return [cell for cell in cells if cell.run_id() not in done]
 
 
@@ -63,22 +64,23 @@ def chosen_point(report_rows: list, cell, cells) -> str | None:
     return choose(ok)[0].chosen.config_id if ok else ""
 
 
-def say_plan(suite, cells: list, data, where: str, say) -> None:
+def announce_plan(suite, cells: list, data, where: str) -> None:
+    """The suite, how many runs, the split sizes and where they train, as the launch's first lines."""
     splits, labels = data.splits, data.labels
-    say(f"suite {suite.name}: {suite.description}" if suite.description else f"suite {suite.name}")
+    log.info(f"suite {suite.name}: {suite.description}" if suite.description else f"suite {suite.name}")
     validation = f"{len(splits['validation'])} validation / " if "validation" in splits else "no validation / "
     deferred = sum(cell.needs_choice for cell in cells)
-    say(f"{len(cells) - deferred} runs" + (f" (+ {deferred} later seeds, run for each sweep's chosen point only)" if deferred else "")
-        + f"; {len(splits['train'])} train / {validation}{len(splits['eval'])} test examples, {len(labels)} labels; {where}")
+    log.info(f"{len(cells) - deferred} runs" + (f" (+ {deferred} later seeds, run for each sweep's chosen point only)" if deferred else "")
+             + f"; {len(splits['train'])} train / {validation}{len(splits['eval'])} test examples, {len(labels)} labels; {where}")
 
 
-def print_cells(cells, counts: dict, accelerator, say) -> None:
+def print_cells(cells, counts: dict) -> None:
     header = f"{'run_id':12}  {'checkpoint':40}  {'strategy':22}  {'kind':6}  {'seed':>4}  {'ep':>2}  {'lr':>8}  {'trainable':>12}  {'total':>12}  {'%':>7}"
-    say(header)
-    say("-" * len(header))
+    log.info(header)
+    log.info("-" * len(header))
     for cell in cells:
         c = counts[cell.checkpoint, cell.strategy.name]
-        say(
+        log.info(
             f"{cell.run_id():12}  {_short(cell.checkpoint, 40):40}  {_short(cell.strategy.name, 22):22}  {cell.strategy.kind:6}  "
             f"{cell.seed:>4}  {cell.hparams.epochs:>2}  {cell.hparams.learning_rate:>8.1e}  {c['trainable_params']:>12,}  "
             f"{c['total_params']:>12,}  {c['trainable_pct']:>7.3f}"

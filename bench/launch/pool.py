@@ -32,17 +32,18 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
-from bench.cli import progress_interval
+from bench.cli import log, progress_interval, show_progress
 from bench.errors import BenchError
 from bench.inputs.data import load_splits
 from bench.inputs.preflight import check_checkpoints, preflight
 from bench.launch.halving import Action, next_step, settle
 from bench.launch.plan import (
+    announce_plan,
     chosen_point,
     pending_cells,
     run_context,
-    say_plan,
     screened,
     selected_cells,
 )
@@ -150,7 +151,7 @@ def death_cause(code: int, log: Path) -> str:
     return f"worker process exited with code {code}: {lines[-1].strip() if lines else 'no output'}"
 
 
-def finish(worker: Worker, output: Path, context, say) -> list[Task]:
+def finish(worker: Worker, output: Path, context) -> list[Task]:
     """After a worker exits: report its cells' rows; if it died with its task unfinished, write
     a failed row for the cell it was running (the first without a new row, or else a halved
     point that was continuing from a rung) and return the rest of the task to run again."""
@@ -162,13 +163,13 @@ def finish(worker: Worker, output: Path, context, say) -> list[Task]:
     missing = []
     for cell in worker.task.cells:
         if counts[cell.run_id()] > worker.rows_before[cell.run_id()]:
-            say(f"    {cell.run_id()} {cell.strategy.name} seed {cell.seed}"
-                + (f" {cell.point_label()}" if cell.point else "") + f": {row_summary(latest[cell.run_id()])}")
+            log.info(f"    {cell.run_id()} {cell.strategy.name} seed {cell.seed}"
+                     + (f" {cell.point_label()}" if cell.point else "") + f": {row_summary(latest[cell.run_id()])}")
         elif not cell.needs_choice:  # a later seed of a point not chosen writes no row, by design
             missing.append(cell)
     if code in (0, 1):
         if missing:  # it ended normally without running them: they wait (see the worker's log)
-            say(f"    {len(missing)} run(s) of {worker.log} did not run; see that log")
+            log.info(f"    {len(missing)} run(s) of {worker.log} did not run; see that log")
         return []
     continuing = [c for c in worker.task.cells if c not in missing and latest[c.run_id()]["status"] == Status.PAUSED]
     if not missing and not continuing:
@@ -177,7 +178,7 @@ def finish(worker: Worker, output: Path, context, say) -> list[Task]:
     cause = death_cause(code, worker.log)
     run = RunOutcome(started_at="", status="failed", error=f"{cause}; its output: {worker.log}")
     append_row(output, build_row(in_flight, context, run))
-    say(f"    {in_flight.run_id()} {in_flight.strategy.name} seed {in_flight.seed}: FAILED ({cause})")
+    log.info(f"    {in_flight.run_id()} {in_flight.strategy.name} seed {in_flight.seed}: FAILED ({cause})")
     return [Task(rest, worker.task.attempt + 1)] if rest else []
 
 
@@ -194,52 +195,59 @@ def run_pool(cells: list, every_cell: list, options: RunOptions, output: Path, c
     halved = [c for c in first if suite.rungs(c)]
     queue, dispatched = tasks_for(first), list(first)
     running: list[Worker] = []
-    print(f"{len(first)} runs" + (" (+ later seeds of chosen points)" if later else "") + f" on {len(slots)} workers ("
-        + ", ".join(f"{'GPU ' + str(s.gpu) + ' + ' if s.gpu is not None else ''}{len(s.cores)} core(s)" for s in slots)
-        + f"); each worker's output in {log_dir}/")
+    log.info(f"{len(first)} runs" + (" (+ later seeds of chosen points)" if later else "") + f" on {len(slots)} workers ("
+             + ", ".join(f"{'GPU ' + str(s.gpu) + ' + ' if s.gpu is not None else ''}{len(s.cores)} core(s)" for s in slots)
+             + f"); each worker's output in {log_dir}/")
     bar = tqdm(total=len(first), desc="runs", unit="run", mininterval=progress_interval(), dynamic_ncols=True)
-    try:
-        while queue or running or later:
-            if not queue and not running and later:  # every first-seed point is in: the later seeds of chosen points
-                rows = read_results(output) if output.exists() else []
-                chosen = [c for c in later if chosen_point(rows, c, every_cell) == c.config_id()]
-                queue, later = tasks_for(chosen), []
-                dispatched += chosen
-                bar.total += len(chosen)
-                bar.refresh()
-                continue
-            free = [s for s in slots if all(w.slot is not s for w in running)]
-            while queue and free:
-                running.append(start(free.pop(0), queue.pop(0), options, output, log_dir))
-            time.sleep(0.2)
-            for worker in [w for w in running if w.process.poll() is not None]:
-                running.remove(worker)
-                retry = finish(worker, output, dataclasses.replace(context, device=slot_device(worker.slot)), bar.write)
-                queue = retry + queue
-                if halved:
-                    busy = {c.run_id() for t in queue + [w.task for w in running] for c in t.cells}
-                    queue += halving_tasks(halved, busy, every_cell, output, suite, bar.write)
-                bar.update(finished_runs(dispatched, output) - bar.n)
-    except BaseException:  # Ctrl-C, SIGTERM: stop every worker; their runs in flight write no row
-        for worker in running:
-            if worker.process.poll() is None:
-                worker.process.send_signal(signal.SIGTERM)
-        for worker in running:
-            try:
-                worker.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.process.kill()
-        raise
-    finally:
-        bar.close()
+    with logging_redirect_tqdm([log], tqdm_class=tqdm):  # the runs' lines above the bar, not through it
+        try:
+            while queue or running or later:
+                if not queue and not running and later:  # every first-seed point is in: the later seeds of chosen points
+                    rows = read_results(output) if output.exists() else []
+                    chosen = [c for c in later if chosen_point(rows, c, every_cell) == c.config_id()]
+                    queue, later = tasks_for(chosen), []
+                    dispatched += chosen
+                    bar.total += len(chosen)
+                    bar.refresh()
+                    continue
+                free = [s for s in slots if all(w.slot is not s for w in running)]
+                while queue and free:
+                    running.append(start(free.pop(0), queue.pop(0), options, output, log_dir))
+                time.sleep(0.2)
+                for worker in [w for w in running if w.process.poll() is not None]:
+                    running.remove(worker)
+                    retry = finish(worker, output, dataclasses.replace(context, device=slot_device(worker.slot)))
+                    queue = retry + queue
+                    if halved:
+                        busy = {c.run_id() for t in queue + [w.task for w in running] for c in t.cells}
+                        queue += halving_tasks(halved, busy, every_cell, output, suite)
+                    bar.update(finished_runs(dispatched, output) - bar.n)
+        except BaseException:  # Ctrl-C, SIGTERM: stop every worker; their runs in flight write no row
+            stop_workers(running)
+            raise
+        finally:
+            bar.close()
     latest = one_row_per_run(read_results(output)) if output.exists() else {}
     failures = sum(c.run_id() not in latest or Status(latest[c.run_id()]["status"]).failed for c in dispatched)
     if failures:
-        print(f"{failures} of {len(dispatched)} runs did not finish ok; see the status and error columns of {output}")
+        log.info(f"{failures} of {len(dispatched)} runs did not finish ok; see the status and error columns of {output}")
     return 1 if failures else 0
 
 
-def halving_tasks(halved: list, busy: set, every_cell: list, output: Path, suite, say) -> list[Task]:
+def stop_workers(running: list[Worker]) -> None:
+    """SIGTERM to every worker still running (each stops as a Ctrl-C would), then SIGKILL to
+    any that has not stopped in 30 s."""
+    for worker in running:
+        if worker.process.poll() is None:
+            worker.process.send_signal(signal.SIGTERM)
+    for worker in running:
+        try:
+            worker.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.process.kill()
+
+
+def halving_tasks(halved: list, busy: set, every_cell: list, output: Path, suite) -> list[Task]:
     """The halved points that can go on now (their rung decided, or not reached yet), as tasks;
     the points a decided rung did not keep get their stopped rows here."""
     rows = read_results(output) if output.exists() else []
@@ -251,7 +259,7 @@ def halving_tasks(halved: list, busy: set, every_cell: list, output: Path, suite
         if step.action is Action.TRAIN:
             ready.append(cell)
         else:
-            settle(step, output, cell, say)
+            settle(step, output, cell)
     return tasks_for(ready)
 
 
@@ -275,6 +283,7 @@ def run_with_workers(options: RunOptions, suite, output: Path) -> int:
     if options.force and suite.halving is not None:  # each worker would start its own clock for what counts
         raise BenchError("--force with --workers cannot rerun a halved suite's rungs; rerun it sequentially, "
                          "pass --no-halving, or write to a new --output")
+    show_progress(main_process=True)
     slots = slots_for(options.workers, options.runs_per_gpu)
     check_writable(output, create_folder=not options.output)
     kind = device_kind()
@@ -282,13 +291,13 @@ def run_with_workers(options: RunOptions, suite, output: Path) -> int:
     cells = selected_cells(options, every_cell, suite)
     revisions = check_checkpoints(suite)
     data = load_splits(suite.dataset)
-    say_plan(suite, cells, data, f"{len(slots)} workers of 1 process on {kind}", print)
+    announce_plan(suite, cells, data, f"{len(slots)} workers of 1 process on {kind}")
     preflight(suite, len(data.labels))
     device = torch.device("cuda" if kind == "cuda" else "cpu")
     # the runs happen in the workers: the screen's features stay here
     kept = checkpoints_to_train(suite, data, output, revisions,
-                                ScreenLaunch(device, resolve_mixed_precision(suite.mixed_precision), print))
+                                ScreenLaunch(device, resolve_mixed_precision(suite.mixed_precision)))
     every_cell, cells = screened(every_cell, kept), screened(cells, kept)
     context = run_context(suite, data, slot_device(slots[0]), None, "", revisions)
-    return run_pool(pending_cells(cells, output, options.force, print), every_cell, options, output, context, slots, suite)
+    return run_pool(pending_cells(cells, output, options.force), every_cell, options, output, context, slots, suite)
 

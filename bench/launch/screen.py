@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from bench.cli import log
 from bench.decision.screening import Candidate, screen
 from bench.decision.transferability import h_score, logme, probe, shrunk_h_score, spread
 from bench.inputs.checkpoints import Checkpoint
@@ -38,13 +38,12 @@ from bench.train.features import COMPUTE_DTYPES, feature_key, frozen_batches
 
 @dataclasses.dataclass
 class ScreenLaunch:
-    """Where and how a launch screens: its device and compute dtype, how it speaks, whether this
-    process writes the screening file (the main one), and where the screen's pooled features go
+    """Where and how a launch screens: its device and compute dtype, whether this process
+    writes the screening file (the main one), and where the screen's pooled features go
     so that the launch's head runs train on them instead of computing them again (`reuse`, with
     `cells`, every cell of the suite; None where the runs happen in other processes)."""
     device: torch.device
     mixed_precision: str
-    say: Callable
     write: bool = True
     reuse: Reuse | None = None
     cells: list = dataclasses.field(default_factory=list)
@@ -56,20 +55,20 @@ def checkpoints_to_train(suite, data, report: Path, revisions: dict, launch: Scr
     the same settings."""
     if suite.screen is None or len(suite.checkpoints) < 2:
         return list(suite.checkpoints)
-    path, say = screening_path(report), launch.say
+    path = screening_path(report)
     count = min(suite.screen.examples or len(data.splits["train"]), len(data.splits["train"]))
     rows = earlier_screen(path, suite, revisions, count)
     if rows is None:
         rows = score_checkpoints(suite, data, count, revisions, launch)
         if launch.write:
             write_screen(path, rows)
-        say(f"screening ({suite.screen.score}, {rows[0]['examples']} train examples, {suite.screen.pooling} pooling, "
-            f"{sum(r['seconds'] for r in rows):.1f} s): written to {path}")
+        log.info(f"screening ({suite.screen.score}, {rows[0]['examples']} train examples, {suite.screen.pooling} pooling, "
+                 f"{sum(r['seconds'] for r in rows):.1f} s): written to {path}")
     else:
-        say(f"screening: the verdicts of {path} (same checkpoints and settings)")
+        log.info(f"screening: the verdicts of {path} (same checkpoints and settings)")
     for row in rows:
-        say(f"    {'kept   ' if row['kept'] else 'DROPPED'} {row['checkpoint']}: {row['score_name']} "
-            f"{row['score']:.4g} [{row['low']:.4g}, {row['high']:.4g}]; {row['reason']}")
+        log.info(f"    {'kept   ' if row['kept'] else 'DROPPED'} {row['checkpoint']}: {row['score_name']} "
+                 f"{row['score']:.4g} [{row['low']:.4g}, {row['high']:.4g}]; {row['reason']}")
     kept = [row["checkpoint"] for row in rows if row["kept"]]
     if launch.reuse is not None:  # a dropped checkpoint's tokens and features would only hold memory
         launch.reuse.features = {k: v for k, v in launch.reuse.features.items() if k[0] in kept}
@@ -96,7 +95,7 @@ def score_checkpoints(suite, data, count: int, revisions: dict, launch: ScreenLa
         candidates.append(Candidate(checkpoint, value, low, high, float(size)))
         rows.append({"checkpoint": checkpoint, "seconds": round(time.perf_counter() - start, 3),
                      **{SCREEN_COLUMNS[name]: round(v[0] if isinstance(v, tuple) else v, 6) for name, v in scores.items()}})
-        launch.say(f"    scored {checkpoint}: {spec.score} {value:.4g} in {rows[-1]['seconds']:.1f} s")
+        log.info(f"    scored {checkpoint}: {spec.score} {value:.4g} in {rows[-1]['seconds']:.1f} s")
     verdicts = {v.candidate.checkpoint: v for v in screen(candidates, spec.keep)}
     return [{
         **row, "checkpoint_revision": revisions.get(c.checkpoint, ""), "score_name": spec.score,

@@ -13,6 +13,7 @@ import transformers
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration
 
+from bench.cli import log, show_progress
 from bench.inputs.checkpoints import Checkpoint
 from bench.inputs.data import load_splits
 from bench.inputs.preflight import (
@@ -22,11 +23,11 @@ from bench.inputs.preflight import (
 )
 from bench.launch.halving import Action, Step, next_step, remove_state, settle, state_folder
 from bench.launch.plan import (
+    announce_plan,
     chosen_point,
     pending_cells,
     print_cells,
     run_context,
-    say_plan,
     screened,
     selected_cells,
 )
@@ -71,41 +72,41 @@ def run_here(options: RunOptions, suite, output: Path) -> int:
     every_cell = suite.cells(accelerator.num_processes, accelerator.mixed_precision, accelerator.device.type)
     cells = selected_cells(options, every_cell, suite)
     threads = set_cpu_threads(accelerator)
-    say = accelerator.print
+    show_progress(accelerator.is_main_process)
     if accelerator.device.type == "cuda":  # fp32 matmuls on tensor cores (TF32): same training, several times faster
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     revisions = check_checkpoints(suite)
     with accelerator.main_process_first():  # the first process fills datasets' cache, the others read it
         data = load_splits(suite.dataset)  # splits, labels, split sizes, class names; columns and sizes checked
-    say_plan(suite, cells, data, f"{accelerator.num_processes} process(es) on {accelerator.device}", say)
+    announce_plan(suite, cells, data, f"{accelerator.num_processes} process(es) on {accelerator.device}")
     counts = preflight(suite, len(data.labels))
     if options.dry_run:
-        print_cells(cells, counts, accelerator, say)
-        pending_cells(cells, output, options.force, say)  # says how many are done already
+        print_cells(cells, counts)
+        pending_cells(cells, output, options.force)  # says how many are done already
         if suite.screen is not None:
-            say(f"screen: {suite.screen.score} scores every checkpoint before training; the cells above are before the screen")
+            log.info(f"screen: {suite.screen.score} scores every checkpoint before training; the cells above are before the screen")
         if suite.halving is not None:
-            say(f"halving: each sweep's points pause at the rungs (epochs {', '.join(map(str, sorted({r for c in cells for r in suite.rungs(c)})))}); "
-                f"the best 1/{suite.halving.eta} go on at each, the others stop there")
+            log.info(f"halving: each sweep's points pause at the rungs (epochs {', '.join(map(str, sorted({r for c in cells for r in suite.rungs(c)})))}); "
+                     f"the best 1/{suite.halving.eta} go on at each, the others stop there")
         return 0
     reuse = Reuse()  # what the runs of this launch compute once: the screen leaves its features there
     with accelerator.main_process_first():  # the main process screens and writes; the others read its verdicts
-        screening = ScreenLaunch(accelerator.device, accelerator.mixed_precision, say, accelerator.is_main_process, reuse,
+        screening = ScreenLaunch(accelerator.device, accelerator.mixed_precision, accelerator.is_main_process, reuse,
                                  every_cell)
         kept = checkpoints_to_train(suite, data, output, revisions, screening)
     every_cell, cells = screened(every_cell, kept), screened(cells, kept)
     peak, peak_source = peak_tflops(accelerator.device, matmul_dtype(accelerator.mixed_precision, accelerator.device))
     context = run_context(suite, data, device_name(accelerator.device, threads), peak, peak_source, revisions)
-    pending = pending_cells(cells, output, options.force, say)
-    failures, waiting = run_cells(pending, Launch(accelerator, data, output, context, options, suite, every_cell, say, reuse))
+    pending = pending_cells(cells, output, options.force)
+    failures, waiting = run_cells(pending, Launch(accelerator, data, output, context, options, suite, every_cell, reuse))
     accelerator.wait_for_everyone()  # a rank ending early can abort its peers (see NOTES)
     accelerator.end_training()
     if waiting:
-        say(f"{waiting} later-seed run(s) wait for their sweep's first-seed points, which are not all in {output}: "
-            "merge the shards' reports into it and rerun the same command to run them")
+        log.info(f"{waiting} later-seed run(s) wait for their sweep's first-seed points, which are not all in {output}: "
+                 "merge the shards' reports into it and rerun the same command to run them")
     if failures:
-        say(f"{failures} of {len(cells)} runs did not finish ok; see the status and error columns of {output}")
+        log.info(f"{failures} of {len(cells)} runs did not finish ok; see the status and error columns of {output}")
     return 1 if failures else 0
 
 
@@ -113,7 +114,7 @@ def run_here(options: RunOptions, suite, output: Path) -> int:
 class Launch:
     """What every run of this launch shares: its processes, data, report, row context, options,
     suite (with every cell: a sweep's points are found among them, a shard or a worker holding
-    only some), what earlier runs computed (`reuse`), and how it speaks."""
+    only some) and what earlier runs computed (`reuse`)."""
     accelerator: Accelerator
     data: object
     output: Path
@@ -121,7 +122,6 @@ class Launch:
     options: RunOptions
     suite: object
     every_cell: list
-    say: object
     reuse: Reuse = dataclasses.field(default_factory=Reuse)
 
 
@@ -150,8 +150,8 @@ def run_cells(pending: list, launch: Launch) -> tuple[int, int]:
     waiting = [cell for cell in pending if cell.run_id() not in finished]
     halted = sum(not cell.needs_choice for cell in waiting)
     if halted:
-        launch.say(f"{halted} halved sweep point(s) wait at a rung for points of their sweep that are not in {output} "
-                   "(another shard's): merge the reports into it and rerun the same command to go on")
+        log.info(f"{halted} halved sweep point(s) wait at a rung for points of their sweep that are not in {output} "
+                 "(another shard's): merge the reports into it and rerun the same command to go on")
     return failures, len(waiting) - halted
 
 
@@ -177,7 +177,7 @@ def next_to_run(pending: list, finished: set, rows: list, since: str, launch: La
         step = next_step(cell, launch.every_cell, halving_rows, rungs, suite.halving)
         if step.action is Action.TRAIN:
             return cell, step
-        if settle(step, output, cell, launch.say, launch.accelerator.is_main_process):
+        if settle(step, output, cell, launch.accelerator.is_main_process):
             finished.add(cell.run_id())
     return None, None
 
@@ -193,8 +193,8 @@ def train_cell(cell, step: Step, launch: Launch) -> dict:
     point = f" | {cell.point_label()}" if cell.point else ""
     part = f" | epochs {step.start + 1}-{step.until} of {cell.hparams.epochs} (halving)" if segment else ""
     every = launch.every_cell
-    launch.say(f"[{every.index(cell) + 1}/{len(every)}] {cell.checkpoint} | {cell.strategy.name} ({cell.strategy.kind})"
-               f"{point} | seed {cell.seed}{part}")
+    log.info(f"[{every.index(cell) + 1}/{len(every)}] {cell.checkpoint} | {cell.strategy.name} ({cell.strategy.kind})"
+             f"{point} | seed {cell.seed}{part}")
     tracking = CellTracking(accelerator, suite.tracking, tracking_folder(suite.tracking, output), suite.name, cell,
                             context.checkpoint_revisions.get(cell.checkpoint, ""))
     try:
@@ -205,5 +205,5 @@ def train_cell(cell, step: Step, launch: Launch) -> dict:
         tracking.close()
     if accelerator.is_main_process:
         append_row(output, row)
-        launch.say(f"    -> {row_summary(row)}; row {row['run_id']} appended to {output}")
+        log.info(f"    -> {row_summary(row)}; row {row['run_id']} appended to {output}")
     return row

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from accelerate.utils import set_seed
 
+from bench.cli import log
 from bench.deploy.export import save_run
 from bench.deploy.serving import TIMED, Requests, measure_serving, served_computation
 from bench.errors import BenchError, first_line
@@ -132,7 +133,7 @@ def serving_figures(cell, accelerator, served: Served, splits, settings, timings
         key = served_computation(served.model, cell.hparams.max_length, accelerator.device, settings, dtype, served.compile_mode)
         measured_by, carried = timings.get(key) or timing_in_report(output, key) or (cell.run_id(), None)
         forms = "merged and as trained" if hasattr(served.model, "merge_and_unload") else "as trained"
-        accelerator.print(f"    serving ({forms}): " + (
+        log.info(f"    serving ({forms}): " + (
             f"batch-1 latency and throughput at batch {', '.join(map(str, settings.batch_sizes))}, at least {settings.min_seconds:g} s each"
             if carried is None else f"the same computation as run {measured_by}, timed once: its figures carried"))
         source = splits["validation"] if "validation" in splits else splits["eval"]
