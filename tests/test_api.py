@@ -3,6 +3,7 @@ rerun finds them done, bad input raises BenchError, reports load as one row per 
 decision's objects (recommendation, tables, the winner's exported folder) are reachable and
 agree with the report the command line writes."""
 
+import logging.handlers
 from pathlib import Path
 
 import pandas as pd
@@ -39,8 +40,14 @@ def test_run_suite_from_a_dict_returns_one_typed_row_per_run_and_a_rerun_runs_no
     assert (rows["status"] == "ok").all() and rows["test_accuracy"].dtype == float
     assert isinstance(rows["history"][0], list) and (rows["serving_form"] == "").all()  # serving=False
     capsys.readouterr()
-    again = bench.run_suite(suite_dict(bert_dir, data_dir), output=output, save=True, serving=False)
+    mine = logging.handlers.BufferingHandler(capacity=100)  # a user's own handler on the launch's logger
+    logging.getLogger("bench").addHandler(mine)
+    try:
+        again = bench.run_suite(suite_dict(bert_dir, data_dir), output=output, save=True, serving=False)
+    finally:
+        logging.getLogger("bench").removeHandler(mine)
     assert "6 of 6 runs already have an ok row" in capsys.readouterr().out
+    assert any("6 of 6 runs already have an ok row" in record.getMessage() for record in mine.buffer)
     pd.testing.assert_frame_equal(again.sort_values("run_id").reset_index(drop=True), rows.sort_values("run_id").reset_index(drop=True))
 
 

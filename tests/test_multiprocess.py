@@ -47,6 +47,8 @@ def test_two_processes_give_one_row_and_score_every_example_once(tmp_path, bert_
     two.parent.mkdir()
     result = launch_two_cpu_processes("--suite", suite, "--output", two, "--log-with", "tensorboard")
     assert result.returncode == 0, result.stderr[-3000:]
+    # the launch's lines (the `bench` logger) once, from the main process, not once per process
+    assert result.stdout.count("2 process(es) on cpu") == 1 and result.stdout.count("appended to") == len(STRATEGIES)
     # trackers: the main process alone writes, the loss reduced over both processes every 2 steps
     learn = two.parent / "report.tracking" / "tensorboard" / bert_dir.name / "learn" / "seed0"
     assert len(list(learn.glob("events.out.tfevents.*"))) == 1
