@@ -163,10 +163,11 @@ def test_each_served_computation_is_timed_once_and_carried_by_the_runs_that_serv
     assert len({r["serving_computation"] for r in rows}) == 3  # the plain model, the adapter, the head
     for carrier, timer in ((top1, full), (lora3, lora1)):
         assert all(carrier[name] == timer[name] for name in TIMED)
-        assert carrier["serving_seconds"] < timer["serving_seconds"]
     assert lora3["merged_agreement"] == 1.0 and lora3["serving_stored_mb"] == lora1["serving_stored_mb"]
     assert top1["serving_stored_mb"] == full["serving_stored_mb"]  # both change pretrained weights: stored whole
-    assert out.count("timed once: its figures carried") == 2
+    # three computations timed, two runs carrying (what each run did, not its clocks: a carrier's
+    # own serving_seconds, merging and checking agreement, can exceed a tiny model's timing)
+    assert out.count("batch-1 latency and throughput at batch") == 3 and out.count("timed once: its figures carried") == 2
     # a wider sweep on a rerun: the new point carries the report's timing of the adapter
     wider = write_suite(tmp_path, [bert_dir], data_dir, strategies=[{**strategies[2], "sweep": {"learning_rate": [1e-3, 3e-3, 1e-2]}}],
                         dataset={"validation_size": 16}, serving=QUICK_SERVING)
